@@ -1,0 +1,1 @@
+"""envparity: environment drift detection service."""

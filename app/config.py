@@ -1,0 +1,435 @@
+"""envparity.yaml: the pydantic model, and a loader whose every error names file, line and key."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
+
+from app.errors import ConfigError
+from collectors import registry
+from collectors.base import CATEGORIES, Category, SourceOptions
+
+Severity = Literal["info", "warning", "critical"]
+SEVERITY_ORDER: dict[str, int] = {"info": 0, "warning": 1, "critical": 2}
+DEFAULT_CONFIG_NAME = "envparity.yaml"
+DEFAULT_DATABASE_URL = "sqlite:///envparity.db"
+
+_DURATION = re.compile(r"^(\d+)\s*(s|m|h|d|w)$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_ENV_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_VAR_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def parse_duration(text: str) -> timedelta:
+    """`30s`, `15m`, `1h`, `2d`, `1w` as a timedelta."""
+    m = _DURATION.match(text.strip())
+    if not m:
+        raise ValueError(f"{text!r} is not a duration like 30s, 15m, 1h, 2d")
+    return timedelta(**{_UNITS[m[2]]: int(m[1])})
+
+
+def _check_duration(text: str) -> str:
+    parse_duration(text)
+    return text
+
+
+def _check_schedule(text: str) -> str:
+    if _DURATION.match(text.strip()):
+        return text
+    from apscheduler.triggers.cron import CronTrigger
+
+    if len(text.split()) != 5:
+        raise ValueError(f"{text!r} is neither an interval (30s, 15m, 1h) nor a 5-field cron")
+    try:
+        CronTrigger.from_crontab(text)
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not a valid cron expression: {exc}") from exc
+    return text
+
+
+def _check_regex(text: str) -> str:
+    try:
+        re.compile(text)
+    except re.error as exc:
+        raise ValueError(f"not a valid regular expression: {exc}") from exc
+    return text
+
+
+Duration = Annotated[str, AfterValidator(_check_duration)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GateConfig(_Model):
+    fail_on: Severity = "warning"
+    max_age: Duration | None = None
+    # Categories that must be complete on both sides for the gate to judge; all by default.
+    categories: list[Category] = Field(default_factory=lambda: list(CATEGORIES))
+
+
+class ComparisonConfig(_Model):
+    source: str
+    target: str
+    gate: GateConfig = Field(default_factory=GateConfig)
+
+    @property
+    def name(self) -> str:
+        return f"{self.source}->{self.target}"
+
+
+class _Matcher(_Model):
+    """Fields shared by rules that pick drift items; key and path take shell-style globs."""
+
+    comparison: str | None = None
+    category: Category | None = None
+    resource_type: str | None = None
+    key: str | None = None
+    path: str | None = None
+
+    def matches(
+        self, comparison: str, category: str, resource_type: str, key: str, path: str
+    ) -> bool:
+        return (
+            _glob(self.comparison, comparison)
+            and (self.category is None or self.category == category)
+            and _glob(self.resource_type, resource_type)
+            and _glob(self.key, key)
+            and _glob(self.path, path)
+        )
+
+
+def _glob(pattern: str | None, value: str) -> bool:
+    return pattern is None or fnmatch.fnmatchcase(value, pattern)
+
+
+class ToleranceConfig(_Matcher):
+    path: str
+    allow: Literal["same_family", "patch", "minor", "any"]
+
+
+class IgnoreConfig(_Matcher):
+    reason: str = Field(min_length=1)
+    owner: str | None = None
+    expires: date | datetime | None = None
+
+
+class SeverityRule(_Matcher):
+    change: Literal["added", "removed", "changed", "leak", "secret_reused"] | None = None
+    severity: Severity
+
+
+class SlackConfig(_Model):
+    webhook_url: str
+    min_severity: Severity = "warning"
+    channel: str | None = None
+
+
+class WebhookConfig(_Model):
+    url: str
+    secret: str | None = None
+    min_severity: Severity = "warning"
+
+
+class AlertsConfig(_Model):
+    slack: SlackConfig | None = None
+    webhooks: list[WebhookConfig] = Field(default_factory=list)
+
+
+class SecretsConfig(_Model):
+    # Where the installation's HMAC key lives (created on first use); outside the database.
+    key_file: str | None = None
+    # Attribute keys matching this regex (case-insensitive) hold secrets.
+    key_pattern: Annotated[str, AfterValidator(_check_regex)] | None = None
+
+
+class EnvironmentConfig(_Model):
+    vars: dict[str, str] = Field(default_factory=dict)
+    schedule: Annotated[str, AfterValidator(_check_schedule)] | None = None
+    # Raw here; validated against each source type's own options model by load_config.
+    sources: list[dict[str, Any]] = Field(default_factory=list)
+
+    @field_validator("vars")
+    @classmethod
+    def _vars_not_empty(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, val in value.items():
+            if not str(val).strip():
+                raise ValueError(f"var {name!r} is empty: an empty value would match everywhere")
+        return value
+
+
+class ConfigModel(_Model):
+    database_url: str | None = None
+    secrets: SecretsConfig = Field(default_factory=SecretsConfig)
+    environments: dict[str, EnvironmentConfig] = Field(min_length=1)
+    comparisons: list[ComparisonConfig] = Field(default_factory=list)
+    tolerate: list[ToleranceConfig] = Field(default_factory=list)
+    ignore: list[IgnoreConfig] = Field(default_factory=list)
+    severity: list[SeverityRule] = Field(default_factory=list)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+
+    @field_validator("environments")
+    @classmethod
+    def _env_names(cls, value: dict[str, EnvironmentConfig]) -> dict[str, EnvironmentConfig]:
+        for name in value:
+            if not _ENV_NAME.match(name):
+                raise ValueError(
+                    f"environment name {name!r} must be letters, digits, '.', '_' or '-'"
+                )
+        return value
+
+
+@dataclass(frozen=True)
+class Environment:
+    """One environment, its sources validated by their own source types."""
+
+    name: str
+    vars: dict[str, str]
+    schedule: str | None
+    sources: list[SourceOptions]
+
+    @property
+    def push_only(self) -> bool:
+        return not self.sources
+
+
+@dataclass(frozen=True)
+class Config:
+    """The loaded configuration: the model plus where it came from."""
+
+    path: Path
+    model: ConfigModel
+    environments: dict[str, Environment] = field(default_factory=dict)
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    @property
+    def database_url(self) -> str:
+        return self.model.database_url or DEFAULT_DATABASE_URL
+
+    def environment(self, name: str) -> Environment:
+        try:
+            return self.environments[name]
+        except KeyError:
+            known = ", ".join(self.environments) or "none"
+            raise ConfigError(
+                f"environment {name!r} is not declared in {self.path} (declared: {known})"
+            ) from None
+
+    def comparison(self, source: str, target: str) -> ComparisonConfig | None:
+        for comparison in self.model.comparisons:
+            if comparison.source == source and comparison.target == target:
+                return comparison
+        return None
+
+
+# --------------------------------------------------------------------------- loading
+
+Loc = tuple[str | int, ...]
+
+
+class _Located:
+    """The plain data of a YAML document plus the line of every key and item."""
+
+    def __init__(self, filename: str, environ: Mapping[str, str]) -> None:
+        self.filename = filename
+        self.environ = environ
+        self.lines: dict[Loc, int] = {}
+        self._constructor = yaml.SafeLoader("")
+
+    def error(self, loc: Loc, message: str) -> ConfigError:
+        return ConfigError(f"{self.filename}:{self.line_of(loc)}: {_dotted(loc)}: {message}")
+
+    def line_of(self, loc: Loc) -> int:
+        for end in range(len(loc), -1, -1):
+            line = self.lines.get(loc[:end])
+            if line is not None:
+                return line
+        return 1
+
+    def build(self, node: yaml.Node, loc: Loc) -> Any:
+        self.lines.setdefault(loc, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            out: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                key = self.build_scalar(key_node, loc)
+                if not isinstance(key, str | int | float | bool):
+                    raise self.error(loc, "mapping keys must be plain values")
+                key = str(key)
+                if key in out:
+                    self.lines[(*loc, key)] = key_node.start_mark.line + 1
+                    raise self.error((*loc, key), "duplicate key")
+                self.lines[(*loc, key)] = key_node.start_mark.line + 1
+                out[key] = self.build(value_node, (*loc, key))
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*loc, i)) for i, item in enumerate(node.value)]
+        return self.build_scalar(node, loc)
+
+    def build_scalar(self, node: yaml.Node, loc: Loc) -> Any:
+        if not isinstance(node, yaml.ScalarNode):
+            raise self.error(loc, "expected a plain value here")
+        value = self._constructor.construct_object(node, deep=True)
+        if isinstance(value, str):
+            return self.expand(value, loc)
+        return value
+
+    def expand(self, value: str, loc: Loc) -> str:
+        def sub(m: re.Match[str]) -> str:
+            name = m[1]
+            if name not in self.environ:
+                raise self.error(loc, f"${{{name}}} is not set in the environment")
+            return self.environ[name]
+
+        return _VAR_REF.sub(sub, value)
+
+
+def _dotted(loc: Loc) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _follow(data: Any, loc: tuple[Any, ...]) -> Loc:
+    """The part of a pydantic error location that indexes into the data (drops union tags)."""
+    out: list[str | int] = []
+    for part in loc:
+        in_dict = isinstance(data, dict) and isinstance(part, str) and part in data
+        in_list = isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data)
+        if in_dict or in_list:
+            data = data[part]
+            out.append(part)
+        else:
+            # A missing key is worth naming; a union member's tag (`list[str]`) is not.
+            if isinstance(data, dict) and isinstance(part, str) and part.isidentifier():
+                out.append(part)
+            break
+    return tuple(out)
+
+
+def _raise_validation(located: _Located, data: Any, exc: ValidationError, prefix: Loc = ()) -> None:
+    messages = []
+    for err in exc.errors(include_url=False):
+        loc = (*prefix, *_follow(_at(data, prefix), err["loc"]))
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check its spelling)"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        messages.append(f"{located.filename}:{located.line_of(loc)}: {_dotted(loc)}: {msg}")
+    raise ConfigError("\n".join(messages))
+
+
+def _at(data: Any, loc: Loc) -> Any:
+    for part in loc:
+        data = data[part]
+    return data
+
+
+def find_config_path(explicit: str | Path | None, env_value: Path | None = None) -> Path:
+    """--config, else $ENVPARITY_CONFIG, else ./envparity.yaml."""
+    path = Path(explicit) if explicit else (env_value or Path(DEFAULT_CONFIG_NAME))
+    return path.expanduser()
+
+
+def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
+    """Reads and validates a config file; any problem raises ConfigError naming file:line: key."""
+    environ = os.environ if environ is None else environ
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: no such config file (write a starter one with `envparity init`)"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    located = _Located(str(path), environ)
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line = mark.line + 1 if mark is not None else 1
+        raise ConfigError(f"{path}:{line}: not valid YAML: {exc.problem}") from None
+    if node is None:
+        raise ConfigError(f"{path}:1: the file is empty")
+    data = located.build(node, ())
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}:1: the top level must be a mapping of keys")
+    try:
+        model = ConfigModel.model_validate(data)
+    except ValidationError as exc:
+        _raise_validation(located, data, exc)
+        raise  # unreachable: _raise_validation always raises
+    for i, comparison in enumerate(model.comparisons):
+        for end in ("source", "target"):
+            if getattr(comparison, end) not in model.environments:
+                raise located.error(
+                    ("comparisons", i, end),
+                    f"names an undeclared environment {getattr(comparison, end)!r}",
+                )
+    environments = {
+        name: Environment(
+            name=name,
+            vars={"env": name, **env.vars},
+            schedule=env.schedule,
+            sources=_load_sources(located, data, name, env.sources),
+        )
+        for name, env in model.environments.items()
+    }
+    return Config(path=path.resolve(), model=model, environments=environments)
+
+
+def _load_sources(
+    located: _Located, data: Any, env_name: str, raw_sources: list[dict[str, Any]]
+) -> list[SourceOptions]:
+    out: list[SourceOptions] = []
+    names: set[str] = set()
+    counters: dict[str, int] = {}
+    for i, raw in enumerate(raw_sources):
+        loc: Loc = ("environments", env_name, "sources", i)
+        type_name = raw.get("type")
+        if not isinstance(type_name, str):
+            raise located.error((*loc, "type"), "every source needs a `type`")
+        source_type = registry.get(type_name)
+        if source_type is None:
+            known = ", ".join(registry.source_types())
+            raise located.error(
+                (*loc, "type"), f"unknown source type {type_name!r} (known: {known})"
+            )
+        try:
+            options = source_type.Options.model_validate(raw)
+        except ValidationError as exc:
+            _raise_validation(located, data, exc, prefix=loc)
+            raise
+        if options.name is None:
+            counters[type_name] = counters.get(type_name, 0) + 1
+            n = counters[type_name]
+            options = options.model_copy(
+                update={"name": type_name if n == 1 else f"{type_name}#{n}"}
+            )
+        assert options.name is not None
+        if options.name in names:
+            raise located.error((*loc, "name"), f"source name {options.name!r} is used twice")
+        names.add(options.name)
+        out.append(options)
+    return out

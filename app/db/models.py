@@ -1,0 +1,113 @@
+"""ORM models. Resource content is content-addressed: see app/snapshots/store.py."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.db.base import Base, UTCDateTime, utcnow
+
+
+class EnvironmentRow(Base):
+    """An environment as the database knows it; its definition lives in the config file."""
+
+    __tablename__ = "environments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Scan(Base):
+    """One run of an environment's collectors; while `running` it is the environment's lock."""
+
+    __tablename__ = "scans"
+    __table_args__ = (
+        # At most one running scan per environment, enforced by the database itself.
+        Index(
+            "uq_scans_running_environment",
+            "environment_id",
+            unique=True,
+            sqlite_where=text("status = 'running'"),
+            postgresql_where=text("status = 'running'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    environment_id: Mapped[int] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"))
+    # running | complete | partial | failed | abandoned
+    status: Mapped[str] = mapped_column(String(20))
+    trigger: Mapped[str] = mapped_column(String(20))  # cli | api | scheduler
+    owner: Mapped[str] = mapped_column(String(200))  # host:pid of the process running it
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    snapshot_id: Mapped[int | None] = mapped_column(ForeignKey("snapshots.id", ondelete="SET NULL"))
+    error: Mapped[str | None] = mapped_column(Text)
+
+    environment: Mapped[EnvironmentRow] = relationship()
+
+
+class Snapshot(Base):
+    """Everything one scan or push collected for one environment."""
+
+    __tablename__ = "snapshots"
+    __table_args__ = (Index("ix_snapshots_environment_taken", "environment_id", "taken_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    environment_id: Mapped[int] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"))
+    taken_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    status: Mapped[str] = mapped_column(String(20))  # complete | partial | failed
+    origin: Mapped[str] = mapped_column(String(20))  # scan | push
+    resource_count: Mapped[int] = mapped_column(Integer, default=0)
+
+    environment: Mapped[EnvironmentRow] = relationship()
+    sources: Mapped[list[SnapshotSource]] = relationship(
+        back_populates="snapshot", order_by="SnapshotSource.position", cascade="all, delete-orphan"
+    )
+
+
+class SnapshotSource(Base):
+    """One source's outcome in a snapshot, and the manifest of what it collected."""
+
+    __tablename__ = "snapshot_sources"
+    __table_args__ = (UniqueConstraint("snapshot_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    snapshot_id: Mapped[int] = mapped_column(ForeignKey("snapshots.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(10))  # ok | failed
+    error: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    resource_count: Mapped[int] = mapped_column(Integer, default=0)
+    # The content hash of the manifest document listing this source's resources.
+    manifest: Mapped[str | None] = mapped_column(String(64))
+
+    snapshot: Mapped[Snapshot] = relationship(back_populates="sources")
+
+
+class Baseline(Base):
+    """The approved snapshot of an environment, for `ENV@baseline`."""
+
+    __tablename__ = "baselines"
+
+    environment_id: Mapped[int] = mapped_column(
+        ForeignKey("environments.id", ondelete="CASCADE"), primary_key=True
+    )
+    snapshot_id: Mapped[int] = mapped_column(ForeignKey("snapshots.id", ondelete="CASCADE"))
+    set_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    set_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class Document(Base):
+    """A canonical JSON document stored once under the SHA-256 of its bytes."""
+
+    __tablename__ = "documents"
+
+    hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    body: Mapped[str] = mapped_column(Text)

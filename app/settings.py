@@ -1,0 +1,24 @@
+"""Process settings from ENVPARITY_* variables; the config file itself is app.config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """What the process environment may set. Every field is ENVPARITY_<NAME>."""
+
+    model_config = SettingsConfigDict(env_prefix="ENVPARITY_", extra="ignore")
+
+    config: Path | None = None
+    database_url: str | None = None
+    # The per-installation HMAC key for secrets, as hex or any string of >= 32 characters.
+    secret_key: str | None = None
+    secret_key_file: Path | None = None
+    log_level: str = "WARNING"
+
+
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,229 @@
+"""All queries on environments, scans and snapshots; the caller's unit of work commits."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from app.db.base import utcnow
+from app.db.models import Baseline, EnvironmentRow, Scan, Snapshot, SnapshotSource
+from app.errors import NotFound, ScanInProgress
+from app.snapshots.store import DocumentStore, StoredResource
+
+# A running scan whose heartbeat is older than this is taken for dead, wherever it ran.
+STALE_SCAN_AFTER = timedelta(minutes=30)
+
+
+def process_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class SourceRecord:
+    """One source's outcome, ready to be stored."""
+
+    name: str
+    type: str
+    status: str
+    error: str | None
+    duration_ms: int | None
+    resources: list[tuple[str, str, str, dict[str, object]]]
+
+
+class SnapshotRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.documents = DocumentStore(session)
+
+    # ----------------------------------------------------------------- environments
+    def environment(self, name: str) -> EnvironmentRow | None:
+        return self.session.scalar(select(EnvironmentRow).where(EnvironmentRow.name == name))
+
+    def ensure_environment(self, name: str) -> EnvironmentRow:
+        row = self.environment(name)
+        if row is not None:
+            return row
+        try:
+            with self.session.begin_nested():
+                row = EnvironmentRow(name=name)
+                self.session.add(row)
+        except IntegrityError:  # created by another process just now
+            row = self.environment(name)
+            assert row is not None
+        return row
+
+    # ----------------------------------------------------------------- snapshots
+    def add_snapshot(
+        self,
+        environment: EnvironmentRow,
+        taken_at: datetime,
+        origin: str,
+        sources: list[SourceRecord],
+    ) -> Snapshot:
+        statuses = {s.status for s in sources}
+        status = (
+            "complete"
+            if statuses <= {"ok"}
+            else ("failed" if statuses == {"failed"} else "partial")
+        )
+        snapshot = Snapshot(
+            environment=environment, taken_at=taken_at, origin=origin, status=status
+        )
+        total = 0
+        for position, source in enumerate(sources):
+            manifest, count = (None, 0)
+            if source.status == "ok":
+                manifest, count = self.documents.write_manifest(source.resources)
+            total += count
+            snapshot.sources.append(
+                SnapshotSource(
+                    position=position,
+                    name=source.name,
+                    type=source.type,
+                    status=source.status,
+                    error=source.error,
+                    duration_ms=source.duration_ms,
+                    resource_count=count,
+                    manifest=manifest,
+                )
+            )
+        snapshot.resource_count = total
+        self.session.add(snapshot)
+        self.session.flush()
+        return snapshot
+
+    def snapshot(self, snapshot_id: int) -> Snapshot:
+        snapshot = self.session.scalar(
+            select(Snapshot)
+            .where(Snapshot.id == snapshot_id)
+            .options(selectinload(Snapshot.sources), selectinload(Snapshot.environment))
+        )
+        if snapshot is None:
+            raise NotFound(f"no snapshot #{snapshot_id}")
+        return snapshot
+
+    def latest(self, environment: str, at_or_before: datetime | None = None) -> Snapshot | None:
+        query = (
+            select(Snapshot)
+            .join(Snapshot.environment)
+            .where(EnvironmentRow.name == environment)
+            .options(selectinload(Snapshot.sources), selectinload(Snapshot.environment))
+            .order_by(Snapshot.taken_at.desc(), Snapshot.id.desc())
+            .limit(1)
+        )
+        if at_or_before is not None:
+            query = query.where(Snapshot.taken_at <= at_or_before)
+        return self.session.scalar(query)
+
+    def list_snapshots(self, environment: str, limit: int = 50) -> list[Snapshot]:
+        return list(
+            self.session.scalars(
+                select(Snapshot)
+                .join(Snapshot.environment)
+                .where(EnvironmentRow.name == environment)
+                .options(selectinload(Snapshot.sources))
+                .order_by(Snapshot.taken_at.desc(), Snapshot.id.desc())
+                .limit(limit)
+            )
+        )
+
+    def resources(self, snapshot: Snapshot) -> dict[str, list[StoredResource]]:
+        """Each ok source's resources, by source name."""
+        manifests = {s.name: s.manifest for s in snapshot.sources if s.manifest}
+        by_manifest = self.documents.read_manifests(list(set(manifests.values())))
+        return {name: by_manifest[m] for name, m in manifests.items()}
+
+    def count_documents(self) -> int:
+        from app.db.models import Document
+
+        return int(self.session.scalar(select(func.count()).select_from(Document)) or 0)
+
+    # ----------------------------------------------------------------- baselines
+    def set_baseline(self, snapshot: Snapshot, set_by: str | None) -> None:
+        row = self.session.get(Baseline, snapshot.environment_id)
+        if row is None:
+            row = Baseline(environment_id=snapshot.environment_id, snapshot_id=snapshot.id)
+            self.session.add(row)
+        row.snapshot_id = snapshot.id
+        row.set_at = utcnow()
+        row.set_by = set_by
+        self.session.flush()
+
+    def baseline(self, environment: str) -> Snapshot | None:
+        snapshot_id = self.session.scalar(
+            select(Baseline.snapshot_id)
+            .join(EnvironmentRow, EnvironmentRow.id == Baseline.environment_id)
+            .where(EnvironmentRow.name == environment)
+        )
+        return None if snapshot_id is None else self.snapshot(snapshot_id)
+
+    # ----------------------------------------------------------------- scans (and their lock)
+    def start_scan(self, environment: EnvironmentRow, trigger: str) -> Scan:
+        """A running scan row, which is the environment's lock; ScanInProgress if one runs."""
+        self._reap_stale(environment)
+        try:
+            with self.session.begin_nested():
+                scan = Scan(
+                    environment=environment,
+                    status="running",
+                    trigger=trigger,
+                    owner=process_owner(),
+                )
+                self.session.add(scan)
+        except IntegrityError:
+            running = self.running_scan(environment)
+            if running is None:  # finished between our insert and this look
+                return self.start_scan(environment, trigger)
+            raise ScanInProgress(
+                environment.name, running.id, running.owner, running.started_at.isoformat()
+            ) from None
+        return scan
+
+    def running_scan(self, environment: EnvironmentRow) -> Scan | None:
+        return self.session.scalar(
+            select(Scan).where(Scan.environment_id == environment.id, Scan.status == "running")
+        )
+
+    def _reap_stale(self, environment: EnvironmentRow) -> None:
+        running = self.running_scan(environment)
+        if running is None:
+            return
+        host, _, pid = running.owner.rpartition(":")
+        dead_here = host == socket.gethostname() and pid.isdigit() and not _alive(int(pid))
+        if dead_here or running.heartbeat_at < utcnow() - STALE_SCAN_AFTER:
+            running.status = "abandoned"
+            running.finished_at = utcnow()
+            running.error = f"abandoned: {running.owner} stopped before finishing"
+            self.session.flush()
+
+    def heartbeat(self, scan_id: int) -> None:
+        self.session.execute(update(Scan).where(Scan.id == scan_id).values(heartbeat_at=utcnow()))
+
+    def finish_scan(self, scan: Scan, snapshot: Snapshot | None, error: str | None = None) -> None:
+        scan.status = snapshot.status if snapshot is not None else "failed"
+        scan.snapshot_id = snapshot.id if snapshot is not None else None
+        scan.finished_at = utcnow()
+        scan.error = error
+        self.session.flush()
+
+    def scan(self, scan_id: int) -> Scan:
+        scan = self.session.get(Scan, scan_id)
+        if scan is None:
+            raise NotFound(f"no scan #{scan_id}")
+        return scan
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

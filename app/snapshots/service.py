@@ -1,0 +1,228 @@
+"""Scan, push, export. A scan job is a unit-of-work edge: it commits its lock and its result."""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.config import Config, Environment
+from app.db.base import utcnow
+from app.errors import ConfigError, NotFound, ScanInProgress
+from app.snapshots.repository import SnapshotRepository, SourceRecord
+from app.snapshots.schemas import format_time, parse_push
+from collectors.base import FetchContext
+from collectors.runner import SourceOutcome, run_source
+from collectors.secrets import Redactor
+
+log = logging.getLogger(__name__)
+
+MAX_PARALLEL_SOURCES = 8
+
+
+class ScanProgress(Protocol):
+    def started(self, environment: str, sources: list[str]) -> None: ...
+    def source_done(self, environment: str, outcome: SourceOutcome) -> None: ...
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    scan_id: int
+    snapshot_id: int
+    environment: str
+    status: str  # complete | partial | failed
+    sources: list[SourceOutcome]
+
+    @property
+    def resource_count(self) -> int:
+        return sum(len(s.resources) for s in self.sources)
+
+
+class Scanner:
+    """Runs scans of configured environments into the database."""
+
+    def __init__(self, config: Config, sessions: sessionmaker[Session], redactor: Redactor) -> None:
+        self.config = config
+        self.sessions = sessions
+        self.redactor = redactor
+
+    def scan(
+        self,
+        environment: str,
+        *,
+        trigger: str = "cli",
+        progress: ScanProgress | None = None,
+        wait: float = 0.0,
+    ) -> ScanResult:
+        env = self.config.environment(environment)
+        if env.push_only:
+            raise ConfigError(
+                f"environment {environment!r} has no sources: it is push-only "
+                "(`envparity push` or the push endpoint)"
+            )
+        scan_id = self._acquire(env, trigger, wait)
+        try:
+            taken_at = utcnow()
+            outcomes = self._collect(env, progress)
+            with self.sessions.begin() as session:
+                repo = SnapshotRepository(session)
+                snapshot = repo.add_snapshot(
+                    repo.ensure_environment(env.name), taken_at, "scan", _records(outcomes)
+                )
+                repo.finish_scan(repo.scan(scan_id), snapshot)
+                snapshot_id, status = snapshot.id, snapshot.status
+        except BaseException as exc:
+            with self.sessions.begin() as session:
+                repo = SnapshotRepository(session)
+                repo.finish_scan(repo.scan(scan_id), None, self.redactor.scrub(repr(exc)))
+            raise
+        log.info("scan #%s of %s: %s", scan_id, env.name, status)
+        return ScanResult(scan_id, snapshot_id, env.name, status, outcomes)
+
+    def _acquire(self, env: Environment, trigger: str, wait: float) -> int:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                with self.sessions.begin() as session:
+                    repo = SnapshotRepository(session)
+                    return repo.start_scan(repo.ensure_environment(env.name), trigger).id
+            except ScanInProgress:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
+
+    def _collect(self, env: Environment, progress: ScanProgress | None) -> list[SourceOutcome]:
+        ctx = FetchContext(
+            environment=env.name,
+            base_dir=self.config.base_dir,
+            vars=env.vars,
+            hash_secret=self.redactor.hash,
+        )
+        if progress is not None:
+            progress.started(env.name, [s.name or s.type for s in env.sources])
+
+        def one(options: Any) -> SourceOutcome:
+            outcome = run_source(options, ctx, self.redactor)
+            if progress is not None:
+                progress.source_done(env.name, outcome)
+            return outcome
+
+        workers = min(MAX_PARALLEL_SOURCES, len(env.sources))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="envparity-scan") as pool:
+            outcomes = list(pool.map(one, env.sources))
+        return _unique_across_sources(outcomes)
+
+
+def _unique_across_sources(outcomes: list[SourceOutcome]) -> list[SourceOutcome]:
+    """A resource reported by two sources of one environment fails the later source."""
+    seen: dict[tuple[str, str], str] = {}
+    out = []
+    for outcome in outcomes:
+        clash = next(
+            (
+                (r, seen[(r.resource_type, r.key)])
+                for r in outcome.resources
+                if (r.resource_type, r.key) in seen
+            ),
+            None,
+        )
+        if clash is not None:
+            resource, other = clash
+            outcome = SourceOutcome(
+                name=outcome.name,
+                type=outcome.type,
+                status="failed",
+                error=f"{resource.resource_type} {resource.key!r} is also reported by source "
+                f"{other!r}; give the sources distinct paths or resource types",
+                duration_ms=outcome.duration_ms,
+            )
+        for r in outcome.resources:
+            seen[(r.resource_type, r.key)] = outcome.name
+        out.append(outcome)
+    return out
+
+
+def _records(outcomes: list[SourceOutcome]) -> list[SourceRecord]:
+    return [
+        SourceRecord(
+            name=o.name,
+            type=o.type,
+            status=o.status,
+            error=o.error,
+            duration_ms=o.duration_ms,
+            resources=[(r.category, r.resource_type, r.key, r.attributes) for r in o.resources],
+        )
+        for o in outcomes
+    ]
+
+
+# --------------------------------------------------------------------------- push / export
+
+
+def push(
+    session: Session, config: Config, environment: str, data: Any, redactor: Redactor
+) -> tuple[int, str]:
+    """Stores a pushed snapshot; refused whole (InvalidInput) if anything is malformed."""
+    config.environment(environment)  # must be declared, so that its vars are known
+    doc = parse_push(data)
+    resources_by_source: dict[str, list[tuple[str, str, str, dict[str, object]]]] = {
+        s.name: [] for s in doc.sources
+    }
+    for r in doc.resources:
+        attributes = redactor.redact(r.attributes)
+        resources_by_source[r.source].append((r.category, r.resource_type, r.key, attributes))
+    records = [
+        SourceRecord(
+            name=s.name,
+            type=s.type,
+            status=s.status,
+            error=redactor.scrub(s.error) if s.error else None,
+            duration_ms=None,
+            resources=resources_by_source[s.name],
+        )
+        for s in doc.sources
+    ]
+    repo = SnapshotRepository(session)
+    snapshot = repo.add_snapshot(
+        repo.ensure_environment(environment), doc.taken_at, "push", records
+    )
+    return snapshot.id, snapshot.status
+
+
+def export(session: Session, environment: str, snapshot_id: int | None = None) -> dict[str, Any]:
+    """A snapshot in the push format, plus environment, snapshot_id and status."""
+    repo = SnapshotRepository(session)
+    if snapshot_id is None:
+        snapshot = repo.latest(environment)
+        if snapshot is None:
+            raise NotFound(f"environment {environment!r} has no snapshot yet")
+    else:
+        snapshot = repo.snapshot(snapshot_id)
+        if snapshot.environment.name != environment:
+            raise NotFound(f"snapshot #{snapshot_id} does not belong to {environment!r}")
+    by_source = repo.resources(snapshot)
+    return {
+        "environment": environment,
+        "snapshot_id": snapshot.id,
+        "status": snapshot.status,
+        "taken_at": format_time(snapshot.taken_at),
+        "sources": [
+            {"name": s.name, "type": s.type, "status": s.status, "error": s.error}
+            for s in snapshot.sources
+        ],
+        "resources": [
+            {
+                "source": s.name,
+                "category": r.category,
+                "resource_type": r.resource_type,
+                "key": r.key,
+                "attributes": r.attributes,
+            }
+            for s in snapshot.sources
+            for r in by_source.get(s.name, [])
+        ],
+    }

@@ -1,0 +1,165 @@
+"""Content-addressed storage of resources: documents, chunks and manifests, each stored once.
+
+A source's resources are written as three levels of documents, each kept once under the
+SHA-256 of its canonical JSON:
+
+- one **attributes document** per distinct attribute tree;
+- **chunks**: the source's resources sorted by identity, each row
+  `[category, resource_type, key, attributes_hash]`, cut where the hash of an identity
+  says so (content-defined), so adding or changing one resource rewrites one chunk;
+- one **manifest** per source: the list of its chunk hashes.
+
+A source that collected exactly what it collected last time writes nothing at all (its
+manifest exists), and one changed resource costs one attributes document, one chunk
+and one manifest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from app.db.models import Document
+
+# A chunk ends after an identity whose hash is 0 modulo this: 64 rows on average.
+_CUT_MODULUS = 64
+_MAX_CHUNK = 512
+_BATCH = 5000
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResource:
+    category: str
+    resource_type: str
+    key: str
+    attributes: dict[str, Any]
+    hash: str  # of the canonical attributes document
+
+
+Row = tuple[str, str, str, str]  # category, resource_type, key, attributes hash
+
+
+def _cut_here(resource_type: str, key: str) -> bool:
+    digest = hashlib.blake2b(f"{resource_type}\0{key}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big") % _CUT_MODULUS == 0
+
+
+def _chunks(rows: list[Row]) -> list[list[Row]]:
+    out: list[list[Row]] = []
+    current: list[Row] = []
+    for row in rows:
+        current.append(row)
+        if len(current) >= _MAX_CHUNK or _cut_here(row[1], row[2]):
+            out.append(current)
+            current = []
+    if current:
+        out.append(current)
+    return out
+
+
+class DocumentStore:
+    """Reads and writes content-addressed documents within the caller's transaction."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def existing(self, hashes: Iterable[str]) -> set[str]:
+        found: set[str] = set()
+        for batch in _batched(list(hashes)):
+            found.update(
+                self.session.scalars(select(Document.hash).where(Document.hash.in_(batch)))
+            )
+        return found
+
+    def put(self, documents: dict[str, str]) -> int:
+        """Inserts the documents not stored yet; returns how many were new."""
+        missing = set(documents) - self.existing(documents)
+        if not missing:
+            return 0
+        dialect = self.session.get_bind().dialect.name
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        rows = [{"hash": h, "body": documents[h]} for h in sorted(missing)]
+        for batch in _batched(rows):
+            # Another writer may store the same document at the same moment: same content.
+            self.session.execute(insert(Document).on_conflict_do_nothing(), batch)
+        return len(missing)
+
+    def get(self, hashes: Iterable[str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for batch in _batched(sorted(set(hashes))):
+            out.update(
+                self.session.execute(
+                    select(Document.hash, Document.body).where(Document.hash.in_(batch))
+                ).tuples()
+            )
+        return out
+
+    def write_manifest(
+        self, resources: Iterable[tuple[str, str, str, dict[str, Any]]]
+    ) -> tuple[str, int]:
+        """Stores one source's resources; returns the manifest hash and the resource count."""
+        attributes: dict[str, str] = {}
+        rows: list[Row] = []
+        for category, resource_type, key, attrs in resources:
+            body = canonical_json(attrs)
+            digest = content_hash(body)
+            attributes[digest] = body
+            rows.append((category, resource_type, key, digest))
+        rows.sort(key=lambda r: (r[1], r[2], r[0]))
+        chunk_bodies = {}
+        chunk_rows: dict[str, list[Row]] = {}
+        for chunk in _chunks(rows):
+            body = canonical_json(chunk)
+            digest = content_hash(body)
+            chunk_bodies[digest] = body
+            chunk_rows[digest] = chunk
+        manifest_body = canonical_json({"chunks": list(chunk_bodies), "count": len(rows)})
+        manifest_hash = content_hash(manifest_body)
+        if self.existing([manifest_hash]):
+            return manifest_hash, len(rows)
+        new_chunks = set(chunk_bodies) - self.existing(chunk_bodies)
+        needed = {row[3] for digest in new_chunks for row in chunk_rows[digest]}
+        # Attribute documents first, then chunks, then the manifest: whatever is stored
+        # is complete, so a stored manifest or chunk proves everything below it exists.
+        self.put({h: attributes[h] for h in needed})
+        self.put({h: chunk_bodies[h] for h in new_chunks})
+        self.put({manifest_hash: manifest_body})
+        return manifest_hash, len(rows)
+
+    def read_manifests(self, manifests: Sequence[str]) -> dict[str, list[StoredResource]]:
+        """The resources listed by each manifest, attributes included."""
+        manifest_bodies = self.get(manifests)
+        chunk_lists = {h: json.loads(manifest_bodies[h])["chunks"] for h in manifests}
+        chunk_bodies = self.get(h for chunks in chunk_lists.values() for h in chunks)
+        rows_by_chunk = {h: json.loads(body) for h, body in chunk_bodies.items()}
+        attribute_hashes = {row[3] for rows in rows_by_chunk.values() for row in rows}
+        attributes = {h: json.loads(b) for h, b in self.get(attribute_hashes).items()}
+        out: dict[str, list[StoredResource]] = {}
+        for manifest, chunks in chunk_lists.items():
+            out[manifest] = [
+                StoredResource(row[0], row[1], row[2], attributes[row[3]], row[3])
+                for chunk in chunks
+                for row in rows_by_chunk[chunk]
+            ]
+        return out
+
+
+def _batched(items: list[Any]) -> Iterable[list[Any]]:
+    for start in range(0, len(items), _BATCH):
+        yield items[start : start + _BATCH]

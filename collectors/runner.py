@@ -1,0 +1,112 @@
+"""Runs one source in isolation: a timeout, errors caught, secrets hashed before anything leaves."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from collectors import registry
+from collectors.base import CollectorError, FetchContext, Resource, SourceOptions
+from collectors.secrets import Redactor
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SourceOutcome:
+    """What a source produced: redacted resources, or the (scrubbed) reason it failed."""
+
+    name: str
+    type: str
+    status: str  # ok | failed
+    resources: list[Resource] = field(default_factory=list)
+    error: str | None = None
+    duration_ms: int = 0
+
+
+class SourceTimeout(CollectorError):
+    pass
+
+
+def run_source(options: SourceOptions, ctx: FetchContext, redactor: Redactor) -> SourceOutcome:
+    """Collects one source; never raises. A hung fetch is abandoned after `options.timeout`."""
+    name = options.name or options.type
+    started = time.monotonic()
+    try:
+        source_type = registry.get(options.type)
+        if source_type is None:
+            raise CollectorError(f"unknown source type {options.type!r}")
+        resources = _call_with_timeout(lambda: source_type().collect(options, ctx), options.timeout)
+        resources = redact_resources(resources, redactor)
+        _check_unique(resources)
+    except CollectorError as exc:
+        return _failed(options, name, redactor.scrub(str(exc)), started)
+    except Exception as exc:  # a bug or an unexpected library error: still only this source
+        log.warning("source %s of %s failed unexpectedly: %s", name, ctx.environment, type(exc))
+        message = f"unexpected {type(exc).__name__}: {exc}"
+        return _failed(options, name, redactor.scrub(message), started)
+    return SourceOutcome(
+        name=name,
+        type=options.type,
+        status="ok",
+        resources=resources,
+        duration_ms=_ms_since(started),
+    )
+
+
+def redact_resources(resources: list[Resource], redactor: Redactor) -> list[Resource]:
+    return [
+        Resource(
+            category=r.category,
+            resource_type=r.resource_type,
+            key=r.key,
+            attributes=redactor.redact(r.attributes, r.secret_paths),
+        )
+        for r in resources
+    ]
+
+
+def _check_unique(resources: list[Resource]) -> None:
+    seen: set[tuple[str, str]] = set()
+    for r in resources:
+        identity = (r.resource_type, r.key)
+        if identity in seen:
+            raise CollectorError(
+                f"the source reported {r.resource_type} {r.key!r} twice; identities must be unique"
+            )
+        seen.add(identity)
+
+
+def _failed(options: SourceOptions, name: str, error: str, started: float) -> SourceOutcome:
+    return SourceOutcome(
+        name=name, type=options.type, status="failed", error=error, duration_ms=_ms_since(started)
+    )
+
+
+def _ms_since(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
+
+
+def _call_with_timeout(fn: Any, timeout: float) -> list[Resource]:
+    """Runs fn in a daemon thread so a hung fetch can neither block the scan nor the exit."""
+    results: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=1)
+
+    def target() -> None:
+        try:
+            results.put((True, fn()))
+        except BaseException as exc:  # handed to the caller, which decides
+            results.put((False, exc))
+
+    threading.Thread(target=target, daemon=True, name="envparity-source").start()
+    try:
+        ok, value = results.get(timeout=timeout)
+    except queue.Empty:
+        raise SourceTimeout(f"timed out after {timeout:g}s") from None
+    if not ok:
+        raise value
+    assert isinstance(value, list)
+    return value
