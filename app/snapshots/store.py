@@ -103,11 +103,8 @@ class DocumentStore:
     def get(self, hashes: Iterable[str]) -> dict[str, str]:
         out: dict[str, str] = {}
         for batch in _batched(sorted(set(hashes))):
-            out.update(
-                self.session.execute(
-                    select(Document.hash, Document.body).where(Document.hash.in_(batch))
-                ).tuples()
-            )
+            query = select(Document.hash, Document.body).where(Document.hash.in_(batch))
+            out.update(self.session.execute(query).tuples().all())
         return out
 
     def write_manifest(

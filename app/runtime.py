@@ -1,0 +1,61 @@
+"""What a command or the server needs, built from settings and config: engine, sessions, keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlalchemy.engine import URL
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.config import Config, find_config_path, load_config
+from app.db.migrate import ensure_schema
+from app.db.session import make_engine, make_sessionmaker, resolve_database_url
+from app.secrets import make_redactor
+from app.settings import Settings, get_settings
+from collectors.secrets import Redactor
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    config: Config
+    database_url: URL
+    engine: Engine
+    sessions: sessionmaker[Session]
+    redactor: Redactor
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def database_url_for(settings: Settings, config: Config) -> URL:
+    """$ENVPARITY_DATABASE_URL wins over the config's database_url."""
+    if settings.database_url:
+        return resolve_database_url(settings.database_url, Path.cwd())
+    return resolve_database_url(config.database_url, config.base_dir)
+
+
+def redactor_for(settings: Settings, config: Config) -> Redactor:
+    key_file: Path | None = settings.secret_key_file
+    if key_file is None and config.model.secrets.key_file:
+        key_file = config.base_dir / Path(config.model.secrets.key_file).expanduser()
+    return make_redactor(settings.secret_key, key_file, config.model.secrets.key_pattern)
+
+
+def load(config_path: str | Path | None = None, *, migrate: bool = True) -> Runtime:
+    settings = get_settings()
+    config = load_config(find_config_path(config_path, settings.config))
+    url = database_url_for(settings, config)
+    engine = make_engine(url)
+    if migrate:
+        ensure_schema(engine)
+    return Runtime(
+        settings=settings,
+        config=config,
+        database_url=url,
+        engine=engine,
+        sessions=make_sessionmaker(engine),
+        redactor=redactor_for(settings, config),
+    )
