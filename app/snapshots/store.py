@@ -104,7 +104,7 @@ class DocumentStore:
         out: dict[str, str] = {}
         for batch in _batched(sorted(set(hashes))):
             query = select(Document.hash, Document.body).where(Document.hash.in_(batch))
-            out.update(self.session.execute(query).tuples().all())
+            out.update((h, body) for h, body in self.session.execute(query))
         return out
 
     def write_manifest(

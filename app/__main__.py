@@ -1,0 +1,5 @@
+"""`python -m app` runs the envparity command line."""
+
+from app.cli import main
+
+main()

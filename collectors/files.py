@@ -1,0 +1,286 @@
+"""The `file` source: configuration files (YAML, JSON, TOML, INI, .env, .properties) as resources.
+
+One resource per file, keyed by its path relative to the config's folder, with the parsed
+document as attributes. A `path` may be a glob (`deploy/*/app.yaml`, `conf/**/*.ini`); like a
+shell, `*` does not match names that start with a dot unless the pattern's part does
+(`deploy/.env*`). A YAML file holding several documents (`---`) becomes
+{"documents": [...]}. INI files keep their keys' case and `%` as written (no interpolation);
+.env files are read without `${VAR}` expansion, so that what is compared is what is written.
+
+Parse errors name the file, the line and the column, never the text found there: a
+config file may hold secrets.
+"""
+
+from __future__ import annotations
+
+import configparser
+import glob
+import io
+import json
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path, PurePath
+from typing import Any, ClassVar, Literal
+
+import dotenv
+import dotenv.parser
+import javaproperties
+import yaml
+from pydantic import Field
+
+from collectors._util import as_attributes
+from collectors.base import (
+    Attributes,
+    CollectorError,
+    FetchContext,
+    Resource,
+    SourceOptions,
+    SourceType,
+)
+from collectors.registry import register
+
+Format = Literal["yaml", "json", "toml", "ini", "env", "properties"]
+FORMATS: tuple[Format, ...] = ("yaml", "json", "toml", "ini", "env", "properties")
+
+_BY_SUFFIX: dict[str, Format] = {
+    ".yaml": "yaml",
+    ".yml": "yaml",
+    ".json": "json",
+    ".toml": "toml",
+    ".ini": "ini",
+    ".cfg": "ini",
+    ".conf": "ini",
+    ".env": "env",
+    ".properties": "properties",
+}
+_GLOB_CHARS = frozenset("*?[")
+
+
+class FileOptions(SourceOptions):
+    path: str = Field(
+        min_length=1,
+        description="A file, or a glob (`**` recursive), relative to the config file's folder.",
+    )
+    format: Literal["auto", "yaml", "json", "toml", "ini", "env", "properties"] = Field(
+        default="auto",
+        description="How to parse the file; `auto` goes by its extension.",
+    )
+    resource_type: str = Field(default="file", min_length=1)
+
+
+@dataclass(frozen=True, slots=True)
+class FileText:
+    """One file as read: its key, its format and its text."""
+
+    key: str
+    format: Format
+    text: str
+
+
+def detect_format(name: str) -> Format | None:
+    """The format a file name implies, or None when its extension says nothing."""
+    lowered = PurePath(name).name.lower()
+    if lowered.startswith(".env"):  # .env, .env.production, .env.local
+        return "env"
+    return _BY_SUFFIX.get(PurePath(lowered).suffix)
+
+
+def is_glob(path: str) -> bool:
+    return any(char in _GLOB_CHARS for char in path)
+
+
+@register
+class FileSource(SourceType[FileOptions]):
+    type_name: ClassVar[str] = "file"
+    Options: ClassVar[type[SourceOptions]] = FileOptions
+    summary: ClassVar[str] = (
+        "A config file or a glob of them (YAML, JSON, TOML, INI, .env, .properties)."
+    )
+
+    def fetch(self, options: FileOptions, ctx: FetchContext) -> list[FileText]:
+        matches = _matches(options.path, ctx)
+        files: list[FileText] = []
+        for key, path in matches:
+            fmt = _format_of(key, options)
+            files.append(FileText(key=key, format=fmt, text=_read(key, path)))
+        return files
+
+    def normalize(self, raw: list[FileText], options: FileOptions) -> list[Resource]:
+        return [
+            Resource(
+                category="config",
+                resource_type=options.resource_type,
+                key=item.key,
+                attributes=parse(item.text, item.format, item.key),
+            )
+            for item in raw
+        ]
+
+
+def _matches(pattern: str, ctx: FetchContext) -> list[tuple[str, Path]]:
+    """(key, path) of every file `pattern` names, sorted by key."""
+    if not is_glob(pattern):
+        path = ctx.resolve(pattern)
+        key = Path(pattern).as_posix()
+        if not path.exists():
+            raise CollectorError(f"file not found: {key}")
+        if path.is_dir():
+            raise CollectorError(f"{key} is a directory, not a file")
+        return [(key, path)]
+
+    base = os.path.abspath(ctx.base_dir)
+    # Globbing from base_dir as root keeps glob characters in its own name literal.
+    expanded = os.path.expanduser(pattern)
+    if os.path.isabs(expanded):
+        found = glob.glob(expanded, recursive=True)
+    else:
+        found = glob.glob(expanded, root_dir=base, recursive=True)
+    matches: dict[str, Path] = {}
+    for match in found:
+        full = os.path.normpath(os.path.join(base, match))
+        if not os.path.isfile(full):
+            continue
+        relative = os.path.relpath(full, base)
+        inside = not (relative == os.pardir or relative.startswith(os.pardir + os.sep))
+        key = Path(relative).as_posix() if inside else Path(full).as_posix()
+        matches[key] = Path(full)
+    if not matches:
+        raise CollectorError(f"no file matches {Path(pattern).as_posix()}")
+    return sorted(matches.items())
+
+
+def _format_of(key: str, options: FileOptions) -> Format:
+    if options.format != "auto":
+        return options.format
+    fmt = detect_format(key)
+    if fmt is None:
+        raise CollectorError(
+            f"cannot tell the format of {key} from its name; set `format:` to one of "
+            + ", ".join(FORMATS)
+        )
+    return fmt
+
+
+def _read(key: str, path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CollectorError(f"cannot read {key}: {exc.strerror or type(exc).__name__}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise CollectorError(
+            f"cannot read {key}: not UTF-8 text (invalid byte at offset {exc.start})"
+        ) from None
+
+
+def parse(text: str, fmt: Format, name: str) -> Attributes:
+    """A file's text as an attribute document; `name` only serves error messages."""
+    try:
+        return _PARSERS[fmt](text)
+    except _ParseError as exc:
+        raise CollectorError(f"cannot parse {name} as {fmt}: {exc}") from None
+
+
+class _ParseError(Exception):
+    """Why a text is not valid in its format, with a line number and no quoted content."""
+
+
+def _at(line: int | None, column: int | None = None) -> str:
+    if line is None:
+        return ""
+    return f" at line {line}" + (f", column {column}" if column is not None else "")
+
+
+def _parse_yaml(text: str) -> Attributes:
+    try:
+        documents = list(yaml.safe_load_all(text))
+    except yaml.MarkedYAMLError as exc:
+        # str(exc) quotes the offending line; keep the parser's own words and the position.
+        mark = exc.problem_mark or exc.context_mark
+        where = _at(mark.line + 1, mark.column + 1) if mark is not None else ""
+        raise _ParseError(f"{exc.problem or exc.context or 'invalid YAML'}{where}") from None
+    except yaml.YAMLError as exc:
+        raise _ParseError(type(exc).__name__) from None
+    if not documents or documents == [None]:
+        return {}
+    if len(documents) > 1:
+        return as_attributes({"documents": documents})
+    return as_attributes(documents[0])
+
+
+def _parse_json(text: str) -> Attributes:
+    try:
+        return as_attributes(json.loads(text))
+    except json.JSONDecodeError as exc:
+        raise _ParseError(f"{exc.msg}{_at(exc.lineno, exc.colno)}") from None
+
+
+def _parse_toml(text: str) -> Attributes:
+    try:
+        return as_attributes(tomllib.loads(text))
+    except tomllib.TOMLDecodeError as exc:
+        # tomllib's messages carry the position ("(at line 3, column 5)"), never the text.
+        raise _ParseError(str(exc)) from None
+
+
+def _parse_ini(text: str) -> Attributes:
+    # An unlikely default section name turns [DEFAULT] into an ordinary section, so that its
+    # keys are reported once, under DEFAULT, rather than copied into every other section.
+    parser = _IniParser(
+        default_section="\0no default section\0",
+        interpolation=None,
+        allow_no_value=True,
+        strict=True,
+    )
+    try:
+        parser.read_string(text)
+    except configparser.MissingSectionHeaderError as exc:
+        raise _ParseError(f"a key comes before any [section] header{_at(exc.lineno)}") from None
+    except configparser.DuplicateSectionError as exc:
+        raise _ParseError(f"section [{exc.section}] appears twice{_at(exc.lineno)}") from None
+    except configparser.DuplicateOptionError as exc:
+        raise _ParseError(
+            f"key {exc.option!r} appears twice in section [{exc.section}]{_at(exc.lineno)}"
+        ) from None
+    except configparser.ParsingError as exc:
+        lines = ", ".join(str(lineno) for lineno, _ in exc.errors)
+        raise _ParseError(f"invalid line(s) {lines}") from None
+    except configparser.Error as exc:
+        raise _ParseError(type(exc).__name__) from None
+    return {section: dict(parser.items(section)) for section in parser.sections()}
+
+
+class _IniParser(configparser.RawConfigParser):
+    def optionxform(self, optionstr: str) -> str:
+        return optionstr  # keys keep their case, as written
+
+
+def _parse_env(text: str) -> Attributes:
+    # dotenv_values only logs the statements it cannot parse; find them first to fail loudly.
+    bad = [b.original.line for b in dotenv.parser.parse_stream(io.StringIO(text)) if b.error]
+    if bad:
+        raise _ParseError("invalid statement at line(s) " + ", ".join(map(str, bad)))
+    values: dict[str, Any] = dotenv.dotenv_values(stream=io.StringIO(text), interpolate=False)
+    return dict(values)
+
+
+def _parse_properties(text: str) -> Attributes:
+    try:
+        values: dict[str, Any] = javaproperties.loads(text)
+    except javaproperties.InvalidUEscapeError:
+        raise _ParseError("invalid \\u escape sequence") from None
+    except ValueError as exc:
+        raise _ParseError(type(exc).__name__) from None
+    return dict(values)
+
+
+_PARSERS = {
+    "yaml": _parse_yaml,
+    "json": _parse_json,
+    "toml": _parse_toml,
+    "ini": _parse_ini,
+    "env": _parse_env,
+    "properties": _parse_properties,
+}

@@ -1,0 +1,242 @@
+"""The config file: valid files load, and every mistake names file, line and key (exit 2)."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from app.cli import app
+from app.config import load_config, parse_duration
+from app.errors import ConfigError
+
+VALID = """
+database_url: sqlite:///envparity.db
+environments:
+  staging:
+    vars: {env: staging, vpc_cidr: 10.1.0.0/16}
+    schedule: 15m
+    sources:
+      - type: file
+        name: app-config
+        path: deploy/staging/app.yaml
+      - type: command
+        command: [pip, freeze]
+        parser: pip_freeze
+  production:
+    vars: {vpc_cidr: 10.2.0.0/16}
+    schedule: "*/5 * * * *"
+    sources: []
+comparisons:
+  - source: staging
+    target: production
+    gate: {fail_on: warning, max_age: 1h}
+tolerate:
+  - {category: instances, path: instance_type, allow: same_family}
+  - {category: packages, path: version, allow: patch}
+ignore:
+  - comparison: staging->production
+    category: instances
+    key: "web*"
+    path: count
+    reason: staging runs fewer replicas by design
+    expires: 2027-03-01
+severity:
+  - {category: config, path: "features.*", severity: info}
+alerts:
+  slack: {webhook_url: "${SLACK_WEBHOOK_URL}", min_severity: warning}
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "envparity.yaml"
+    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    return path
+
+
+def error_of(tmp_path: Path, text: str, environ: dict[str, str] | None = None) -> str:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={"SLACK_WEBHOOK_URL": "http://x"} if environ is None else environ)
+    return str(caught.value)
+
+
+def test_spec_example_loads_with_typed_sources(tmp_path: Path) -> None:
+    path = write(tmp_path, VALID)
+    config = load_config(path, environ={"SLACK_WEBHOOK_URL": "https://hooks.example/T1"})
+    staging = config.environment("staging")
+    assert [s.name for s in staging.sources] == ["app-config", "command"]
+    assert staging.sources[0].type == "file"
+    assert staging.sources[1].model_dump()["parser"] == "pip_freeze"
+    # env defaults to the environment's own name; declared vars are kept
+    assert config.environment("production").vars == {"env": "production", "vpc_cidr": "10.2.0.0/16"}
+    assert config.environment("production").push_only
+    assert config.model.alerts.slack is not None
+    assert config.model.alerts.slack.webhook_url == "https://hooks.example/T1"
+    assert config.comparison("staging", "production") is not None
+    assert config.base_dir == tmp_path.resolve()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            """
+            environments:
+              staging:
+                sourcez: []
+            """,
+            ["envparity.yaml:3:", "environments.staging.sourcez", "unknown key"],
+            id="misspelt-key",
+        ),
+        pytest.param(
+            """
+            environments:
+              staging:
+                sources:
+                  - type: file
+                    pathh: app.yaml
+            """,
+            ["envparity.yaml:5:", "environments.staging.sources[0].pathh", "unknown key"],
+            id="misspelt-source-option",
+        ),
+        pytest.param(
+            """
+            environments:
+              staging:
+                sources:
+                  - type: file
+            """,
+            ["envparity.yaml:4:", "environments.staging.sources[0].path", "required"],
+            id="missing-source-option",
+        ),
+        pytest.param(
+            """
+            environments:
+              staging: {}
+            comparisons:
+              - source: staging
+                target: staging
+                gate: {fail_on: sometimes}
+            """,
+            ["envparity.yaml:6:", "comparisons[0].gate.fail_on", "'info', 'warning' or 'critical'"],
+            id="wrong-value",
+        ),
+        pytest.param(
+            """
+            environments:
+              staging:
+                sources:
+                  - type: command
+                    command: [ls]
+                    parser: lines
+                    timeout: soon
+            """,
+            ["envparity.yaml:7:", "environments.staging.sources[0].timeout", "number"],
+            id="wrong-type",
+        ),
+        pytest.param(
+            """
+            environments:
+              staging:
+                schedule: every day
+            """,
+            ["envparity.yaml:3:", "environments.staging.schedule", "5-field cron"],
+            id="bad-schedule",
+        ),
+        pytest.param(
+            """
+            environments:
+              staging:
+                sources:
+                  - type: s3.buckets
+            """,
+            ["envparity.yaml:4:", "sources[0].type", "unknown source type 's3.buckets'", "file"],
+            id="unknown-source-type",
+        ),
+        pytest.param(
+            """
+            environments:
+              staging: {}
+            comparisons:
+              - source: staging
+                target: prod
+            """,
+            ["envparity.yaml:5:", "comparisons[0].target", "'prod'"],
+            id="undeclared-environment",
+        ),
+        pytest.param(
+            """
+            environments:
+              staging: {}
+              staging: {}
+            """,
+            ["envparity.yaml:3:", "environments.staging", "duplicate key"],
+            id="duplicate-key",
+        ),
+        pytest.param(
+            """
+            environments:
+              staging:
+                vars: {env: staging
+            """,
+            ["envparity.yaml:", "not valid YAML"],
+            id="broken-yaml",
+        ),
+    ],
+)
+def test_mistakes_name_file_line_and_key(tmp_path: Path, text: str, expected: list[str]) -> None:
+    message = error_of(tmp_path, text)
+    for part in expected:
+        assert part in message, message
+
+
+def test_unset_variable_names_itself_line_and_key(tmp_path: Path) -> None:
+    message = error_of(
+        tmp_path,
+        """
+        environments:
+          staging: {}
+        alerts:
+          slack:
+            webhook_url: "${SLACK_WEBHOOK_URL}"
+        """,
+        environ={},
+    )
+    assert "envparity.yaml:5:" in message
+    assert "alerts.slack.webhook_url" in message
+    assert "${SLACK_WEBHOOK_URL} is not set" in message
+
+
+def test_missing_file_suggests_init(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="envparity init"):
+        load_config(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("30s", 30), ("15m", 900), ("1h", 3600), ("2d", 172800)]
+)
+def test_durations(text: str, seconds: int) -> None:
+    assert parse_duration(text).total_seconds() == seconds
+
+
+def test_validate_command_exits_2_with_location(tmp_path: Path, cli: CliRunner) -> None:
+    path = write(tmp_path, "environments:\n  staging:\n    sorces: []\n")
+    result = cli.invoke(app, ["validate", "--offline", "--config", str(path)])
+    assert result.exit_code == 2
+    assert "envparity.yaml:3:" in result.output
+    assert "environments.staging.sorces" in result.output
+
+
+def test_init_writes_a_config_that_validates(
+    tmp_path: Path, cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert cli.invoke(app, ["init"]).exit_code == 0
+    assert "# envparity configuration" in (tmp_path / "envparity.yaml").read_text()
+    assert cli.invoke(app, ["init"]).exit_code == 2  # never overwrites silently
+    result = cli.invoke(app, ["validate", "--offline"])
+    assert result.exit_code == 0, result.output
+    assert "valid (2 environments)" in result.output
