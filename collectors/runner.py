@@ -28,6 +28,9 @@ class SourceOutcome:
     duration_ms: int = 0
 
 
+TIMEOUT_GRACE = 2.0
+
+
 class SourceTimeout(CollectorError):
     pass
 
@@ -105,7 +108,7 @@ def _call_with_timeout(fn: Any, timeout: float) -> list[Resource]:
     try:
         ok, value = results.get(timeout=timeout)
     except queue.Empty:
-        raise SourceTimeout(f"timed out after {timeout:g}s") from None
+        raise SourceTimeout(f"timed out after {timeout - TIMEOUT_GRACE:g}s") from None
     if not ok:
         raise value
     assert isinstance(value, list)

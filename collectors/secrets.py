@@ -97,15 +97,19 @@ class Redactor:
         """Best effort for free text (errors, stderr tails): masks `key=value` and URL passwords."""
         text = _URL_PASSWORD.sub(lambda m: m["head"] + "***", text)
 
-        def mask(m: re.Match[str]) -> str:
-            return m["k"] + m["sep"] + "***" if self.is_secret_key(m["k"]) else m[0]
+        out: list[str] = []
+        pos = 0
+        for m in _KEY_SEPARATOR.finditer(text):
+            value = _VALUE.match(text, m.end())
+            if m.start() >= pos and value and self.is_secret_key(m["k"]):
+                out += [text[pos : m.end()], "***"]
+                pos = value.end()
+        return "".join(out) + text[pos:]
 
-        return _ASSIGNMENT.sub(mask, text)
 
-
-_ASSIGNMENT = re.compile(
-    r"""(?P<k>[A-Za-z_][A-Za-z0-9_.\-]*["']?)(?P<sep>\s*[=:]\s*["']?)(?P<v>[^\s"',;}]+)"""
-)
+# `key=value`, `key: value`, `"key": "value"`: a key, its separator, then the value.
+_KEY_SEPARATOR = re.compile(r"""(?P<k>[A-Za-z_][A-Za-z0-9_.\-]*)["']?\s*[=:]\s*["']?""")
+_VALUE = re.compile(r"""[^\s"',;}]+""")
 
 
 def _replace_at(doc: Any, path: tuple[str | int, ...], fn: Any) -> Any:

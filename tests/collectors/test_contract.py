@@ -1,0 +1,47 @@
+"""An invariant over every registered source type: naming, home, options model, tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from collectors import registry
+from collectors.base import SourceOptions, SourceType, valid_type_name
+
+TESTS = Path(__file__).resolve().parent
+TYPES = registry.source_types()
+
+
+def test_the_registry_finds_the_built_in_types() -> None:
+    assert {"file", "command", "http"} <= set(TYPES)
+
+
+@pytest.mark.parametrize("name", sorted(TYPES))
+def test_source_type_contract(name: str) -> None:
+    cls: type[SourceType[Any]] = TYPES[name]
+    assert cls.type_name == name
+    assert valid_type_name(name), "dotted lowercase words"
+    assert cls.__module__.startswith("collectors."), "source types live in collectors/"
+    assert issubclass(cls.Options, SourceOptions)
+    assert cls.Options.model_config.get("extra") == "forbid", "a typo'd option must be an error"
+    assert cls.summary, "a one-line summary for `envparity source-types`"
+    assert cls.fetch is not SourceType.fetch, "fetch is implemented"
+    assert cls.normalize is not SourceType.normalize, "normalize is implemented"
+    module_file = cls.__module__.split(".")[-1]
+    parts = cls.__module__.split(".")[1:-1]
+    test_file = TESTS.joinpath(*parts, f"test_{module_file}.py")
+    assert test_file.exists(), f"{cls.__module__} needs its test at {test_file}"
+
+
+def test_a_duplicate_type_name_is_an_error() -> None:
+    existing = TYPES["file"]
+
+    class Impostor(SourceType[SourceOptions]):
+        type_name = "file"
+        Options = SourceOptions
+
+    with pytest.raises(registry.DuplicateSourceType, match="registered by both"):
+        registry.register(Impostor)
+    assert registry.get("file") is existing
