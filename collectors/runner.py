@@ -95,7 +95,11 @@ def _ms_since(started: float) -> int:
 
 
 def _call_with_timeout(fn: Any, timeout: float) -> list[Resource]:
-    """Runs fn in a daemon thread so a hung fetch can neither block the scan nor the exit."""
+    """Runs fn in a daemon thread so a hung fetch can neither block the scan nor the exit.
+
+    A little grace on top lets a source that enforces its own timeout (a subprocess, an
+    HTTP client) report it in its own words before the scan gives up on it.
+    """
     results: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=1)
 
     def target() -> None:
@@ -106,9 +110,9 @@ def _call_with_timeout(fn: Any, timeout: float) -> list[Resource]:
 
     threading.Thread(target=target, daemon=True, name="envparity-source").start()
     try:
-        ok, value = results.get(timeout=timeout)
+        ok, value = results.get(timeout=timeout + TIMEOUT_GRACE)
     except queue.Empty:
-        raise SourceTimeout(f"timed out after {timeout - TIMEOUT_GRACE:g}s") from None
+        raise SourceTimeout(f"timed out after {timeout:g}s") from None
     if not ok:
         raise value
     assert isinstance(value, list)

@@ -108,6 +108,8 @@ class Document(Base):
     """A canonical JSON document stored once under the SHA-256 of its bytes."""
 
     __tablename__ = "documents"
+    # On SQLite the hash is the table's own key: stored once, not in a row plus an index.
+    __table_args__ = ({"sqlite_with_rowid": False},)
 
     hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     body: Mapped[str] = mapped_column(Text)

@@ -25,6 +25,7 @@ def upgrade() -> None:
         sa.Column("hash", sa.String(length=64), nullable=False),
         sa.Column("body", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("hash", name=op.f("pk_documents")),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "environments",

@@ -1,0 +1,86 @@
+"""The runner isolates each source: timeouts, unexpected errors and duplicates fail only it."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from collectors import registry
+from collectors.base import FetchContext, Resource, SourceOptions, SourceType
+from collectors.runner import run_source
+from collectors.secrets import Redactor, SecretHasher
+
+release = threading.Event()
+
+
+class Behaviour(SourceOptions):
+    behaviour: str
+
+
+class Scripted(SourceType[Behaviour]):
+    """A test-only source type whose fetch does what its options say."""
+
+    type_name = "test.scripted"
+    Options = Behaviour
+    summary = "test only"
+
+    def fetch(self, options: Behaviour, ctx: FetchContext) -> Any:
+        if options.behaviour == "hang":
+            release.wait(30)
+        if options.behaviour == "bug":
+            raise KeyError("token=abc123")
+        return options.behaviour
+
+    def normalize(self, raw: Any, options: Behaviour) -> list[Resource]:
+        n = 2 if raw == "duplicate" else 1
+        return [
+            Resource("config", "test", "same" if raw == "duplicate" else str(i), {"password": "p"})
+            for i in range(n)
+        ]
+
+
+@pytest.fixture(autouse=True)
+def scripted() -> Iterator[None]:
+    registry.register(Scripted)
+    yield
+    registry._REGISTRY.pop("test.scripted")
+    release.set()
+
+
+def run(behaviour: str, timeout: float = 5) -> Any:
+    options = Behaviour(type="test.scripted", name="s", behaviour=behaviour, timeout=timeout)
+    ctx = FetchContext("staging", Path("."))
+    return run_source(options, ctx, Redactor(SecretHasher(b"k" * 32)))
+
+
+def test_hung_fetch_is_abandoned_after_its_timeout() -> None:
+    started = time.monotonic()
+    outcome = run("hang", timeout=0.2)
+    assert time.monotonic() - started < 5
+    assert outcome.status == "failed"
+    assert outcome.error == "timed out after 0.2s"
+
+
+def test_unexpected_exception_fails_the_source_with_a_scrubbed_message() -> None:
+    outcome = run("bug")
+    assert outcome.status == "failed"
+    assert outcome.error is not None
+    assert outcome.error.startswith("unexpected KeyError")
+    assert "abc123" not in outcome.error
+
+
+def test_duplicate_identity_fails_the_source() -> None:
+    outcome = run("duplicate")
+    assert outcome.status == "failed"
+    assert "'same' twice" in (outcome.error or "")
+
+
+def test_resources_leave_the_runner_redacted() -> None:
+    outcome = run("ok")
+    assert outcome.status == "ok"
+    assert outcome.resources[0].attributes["password"].startswith("secret:hmac-sha256:")
