@@ -1,0 +1,152 @@
+"""What the diff engine takes and gives: plain data, no database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+Change = Literal["added", "removed", "changed", "leak", "secret_reused"]
+SEVERITIES = ("info", "warning", "critical")
+SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
+
+
+@dataclass(frozen=True, slots=True)
+class SideResource:
+    source: str
+    category: str
+    resource_type: str
+    key: str
+    attributes: dict[str, Any]
+    hash: str = ""  # content hash of the raw attributes, when the store knows it
+
+
+@dataclass(frozen=True, slots=True)
+class SourceState:
+    name: str
+    type: str
+    status: str  # ok | failed
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Side:
+    """One snapshot as the engine sees it."""
+
+    environment: str
+    snapshot_id: int | None
+    taken_at: datetime | None
+    status: str
+    vars: dict[str, str]
+    sources: dict[str, SourceState]
+    resources: list[SideResource]
+    # source type -> attribute paths that change on their own and never count
+    volatile: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def failed_sources(self) -> set[str]:
+        return {name for name, s in self.sources.items() if s.status != "ok"}
+
+
+@dataclass(frozen=True)
+class Waiver:
+    """A reviewed difference (from the config's `ignore:` or stored with `waiver add`)."""
+
+    reason: str
+    comparison: str | None = None
+    category: str | None = None
+    resource_type: str | None = None
+    key: str | None = None
+    path: str | None = None
+    owner: str | None = None
+    expires: datetime | None = None
+    id: int | None = None  # None for the config's ignore rules
+    origin: str = "config"  # config | database
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "origin": self.origin,
+            "reason": self.reason,
+            "owner": self.owner,
+            "expires": self.expires.isoformat() if self.expires else None,
+        }
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    path: str
+    allow: str  # same_family | patch | minor | any
+    comparison: str | None = None
+    category: str | None = None
+    resource_type: str | None = None
+    key: str | None = None
+
+
+@dataclass(frozen=True)
+class SeverityRule:
+    severity: str
+    comparison: str | None = None
+    category: str | None = None
+    resource_type: str | None = None
+    key: str | None = None
+    path: str | None = None
+    change: str | None = None
+
+
+@dataclass(frozen=True)
+class Rules:
+    tolerances: tuple[Tolerance, ...] = ()
+    severity: tuple[SeverityRule, ...] = ()
+    waivers: tuple[Waiver, ...] = ()
+    # Vars of every declared environment, for leak detection.
+    environments: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+@dataclass
+class DriftItem:
+    category: str
+    resource_type: str
+    key: str
+    path: str
+    change: Change
+    left: Any
+    right: Any
+    severity: str = "warning"
+    waived: bool = False
+    waiver: dict[str, Any] | None = None
+    tolerated: bool = False
+    tolerance: str | None = None
+    fingerprint: str = ""
+    detail: str | None = None
+    first_seen: datetime | None = None
+    parts: tuple[str, ...] = ()  # the path as attribute names and [labels]
+
+    @property
+    def counts(self) -> bool:
+        """Drift a person must act on: neither waived nor tolerated."""
+        return not (self.waived or self.tolerated)
+
+
+@dataclass(frozen=True)
+class Unknown:
+    """A source that failed on one side: its resources could not be compared."""
+
+    side: str  # left | right
+    environment: str
+    source: str
+    error: str | None
+    resources: int  # how many resources on the other side went uncompared
+
+
+@dataclass
+class DiffResult:
+    comparison: str
+    items: list[DriftItem]
+    unknown: list[Unknown]
+    compared: int  # resources compared (identities on either side, less the unknown)
+    differing: int  # of those, resources with counting drift
+
+    @property
+    def parity(self) -> float:
+        return 1.0 if self.compared == 0 else round(1 - self.differing / self.compared, 4)

@@ -1,0 +1,284 @@
+"""Normalization: what makes two environments comparable. Pure functions, no I/O.
+
+Applied to each side before comparing:
+- secret markers: across environments a secret is compared by presence only (`{secret}`),
+  and its hash is remembered for secret-reuse findings;
+- the side's own vars become placeholders (`web-staging` -> `web-{env}`), longest value
+  first, case-insensitively, on token boundaries (`prod` never eats `product`);
+- values naming *another* environment (its distinctive var values, or an address inside
+  its CIDR) are remembered as leaks;
+- cloud-assigned ids (`i-0abc...`, `sg-...`, UUIDs) become `{id}`, account ids inside ARNs
+  `{account}`: they differ by nature and are never drift;
+- lists are sets: each becomes a mapping keyed by `[label]` (an item's `name`, `key`,
+  `label` or `id`, else its value), so order never shows and paths stay readable;
+- each source type's volatile paths are dropped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import hashlib
+import ipaddress
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from collectors.secrets import is_secret_marker
+
+SECRET_PLACEHOLDER = "{secret}"
+ID_PLACEHOLDER = "{id}"
+_CLOUD_ID = re.compile(
+    r"(?<![A-Za-z0-9-])(?:i|sg|vpc|subnet|ami|vol|eni|igw|rtb|acl|snap|lt|nat|pl|eipalloc|tgw"
+    r"|tgw-attach|vpce|lb|fs|fsap|sgr|cvpn-endpoint|dopt|pcx|vgw|cgw|eigw)-[0-9a-f]{8,17}(?![A-Za-z0-9])"
+)
+_UUID = re.compile(
+    r"(?<![A-Za-z0-9])[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(?![A-Za-z0-9])"
+)
+_ARN_ACCOUNT = re.compile(r"(arn:aws[a-z-]*:[^:\s]*:[^:\s]*:)(\d{12})(?=:)")
+_IPV4 = re.compile(r"(?<![0-9.])(\d{1,3}(?:\.\d{1,3}){3})(?![0-9])")
+_LABEL_FIELDS = ("name", "key", "label", "id")
+SHORT_VALUE = 4  # var values shorter than this must stand between separators to count as leaks
+
+Path = tuple[str, ...]
+
+
+def _boundary_pattern(values: Iterable[str]) -> re.Pattern[str] | None:
+    ordered = sorted({v for v in values if v}, key=lambda v: (-len(v), v))
+    if not ordered:
+        return None
+    alternation = "|".join(re.escape(v) for v in ordered)
+    return re.compile(rf"(?<![A-Za-z0-9])(?:{alternation})(?![A-Za-z0-9])", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Leak:
+    path: Path
+    value: str
+    environment: str
+    var: str
+
+
+@dataclass
+class Normalizer:
+    """Normalizes one side's documents. Build once per side; `document` may be called often."""
+
+    vars: Mapping[str, str]
+    # other environment -> its distinctive var values (name -> value)
+    foreign: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    mask_secrets: bool = True
+
+    def __post_init__(self) -> None:
+        by_value: dict[str, str] = {}
+        for name in sorted(self.vars):
+            by_value.setdefault(self.vars[name].lower(), name)
+        self._placeholder = by_value
+        self._own = _boundary_pattern(self.vars.values())
+        own_values = {v.lower() for v in self.vars.values()}
+        self._foreign_values: dict[str, tuple[str, str]] = {}
+        networks = []
+        for env, env_vars in self.foreign.items():
+            for name, value in env_vars.items():
+                if value.lower() in own_values:
+                    continue
+                self._foreign_values.setdefault(value.lower(), (env, name))
+                networks += [(network, env, name) for network in _networks([value])]
+        self._foreign_pattern = _boundary_pattern(self._foreign_values)
+        self._networks = networks
+        self._own_networks = _networks(self.vars.values())
+        self.substitute = lru_cache(maxsize=65536)(self._substitute)
+
+    # ------------------------------------------------------------------ strings
+    def _substitute(self, text: str) -> str:
+        if self._own is None:
+            return text
+        return self._own.sub(lambda m: "{" + self._placeholder[m[0].lower()] + "}", text)
+
+    def leaks_in(self, text: str) -> list[tuple[str, str]]:
+        """(environment, var) pairs another environment's values name in `text`."""
+        found: list[tuple[str, str]] = []
+        if self._foreign_pattern is not None:
+            for m in self._foreign_pattern.finditer(text):
+                value = m[0]
+                if len(value) < SHORT_VALUE:
+                    before = text[m.start() - 1] if m.start() else ""
+                    after = text[m.end()] if m.end() < len(text) else ""
+                    if not ((before and before in "-_.") or (after and after in "-_.")):
+                        continue
+                found.append(self._foreign_values[value.lower()])
+        if self._networks and "." in text:
+            for m in _IPV4.finditer(text):
+                try:
+                    address = ipaddress.ip_address(m[1])
+                except ValueError:
+                    continue
+                if any(address in own for own in self._own_networks):
+                    continue
+                for network, env, name in self._networks:
+                    if address.version == network.version and address in network:
+                        found.append((env, name))
+        return found
+
+    def value(self, text: str) -> str:
+        text = self.substitute(text)
+        if "-" in text:
+            text = _CLOUD_ID.sub(ID_PLACEHOLDER, text)
+            text = _UUID.sub(ID_PLACEHOLDER, text)
+        if "arn:" in text:
+            text = _ARN_ACCOUNT.sub(r"\1{account}", text)
+        return text
+
+    # ------------------------------------------------------------------ documents
+    def document(
+        self, doc: Any, volatile: tuple[str, ...] = ()
+    ) -> tuple[Any, dict[Path, str], list[Leak]]:
+        """The normalized document, its secret hashes by path, and the leaks found in it."""
+        secrets: dict[Path, str] = {}
+        leaks: list[Leak] = []
+        if volatile:
+            doc = drop_paths(doc, volatile)
+        normalized = self._walk(doc, (), secrets, leaks)
+        return normalized, secrets, leaks
+
+    def _walk(self, value: Any, path: Path, secrets: dict[Path, str], leaks: list[Leak]) -> Any:
+        if isinstance(value, str):
+            if is_secret_marker(value):
+                if self.mask_secrets:
+                    secrets[path] = value
+                    return SECRET_PLACEHOLDER
+                return value
+            for env, var in self.leaks_in(value):
+                leaks.append(Leak(path, value, env, var))
+            return self.value(value)
+        if isinstance(value, dict):
+            return {
+                self.substitute(str(k)): self._walk(
+                    v, (*path, self.substitute(str(k))), secrets, leaks
+                )
+                for k, v in value.items()
+            }
+        if isinstance(value, list):
+            return self._list(value, path, secrets, leaks)
+        return value
+
+    def _list(
+        self, items: list[Any], path: Path, secrets: dict[Path, str], leaks: list[Leak]
+    ) -> dict[str, Any]:
+        # Normalize each item first (its label must carry no id or environment name), then
+        # key it by label; what was found inside is re-located under that label.
+        walked = []
+        for item in items:
+            item_secrets: dict[Path, str] = {}
+            item_leaks: list[Leak] = []
+            walked.append(
+                (
+                    self._walk(item, (*path, "[]"), item_secrets, item_leaks),
+                    item_secrets,
+                    item_leaks,
+                )
+            )
+        walked.sort(key=lambda w: canonical(w[0]))
+        keyed: dict[str, Any] = {}
+        depth = len(path)
+        for normalized, item_secrets, item_leaks in walked:
+            label = base = "[" + item_label(normalized) + "]"
+            n = 2
+            while label in keyed:
+                label = f"{base[:-1]} ({n})]"
+                n += 1
+            keyed[label] = normalized
+            for p, marker in item_secrets.items():
+                secrets[(*p[:depth], label, *p[depth + 1 :])] = marker
+            for leak in item_leaks:
+                relocated = (*leak.path[:depth], label, *leak.path[depth + 1 :])
+                leaks.append(Leak(relocated, leak.value, leak.environment, leak.var))
+        return keyed
+
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _networks(values: Iterable[str]) -> list[IPNetwork]:
+    out: list[IPNetwork] = []
+    for value in values:
+        if "/" in value:
+            with contextlib.suppress(ValueError):
+                out.append(ipaddress.ip_network(value, strict=False))
+    return out
+
+
+def item_label(item: Any) -> str:
+    if isinstance(item, dict):
+        for name in _LABEL_FIELDS:
+            value = item.get(name)
+            if isinstance(value, str | int) and not isinstance(value, bool):
+                return str(value)
+        return canonical(item)
+    if isinstance(item, str):
+        return item
+    return canonical(item)
+
+
+def canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def doc_hash(value: Any) -> str:
+    return hashlib.sha256(canonical(value).encode()).hexdigest()
+
+
+def drop_paths(doc: Any, patterns: tuple[str, ...]) -> Any:
+    """A copy of `doc` without the dotted paths (`*` matches any key) in `patterns`."""
+    split = [p.split(".") for p in patterns]
+    return _drop(doc, split)
+
+
+def _drop(doc: Any, patterns: list[list[str]]) -> Any:
+    if not isinstance(doc, dict) or not patterns:
+        return doc
+    out = {}
+    for key, value in doc.items():
+        matching = [p for p in patterns if fnmatch.fnmatchcase(str(key), p[0])]
+        if any(len(p) == 1 for p in matching):
+            continue
+        deeper = [p[1:] for p in matching]
+        if isinstance(value, list):
+            out[key] = [_drop(v, deeper) for v in value]
+        else:
+            out[key] = _drop(value, deeper)
+    return out
+
+
+def render_path(path: Path) -> str:
+    """`database.pool_size`, `ingress[tcp/22 from 0.0.0.0/0]`: readable at a glance."""
+    out = ""
+    for part in path:
+        if part.startswith("["):
+            out += part
+        else:
+            out += ("." if out else "") + part
+    return out
+
+
+def distinctive_vars(
+    environments: Mapping[str, Mapping[str, str]], own: str
+) -> dict[str, dict[str, str]]:
+    """For each other environment, the vars that identify it: declared by `own` too, with
+    another value. A var only one environment declares (a shared region, say) is not proof
+    that a value names that environment."""
+    own_vars = environments.get(own, {})
+    out: dict[str, dict[str, str]] = {}
+    for env, env_vars in environments.items():
+        if env == own:
+            continue
+        picked = {
+            name: value
+            for name, value in env_vars.items()
+            if name in own_vars and own_vars[name].lower() != value.lower()
+        }
+        if picked:
+            out[env] = picked
+    return out
