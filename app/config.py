@@ -33,7 +33,8 @@ DEFAULT_DATABASE_URL = "sqlite:///envparity.db"
 _DURATION = re.compile(r"^(\d+)\s*(s|m|h|d|w)$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _ENV_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_VAR_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# `${NAME}` expands; `$${NAME}` is a literal `${NAME}` (for shell commands, dpkg formats).
+_VAR_REF = re.compile(r"\$?\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def parse_duration(text: str) -> timedelta:
@@ -295,6 +296,8 @@ class _Located:
 
     def expand(self, value: str, loc: Loc) -> str:
         def sub(m: re.Match[str]) -> str:
+            if m[0].startswith("$$"):
+                return m[0][1:]
             name = m[1]
             if name not in self.environ:
                 raise self.error(loc, f"${{{name}}} is not set in the environment")
@@ -328,7 +331,7 @@ def _follow(data: Any, loc: tuple[Any, ...]) -> Loc:
 
 
 def _raise_validation(located: _Located, data: Any, exc: ValidationError, prefix: Loc = ()) -> None:
-    messages = []
+    messages: list[str] = []
     for err in exc.errors(include_url=False):
         loc = (*prefix, *_follow(_at(data, prefix), err["loc"]))
         msg = err["msg"]
@@ -336,7 +339,10 @@ def _raise_validation(located: _Located, data: Any, exc: ValidationError, prefix
             msg = "unknown key (check its spelling)"
         elif err["type"] == "missing":
             msg = "required key is missing"
-        messages.append(f"{located.filename}:{located.line_of(loc)}: {_dotted(loc)}: {msg}")
+        msg = msg.removeprefix("Value error, ")
+        line = f"{located.filename}:{located.line_of(loc)}: {_dotted(loc)}: {msg}"
+        if line not in messages:
+            messages.append(line)
     raise ConfigError("\n".join(messages))
 
 

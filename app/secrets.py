@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from pathlib import Path
 
@@ -16,10 +17,11 @@ def _decode(text: str, origin: str) -> bytes:
     text = text.strip()
     if len(text) < 32:
         raise ConfigError(f"{origin}: the secret key must be at least 32 characters")
-    try:
+    # 64+ hex digits are 32+ random bytes (what a generated key file holds); anything else
+    # is taken as a passphrase, byte for byte.
+    if len(text) >= 64 and re.fullmatch(r"[0-9a-fA-F]+", text) and len(text) % 2 == 0:
         return bytes.fromhex(text)
-    except ValueError:
-        return text.encode("utf-8")
+    return text.encode("utf-8")
 
 
 def key_file_path(explicit: Path | str | None) -> Path:
@@ -32,7 +34,7 @@ def load_secret_key(env_value: str | None, key_file: Path | str | None) -> bytes
         return _decode(env_value, "ENVPARITY_SECRET_KEY")
     path = key_file_path(key_file)
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:

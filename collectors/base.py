@@ -33,6 +33,9 @@ class SourceOptions(BaseModel):
     type: str
     name: str | None = Field(
         default=None,
+        min_length=1,
+        max_length=200,
+        pattern=r"^[^\s].*$",
         description="A name unique within the environment; defaults to the type plus a number.",
     )
     timeout: float = Field(default=60.0, gt=0, description="Seconds before the source fails.")

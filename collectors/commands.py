@@ -137,7 +137,7 @@ class CommandSource(SourceType[CommandOptions]):
                 options.command,
                 shell=shell,
                 cwd=cwd,
-                env={**os.environ, **options.env},
+                env={**_inherited_environment(), **options.env},
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -465,3 +465,8 @@ def _unquote(value: str) -> str:
 def parse_lines(text: str) -> list[str]:
     """The distinct non-blank lines, stripped and sorted: a set, so order never counts."""
     return sorted({line for _, line in _lines(text)})
+
+
+def _inherited_environment() -> dict[str, str]:
+    """The process environment less envparity's own settings (its secret key, its database)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("ENVPARITY_")}

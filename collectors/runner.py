@@ -66,7 +66,7 @@ def redact_resources(resources: list[Resource], redactor: Redactor) -> list[Reso
         Resource(
             category=r.category,
             resource_type=r.resource_type,
-            key=r.key,
+            key=redactor.redact_text(r.key),
             attributes=redactor.redact(r.attributes, r.secret_paths),
         )
         for r in resources

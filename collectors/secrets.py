@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 # Attribute keys that hold secrets. "auth" counts only as a word of its own, so that
@@ -94,22 +94,45 @@ class Redactor:
         return self._walk(value, secret=True)
 
     def scrub(self, text: str) -> str:
-        """Best effort for free text (errors, stderr tails): masks `key=value` and URL passwords."""
+        """Best effort for free text (errors, stderr tails, command lines): masks the values of
+        secret-looking `key=value`, `key: value`, `"key": "value"` and `--key value`, and URL
+        passwords. Over-masking beats a leak: an unquoted value runs to the end of the line."""
         text = _URL_PASSWORD.sub(lambda m: m["head"] + "***", text)
+        return self._mask_assignments(text, lambda _value: "***")
 
+    def redact_text(self, text: str) -> str:
+        """Like scrub, but each secret becomes its keyed hash, so that distinct values stay
+        distinct (resource keys must stay unique)."""
+        text = _URL_PASSWORD.sub(lambda m: m["head"] + self.hash(m["pw"]), text)
+        return self._mask_assignments(text, lambda value: self.hash(value.strip("\"'")))
+
+    def _mask_assignments(self, text: str, replace: Callable[[str], str]) -> str:
         out: list[str] = []
         pos = 0
-        for m in _KEY_SEPARATOR.finditer(text):
-            value = _VALUE.match(text, m.end())
-            if m.start() >= pos and value and self.is_secret_key(m["k"]):
-                out += [text[pos : m.end()], "***"]
-                pos = value.end()
+        hashed = [(h.start(), h.end()) for h in _MARKER_IN_TEXT.finditer(text)]
+        for m in _ASSIGNMENT.finditer(text):
+            name = m["flag"] or m["k"]
+            if m.start() < pos or not self.is_secret_key(name.lstrip("-")):
+                continue
+            if any(start <= m.start() < end for start, end in hashed):
+                continue  # the word `secret` of a hash already made
+            value = (_FLAG_VALUE if m["flag"] else _VALUE).match(text, m.end())
+            if value is None or not value[0].strip() or is_secret_marker(value[0]):
+                continue
+            end = m.end() + len(value[0].rstrip())
+            out += [text[pos : m.end()], replace(text[m.end() : end])]
+            pos = end
         return "".join(out) + text[pos:]
 
 
-# `key=value`, `key: value`, `"key": "value"`: a key, its separator, then the value.
-_KEY_SEPARATOR = re.compile(r"""(?P<k>[A-Za-z_][A-Za-z0-9_.\-]*)["']?\s*[=:]\s*["']?""")
-_VALUE = re.compile(r"""[^\s"',;}]+""")
+# `--key value` / `--key=value`, or `key=value`, `key: value`, `"key": value`.
+_ASSIGNMENT = re.compile(
+    r"""(?:(?P<flag>--?[A-Za-z][\w-]*)(?:\s+|=)|(?P<k>[A-Za-z_][\w.-]*)["']?[ \t]*[=:][ \t]*)"""
+)
+_MARKER_IN_TEXT = re.compile(r"secret:hmac-sha256:[0-9a-f]{32}")
+# A quoted value, or everything up to the end of the line or a list separator.
+_VALUE = re.compile(r""""[^"\n]*"|'[^'\n]*'|[^\n,;}&"']+""")
+_FLAG_VALUE = re.compile(r""""[^"\n]*"|'[^'\n]*'|[^\s"']+""")
 
 
 def _replace_at(doc: Any, path: tuple[str | int, ...], fn: Any) -> Any:

@@ -113,3 +113,31 @@ class Document(Base):
 
     hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     body: Mapped[str] = mapped_column(Text)
+
+
+class WaiverRow(Base):
+    """A reviewed, expected difference stored with `envparity waiver add` (or the API)."""
+
+    __tablename__ = "waivers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    comparison: Mapped[str | None] = mapped_column(String(210))
+    category: Mapped[str | None] = mapped_column(String(20))
+    resource_type: Mapped[str | None] = mapped_column(String(200))
+    key: Mapped[str | None] = mapped_column(Text)
+    path: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    owner: Mapped[str | None] = mapped_column(String(200))
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DriftSeen(Base):
+    """When each difference (by fingerprint) was first and last observed in a comparison."""
+
+    __tablename__ = "drift_seen"
+
+    comparison: Mapped[str] = mapped_column(String(210), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -15,6 +15,7 @@ from app.db.base import utcnow
 from app.db.models import Baseline, EnvironmentRow, Scan, Snapshot, SnapshotSource
 from app.errors import NotFound, ScanInProgress
 from app.snapshots.store import DocumentStore, StoredResource
+from collectors.base import CATEGORIES
 
 # A running scan whose heartbeat is older than this is taken for dead, wherever it ran.
 STALE_SCAN_AFTER = timedelta(minutes=30)
@@ -138,6 +139,26 @@ class SnapshotRepository:
         manifests = {s.name: s.manifest for s in snapshot.sources if s.manifest}
         by_manifest = self.documents.read_manifests(list(set(manifests.values())))
         return {name: by_manifest[m] for name, m in manifests.items()}
+
+    def source_categories(self, environment: str, source: str) -> set[str]:
+        """The categories a source reported the last time it succeeded; all if it never did."""
+        manifest = self.session.scalar(
+            select(SnapshotSource.manifest)
+            .join(Snapshot, Snapshot.id == SnapshotSource.snapshot_id)
+            .join(EnvironmentRow, EnvironmentRow.id == Snapshot.environment_id)
+            .where(
+                EnvironmentRow.name == environment,
+                SnapshotSource.name == source,
+                SnapshotSource.status == "ok",
+                SnapshotSource.manifest.is_not(None),
+            )
+            .order_by(Snapshot.taken_at.desc(), Snapshot.id.desc())
+            .limit(1)
+        )
+        if manifest is None:
+            return set(CATEGORIES)
+        resources = self.documents.read_manifests([manifest])[manifest]
+        return {r.category for r in resources} or set(CATEGORIES)
 
     def count_documents(self) -> int:
         from app.db.models import Document

@@ -174,7 +174,8 @@ def push(
     }
     for r in doc.resources:
         attributes = redactor.redact(r.attributes)
-        resources_by_source[r.source].append((r.category, r.resource_type, r.key, attributes))
+        key = redactor.redact_text(r.key)
+        resources_by_source[r.source].append((r.category, r.resource_type, key, attributes))
     records = [
         SourceRecord(
             name=s.name,

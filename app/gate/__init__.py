@@ -1,0 +1,1 @@
+"""The promotion gate: may SOURCE be promoted to TARGET?"""

@@ -1,0 +1,1 @@
+"""Reports: what the CLI, API and dashboard ask of the diff engine."""

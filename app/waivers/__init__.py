@@ -1,0 +1,1 @@
+"""Waivers: reviewed, expected differences with a reason and an optional expiry."""
