@@ -15,16 +15,25 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
 
 from app import runtime as runtime_mod
 from app.config import find_config_path, load_config
 from app.db import migrate
+from app.db.base import utcnow
+from app.db.models import WaiverRow
 from app.db.session import make_engine
 from app.errors import EnvparityError, InvalidInput, ScanInProgress
+from app.gate import service as gate_service
+from app.reports import render
+from app.reports import service as reports
 from app.settings import get_settings
 from app.snapshots import service
+from app.snapshots.repository import SnapshotRepository, process_owner
+from app.snapshots.schemas import format_time
+from app.waivers.repository import WaiverRepository
 from collectors import registry
-from collectors.base import FetchContext
+from collectors.base import CATEGORIES, FetchContext
 from collectors.runner import SourceOutcome, run_source
 
 app = typer.Typer(
@@ -33,9 +42,18 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
-db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(db_app, name="db")
+baseline_app = typer.Typer(
+    help="The approved snapshot of an environment.", no_args_is_help=True, rich_markup_mode=None
+)
+app.add_typer(baseline_app, name="baseline")
+waiver_app = typer.Typer(
+    help="Reviewed, expected differences.", no_args_is_help=True, rich_markup_mode=None
+)
+app.add_typer(waiver_app, name="waiver")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -64,6 +82,11 @@ def _errors() -> Iterator[None]:
             for problem in exc.detail[1:10]:
                 err.print(f"  {escape(problem['path'])}: {escape(problem['message'])}")
         raise typer.Exit(exc.exit_code) from None
+    except SQLAlchemyError as exc:
+        # Reachability and schema problems; the statement and parameters are left out.
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        err.print(f"[red]error:[/red] database: {escape(reason)}")
+        raise typer.Exit(2) from None
 
 
 def _setup_logging() -> None:
@@ -114,15 +137,22 @@ def validate(
                 failures += outcome.status != "ok"
                 _print_outcome(env.name, outcome)
         url = runtime_mod.database_url_for(settings, cfg)
+        shown = url.render_as_string(hide_password=True)
+        if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
+            out.print(f"database {shown}: will be created on first use")
+            if failures:
+                raise typer.Exit(2)
+            return
         try:
             engine = make_engine(url)
             current = migrate.current_revision(engine)
             engine.dispose()
             state = "at head" if current == migrate.head_revision() else f"at {current or 'empty'}"
-            out.print(f"database {url.render_as_string(hide_password=True)}: reachable, {state}")
-        except Exception as exc:
+            out.print(f"database {shown}: reachable, {state}")
+        except SQLAlchemyError as exc:
             failures += 1
-            out.print(f"database {url.render_as_string(hide_password=True)}: [red]{exc}[/red]")
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            out.print(f"database {shown}: [red]unreachable[/red]: {escape(reason)}")
         if failures:
             raise typer.Exit(2)
 
@@ -200,7 +230,11 @@ def _scan_targets(cfg: Any, names: list[str], all_: bool) -> list[str]:
     if not names:
         raise EnvparityError("name the environments to scan, or pass --all")
     for name in names:
-        cfg.environment(name)
+        if cfg.environment(name).push_only:
+            raise EnvparityError(
+                f"environment {name!r} has no sources: it is push-only "
+                "(`envparity push` or the push endpoint)"
+            )
     return names
 
 
@@ -218,6 +252,8 @@ def _run_scans(rt: runtime_mod.Runtime, names: list[str], wait: float) -> int:
                 continue
             results.append(result)
             worst = max(worst, _EXIT_BY_STATUS[result.status])
+    if not results:
+        return worst
     table = Table(title="Scan summary", title_justify="left")
     for column in ("environment", "snapshot", "status", "sources ok", "resources"):
         table.add_column(column)
@@ -312,6 +348,258 @@ def export(
     else:
         output.write_text(text, encoding="utf-8")
         err.print(f"wrote snapshot #{document['snapshot_id']} to {output}")
+
+
+# --------------------------------------------------------------------------- diff / gate
+
+FormatOption = Annotated[
+    str | None,
+    typer.Option(
+        "--format",
+        "-f",
+        help="table, json, markdown or junit (default: table on a terminal, json otherwise).",
+        show_default=False,
+    ),
+]
+OutputOption = Annotated[
+    Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")
+]
+CategoryOption = Annotated[
+    list[str] | None,
+    typer.Option("--category", help="Only this category (repeatable).", show_default=False),
+]
+
+
+def _format(fmt: str | None) -> str:
+    chosen = fmt or ("table" if out.is_terminal else "json")
+    if chosen not in render.FORMATS:
+        raise EnvparityError(f"--format must be one of {', '.join(render.FORMATS)}")
+    return chosen
+
+
+def _emit(text: str, output: Path | None) -> None:
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        err.print(f"wrote {output}")
+
+
+@app.command()
+def diff(
+    left: Annotated[str, typer.Argument(help="ENV, ENV@baseline, ENV@ID or ENV@2026-11-20T10:00")],
+    right: Annotated[str, typer.Argument(help="The same forms as LEFT.")],
+    fmt: FormatOption = None,
+    output: OutputOption = None,
+    category: CategoryOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Compare two snapshots. Exit 0 no unwaived drift, 1 drift, 2 error."""
+    _setup_logging()
+    with _errors():
+        chosen = _format(fmt)
+        rt = runtime_mod.load(config)
+        try:
+            with rt.sessions.begin() as session:
+                report = reports.compare_refs(session, rt.config, left, right, utcnow())
+        finally:
+            rt.close()
+        if category:
+            report = reports.only_categories(report, set(category))
+        if chosen == "table" and output is None:
+            out.print(render.to_rich(report))
+        else:
+            _emit(render.render(report, chosen), output)
+    raise typer.Exit(1 if report.counting else 0)
+
+
+@app.command()
+def gate(
+    source: Annotated[str, typer.Argument(help="The environment to promote from (staging).")],
+    target: Annotated[str, typer.Argument(help="The environment to promote to (production).")],
+    fmt: FormatOption = None,
+    output: OutputOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """May SOURCE be promoted to TARGET? Exit 0 pass, 1 fail, 2 cannot evaluate."""
+    _setup_logging()
+    with _errors():
+        chosen = _format(fmt)
+        rt = runtime_mod.load(config)
+        try:
+            with rt.sessions.begin() as session:
+                result = gate_service.evaluate(session, rt.config, source, target, utcnow())
+        finally:
+            rt.close()
+        _print_gate(result, chosen, output)
+    raise typer.Exit(result.exit_code)
+
+
+def _print_gate(result: gate_service.GateResult, fmt: str, output: Path | None) -> None:
+    if fmt == "json":
+        _emit(json.dumps(result.as_json(), indent=2) + "\n", output)
+        return
+    if fmt in ("markdown", "junit") and result.report is not None:
+        _emit(render.render(result.report, fmt), output)
+        return
+    if fmt == "junit":  # no report to show: one failing case says why
+        _emit(render.gate_junit(result), output)
+        return
+    colour = {"pass": "green", "fail": "red"}.get(result.status, "yellow")
+    lines = [
+        f"gate {result.source} -> {result.target}: [{colour}]{result.status.upper()}[/{colour}]"
+    ]
+    lines += [f"  {escape(reason)}" for reason in result.reasons]
+    if fmt == "markdown":
+        _emit(
+            "\n".join(
+                line.replace(f"[{colour}]", "**").replace(f"[/{colour}]", "**") for line in lines
+            )
+            + "\n",
+            output,
+        )
+        return
+    for line in lines:
+        out.print(line)
+    if result.report is not None and result.failing:
+        out.print(
+            render.to_rich(
+                reports.only_fingerprints(result.report, {i["fingerprint"] for i in result.failing})
+            )
+        )
+
+
+# --------------------------------------------------------------------------- baseline / waivers
+
+
+@baseline_app.command("set")
+def baseline_set(
+    environment: Annotated[str, typer.Argument(help="The environment.")],
+    snapshot_id: Annotated[
+        int | None, typer.Argument(help="A snapshot id (default: latest).")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Mark the approved baseline of an environment (for ENV@baseline)."""
+    with _errors():
+        rt = runtime_mod.load(config)
+        try:
+            with rt.sessions.begin() as session:
+                repo = SnapshotRepository(session)
+                ref = environment if snapshot_id is None else f"{environment}@{snapshot_id}"
+                snapshot = reports.resolve(repo, ref)
+                repo.set_baseline(snapshot, process_owner())
+                chosen = snapshot.id
+        finally:
+            rt.close()
+    out.print(f"{environment}: baseline is now snapshot #{chosen}")
+
+
+@waiver_app.command("add")
+def waiver_add(
+    reason: Annotated[str, typer.Option(help="Why this difference is expected.")],
+    comparison: Annotated[str | None, typer.Option(help="SOURCE->TARGET (glob).")] = None,
+    category: Annotated[
+        str | None, typer.Option(help="config, packages, instances or network.")
+    ] = None,
+    resource_type: Annotated[str | None, typer.Option(help="Resource type (glob).")] = None,
+    key: Annotated[str | None, typer.Option(help="Resource key (glob).")] = None,
+    path: Annotated[
+        str | None,
+        typer.Option(help="Attribute path (glob; a bare name matches the last attribute)."),
+    ] = None,
+    owner: Annotated[str | None, typer.Option(help="Who answers for it.")] = None,
+    expires: Annotated[
+        str | None, typer.Option(help="ISO date or time after which it stops applying.")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Store a waiver: matching drift stays in reports, marked waived, and passes the gate."""
+    with _errors():
+        if category is not None and category not in CATEGORIES:
+            raise InvalidInput(f"--category must be one of {', '.join(CATEGORIES)}")
+        if not reason.strip():
+            raise InvalidInput("--reason must say why the difference is expected")
+        expires_at = reports.parse_time(expires) if expires else None
+        if expires and len(expires) == 10:  # a date: it expires as that day begins (UTC)
+            expires_at = reports.parse_time(expires + "T00:00")
+        rt = runtime_mod.load(config)
+        try:
+            with rt.sessions.begin() as session:
+                row = WaiverRepository(session).add(
+                    WaiverRow(
+                        comparison=comparison,
+                        category=category,
+                        resource_type=resource_type,
+                        key=key,
+                        path=path,
+                        reason=reason.strip(),
+                        owner=owner,
+                        expires_at=expires_at,
+                    )
+                )
+                waiver_id = row.id
+        finally:
+            rt.close()
+    out.print(f"waiver #{waiver_id} added")
+
+
+@waiver_app.command("list")
+def waiver_list(config: ConfigOption = None) -> None:
+    """List waivers: stored ones and the config's `ignore:` rules."""
+    with _errors():
+        rt = runtime_mod.load(config)
+        try:
+            with rt.sessions.begin() as session:
+                rows = WaiverRepository(session).all()
+                now = utcnow()
+                table = Table(
+                    "id", "comparison", "category", "key", "path", "reason", "owner", "expires"
+                )
+                for rule in rt.config.model.ignore:
+                    table.add_row(
+                        "config",
+                        rule.comparison or "*",
+                        rule.category or "*",
+                        rule.key or "*",
+                        rule.path or "*",
+                        rule.reason,
+                        rule.owner or "",
+                        str(rule.expires or ""),
+                    )
+                for row in rows:
+                    expired = row.expires_at is not None and row.expires_at <= now
+                    table.add_row(
+                        str(row.id),
+                        row.comparison or "*",
+                        row.category or "*",
+                        row.key or "*",
+                        row.path or "*",
+                        row.reason,
+                        row.owner or "",
+                        (format_time(row.expires_at) + (" (expired)" if expired else ""))
+                        if row.expires_at
+                        else "",
+                    )
+        finally:
+            rt.close()
+    out.print(table)
+
+
+@waiver_app.command("rm")
+def waiver_rm(
+    waiver_id: Annotated[int, typer.Argument(help="The waiver's id (see `waiver list`).")],
+    config: ConfigOption = None,
+) -> None:
+    """Remove a stored waiver."""
+    with _errors():
+        rt = runtime_mod.load(config)
+        try:
+            with rt.sessions.begin() as session:
+                WaiverRepository(session).remove(waiver_id)
+        finally:
+            rt.close()
+    out.print(f"waiver #{waiver_id} removed")
 
 
 # --------------------------------------------------------------------------- db

@@ -22,7 +22,6 @@ POSTGRES_ADMIN_URL = os.environ.get(
     "ENVPARITY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 REQUIRE_POSTGRES = os.environ.get("ENVPARITY_REQUIRE_POSTGRES") == "1"
-REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True)
@@ -36,6 +35,7 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
             monkeypatch.delenv(name)
     monkeypatch.setenv("ENVPARITY_SECRET_KEY", TEST_SECRET_KEY)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("COLUMNS", "200")  # tables are not wrapped mid-word in assertions
 
 
 # --------------------------------------------------------------------------- PostgreSQL

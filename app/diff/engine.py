@@ -50,7 +50,8 @@ def compare(left: Side, right: Side, rules: Rules, now: datetime) -> DiffResult:
     items: list[DriftItem] = []
     unknown_counts: dict[tuple[str, str], int] = {}
     compared: set[Identity] = set()
-    for identity in sorted(lefts.keys() | rights.keys()):
+    all_identities = lefts.keys() | rights.keys()
+    for identity in sorted(all_identities):
         a, b = lefts.get(identity), rights.get(identity)
         if a is not None and b is not None:
             compared.add(identity)
@@ -103,6 +104,9 @@ def compare(left: Side, right: Side, rules: Rules, now: datetime) -> DiffResult:
         unknown=unknown,
         compared=len(compared),
         differing=len(differing & compared),
+        resources=[
+            ((lefts.get(i) or rights[i]).resource.category, i[0], i[1]) for i in sorted(compared)
+        ],
     )
 
 

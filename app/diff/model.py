@@ -146,6 +146,8 @@ class DiffResult:
     unknown: list[Unknown]
     compared: int  # resources compared (identities on either side, less the unknown)
     differing: int  # of those, resources with counting drift
+    # (category, resource_type, key) of every compared resource, in order
+    resources: list[tuple[str, str, str]] = field(default_factory=list)
 
     @property
     def parity(self) -> float:

@@ -96,6 +96,37 @@ class Report:
         }
 
 
+def only_categories(report: Report, categories: set[str]) -> Report:
+    """The report restricted to some categories (`--category`)."""
+    result = report.result
+    items = [i for i in result.items if i.category in categories]
+    resources = [r for r in result.resources if r[0] in categories]
+    differing = {(i.resource_type, i.key) for i in items if i.counts}
+    return Report(
+        report.left,
+        report.right,
+        DiffResult(
+            result.comparison, items, result.unknown, len(resources), len(differing), resources
+        ),
+        report.generated_at,
+    )
+
+
+def only_fingerprints(report: Report, fingerprints: set[str]) -> Report:
+    """The report's items with these fingerprints only (the gate's failing items)."""
+    result = report.result
+    items = [i for i in result.items if i.fingerprint in fingerprints]
+    filtered = DiffResult(
+        result.comparison,
+        items,
+        result.unknown,
+        result.compared,
+        result.differing,
+        result.resources,
+    )
+    return Report(report.left, report.right, filtered, report.generated_at)
+
+
 def item_json(item: DriftItem) -> dict[str, Any]:
     return {
         "category": item.category,
