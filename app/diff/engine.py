@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -18,12 +20,14 @@ from app.diff.normalize import (
     canonical,
     distinctive_vars,
     doc_hash,
+    networks,
     render_path,
 )
 from app.diff.rules import severity_of, tolerance_of, waiver_of
-from collectors.secrets import is_secret_marker
+from collectors.secrets import SECRET_PREFIX, is_secret_marker
 
 Identity = tuple[str, str]  # resource_type, normalized key
+_IPV4 = re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}")
 SECRET_SHOWN = "(secret)"
 
 
@@ -45,18 +49,41 @@ def compare(left: Side, right: Side, rules: Rules, now: datetime) -> DiffResult:
     """Every difference between two snapshots, classified, with its fingerprint."""
     comparison = comparison_name(left, right)
     cross = left.environment != right.environment
-    lefts = _normalize_side(left, rules, cross)
-    rights = _normalize_side(right, rules, cross)
+    normalizers = (_SideNormalizer(left, rules, cross), _SideNormalizer(right, rules, cross))
+    indexes = [n.index() for n in normalizers]
+    unaffected = _Unaffected(rules, left, right) if cross else None
+    lefts: dict[Identity, _Normalized] = {}
+    rights: dict[Identity, _Normalized] = {}
+    compared: set[Identity] = set()
+    # Hash first: a resource collected identically on both sides, whose text holds nothing
+    # normalization would touch (a var value, a secret, an address), cannot differ.
+    for identity, raw_left in indexes[0].items():
+        raw_right = indexes[1].get(identity)
+        if (
+            raw_right is not None
+            and raw_left.hash
+            and raw_left.hash == raw_right.hash
+            and (unaffected is None or unaffected(raw_left))
+        ):
+            compared.add(identity)
+            continue
+        lefts[identity] = normalizers[0].normalize(raw_left, identity[1])
+        if raw_right is not None:
+            rights[identity] = normalizers[1].normalize(raw_right, identity[1])
+    for identity, raw_right in indexes[1].items():
+        if identity not in indexes[0]:
+            rights[identity] = normalizers[1].normalize(raw_right, identity[1])
     items: list[DriftItem] = []
     unknown_counts: dict[tuple[str, str], int] = {}
-    compared: set[Identity] = set()
-    all_identities = lefts.keys() | rights.keys()
-    for identity in sorted(all_identities):
+    categories = {i: n.resource.category for i, n in (*lefts.items(), *rights.items())}
+    categories.update({i: indexes[0][i].category for i in compared})
+    changed: list[tuple[_Normalized, _Normalized]] = []
+    for identity in sorted(lefts.keys() | rights.keys()):
         a, b = lefts.get(identity), rights.get(identity)
         if a is not None and b is not None:
             compared.add(identity)
             if a.hash != b.hash:
-                items.extend(_changes(a, b))
+                changed.append((a, b))
             continue
         present = a or b
         assert present is not None
@@ -77,6 +104,7 @@ def compare(left: Side, right: Side, rules: Rules, now: datetime) -> DiffResult:
                 _shown(b.doc) if b is not None else None,
             )
         )
+    items.extend(_changes(changed))
     items.extend(_leaks(lefts, rights, compared, cross))
     if cross:
         items.extend(_secret_reuse(lefts, rights))
@@ -104,39 +132,74 @@ def compare(left: Side, right: Side, rules: Rules, now: datetime) -> DiffResult:
         unknown=unknown,
         compared=len(compared),
         differing=len(differing & compared),
-        resources=[
-            ((lefts.get(i) or rights[i]).resource.category, i[0], i[1]) for i in sorted(compared)
-        ],
+        resources=[(categories[i], i[0], i[1]) for i in compared],
     )
 
 
 # ----------------------------------------------------------------------------- normalizing
 
 
-def _normalize_side(side: Side, rules: Rules, cross: bool) -> dict[Identity, _Normalized]:
-    normalizer = Normalizer(
-        vars=side.vars,
-        foreign=distinctive_vars(
-            {**rules.environments, side.environment: side.vars}, side.environment
-        ),
-        mask_secrets=cross,
-    )
-    source_types = {name: s.type for name, s in side.sources.items()}
-    out: dict[Identity, _Normalized] = {}
-    memo: dict[tuple[str, str], tuple[Any, dict[Path, str], list[Leak], str]] = {}
-    for resource in side.resources:
-        volatile = side.volatile.get(source_types.get(resource.source, ""), ())
+class _SideNormalizer:
+    """Normalizes one side's resources on demand, each distinct document once."""
+
+    def __init__(self, side: Side, rules: Rules, cross: bool) -> None:
+        self.side = side
+        environments = {**rules.environments, side.environment: side.vars}
+        self.normalizer = Normalizer(
+            vars=side.vars,
+            foreign=distinctive_vars(environments, side.environment),
+            mask_secrets=cross,
+        )
+        self.source_types = {name: s.type for name, s in side.sources.items()}
+        self.memo: dict[tuple[str, str], tuple[Any, dict[Path, str], list[Leak], str]] = {}
+
+    def index(self) -> dict[Identity, SideResource]:
+        key = self.normalizer.substitute_key
+        return {(r.resource_type, key(r.key)): r for r in self.side.resources}
+
+    def normalize(self, resource: SideResource, key: str) -> _Normalized:
         memo_key = (resource.hash, resource.source) if resource.hash else None
-        cached = memo.get(memo_key) if memo_key else None
+        cached = self.memo.get(memo_key) if memo_key else None
         if cached is None:
-            doc, secrets, leaks = normalizer.document(resource.attributes, volatile)
+            volatile = self.side.volatile.get(self.source_types.get(resource.source, ""), ())
+            doc, secrets, leaks = self.normalizer.document(resource.attributes, volatile)
             cached = (doc, secrets, leaks, doc_hash(doc))
             if memo_key:
-                memo[memo_key] = cached
+                self.memo[memo_key] = cached
         doc, secrets, leaks, digest = cached
-        key = normalizer.substitute(resource.key)
-        out[(resource.resource_type, key)] = _Normalized(resource, key, doc, digest, secrets, leaks)
-    return out
+        return _Normalized(resource, key, doc, digest, secrets, leaks)
+
+
+class _Unaffected:
+    """True for a document normalization would leave alone on both sides: no var value of
+    any environment, no secret, no IPv4 address (a leak by CIDR) anywhere in its text."""
+
+    def __init__(self, rules: Rules, left: Side, right: Side) -> None:
+        every = [
+            v
+            for env_vars in (*rules.environments.values(), left.vars, right.vars)
+            for v in env_vars.values()
+            if v
+        ]
+        # Plain substring tests on lowered text: far cheaper than a regex alternation.
+        needles = {json.dumps(v, ensure_ascii=False)[1:-1].lower() for v in every}
+        needles.add(SECRET_PREFIX)
+        # An address inside a CIDR var may be a leak: it starts with the CIDR's whole octets.
+        self.addresses = False
+        for network in networks(every):
+            octets = network.prefixlen // 8 if network.version == 4 else 0
+            if octets:
+                needles.add(".".join(str(network.network_address).split(".")[:octets]) + ".")
+            else:
+                self.addresses = True  # too wide to narrow down: look for any address
+        self.needles = sorted(needles)
+
+    def __call__(self, resource: SideResource) -> bool:
+        text = (resource.body or canonical(resource.attributes)).lower()
+        for needle in self.needles:
+            if needle in text:
+                return False
+        return not (self.addresses and _IPV4.search(text))
 
 
 # ----------------------------------------------------------------------------- items
@@ -179,21 +242,59 @@ _REPORTS = {
 }
 
 
-def _changes(a: _Normalized, b: _Normalized) -> list[DriftItem]:
-    diff = DeepDiff(a.doc, b.doc, view="tree", threshold_to_diff_deeper=0, verbose_level=2)
+def _prune(a: Any, b: Any) -> tuple[Any, Any]:
+    """Both documents less the branches they share (a C-speed `==` per branch), so that
+    DeepDiff walks only what differs; the paths it reports are unchanged."""
+    if not (isinstance(a, dict) and isinstance(b, dict)):
+        return a, b
+    left: dict[str, Any] = {}
+    right: dict[str, Any] = {}
+    for key in a.keys() | b.keys():
+        if key not in b:
+            left[key] = a[key]
+        elif key not in a:
+            right[key] = b[key]
+        elif a[key] != b[key] or type(a[key]) is not type(b[key]):
+            left[key], right[key] = _prune(a[key], b[key])
+    return left, right
+
+
+def _path_of(level: Any) -> list[str]:
+    """The keys from the root to a DeepDiff tree level (what `level.path(output_format="list")`
+    gives, without the string formatting that dominates its cost)."""
+    parts = []
+    node = level.all_up
+    while node.down is not None:
+        relation = node.t1_child_rel or node.t2_child_rel
+        parts.append(str(relation.param))
+        node = node.down
+    return parts
+
+
+def _changes(pairs: list[tuple[_Normalized, _Normalized]]) -> list[DriftItem]:
+    """One DeepDiff over every resource whose hashes differ (one call, not one per resource:
+    DeepDiff's set-up costs more than a small document's comparison)."""
+    if not pairs:
+        return []
+    t1: dict[str, Any] = {}
+    t2: dict[str, Any] = {}
+    for n, (a, b) in enumerate(pairs):
+        t1[str(n)], t2[str(n)] = _prune(a.doc, b.doc)
+    diff = DeepDiff(t1, t2, view="tree", threshold_to_diff_deeper=0, verbose_level=2)
     items = []
     for report, levels in diff.items():
         change = _REPORTS.get(report)
         if change is None:
             continue
         for level in levels:
-            parts = tuple(str(p) for p in level.path(output_format="list"))
+            index, *rest = _path_of(level)
+            parts = tuple(rest)
             left = None if change == "added" else _shown(level.t1)
             right = None if change == "removed" else _shown(level.t2)
             if change == "changed" and left == SECRET_SHOWN and right == SECRET_SHOWN:
                 left, right = SECRET_SHOWN, SECRET_SHOWN + " (changed)"
-            items.append(_item(a, parts, change, left, right))
-    items.sort(key=lambda i: (i.path, i.change))
+            items.append(_item(pairs[int(index)][0], parts, change, left, right))
+    items.sort(key=lambda i: (i.key, i.path, i.change))
     return items
 
 

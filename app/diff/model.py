@@ -19,6 +19,7 @@ class SideResource:
     key: str
     attributes: dict[str, Any]
     hash: str = ""  # content hash of the raw attributes, when the store knows it
+    body: str = ""  # their canonical JSON text, when the store has it
 
 
 @dataclass(frozen=True, slots=True)

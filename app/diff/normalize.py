@@ -77,23 +77,34 @@ class Normalizer:
             by_value.setdefault(self.vars[name].lower(), name)
         self._placeholder = by_value
         self._own = _boundary_pattern(self.vars.values())
+        self._own_lower = [v.lower() for v in self.vars.values() if v]
         own_values = {v.lower() for v in self.vars.values()}
         self._foreign_values: dict[str, tuple[str, str]] = {}
-        networks = []
+        foreign_networks: list[tuple[IPNetwork, str, str]] = []
         for env, env_vars in self.foreign.items():
             for name, value in env_vars.items():
                 if value.lower() in own_values:
                     continue
                 self._foreign_values.setdefault(value.lower(), (env, name))
-                networks += [(network, env, name) for network in _networks([value])]
+                foreign_networks += [(network, env, name) for network in networks([value])]
         self._foreign_pattern = _boundary_pattern(self._foreign_values)
-        self._networks = networks
-        self._own_networks = _networks(self.vars.values())
+        self._networks = foreign_networks
+        self._own_networks = networks(self.vars.values())
         self.substitute = lru_cache(maxsize=65536)(self._substitute)
 
     # ------------------------------------------------------------------ strings
+    def substitute_key(self, key: str) -> str:
+        """A resource key with its vars replaced (keys are mostly unique: not cached)."""
+        return self._substitute(key)
+
     def _substitute(self, text: str) -> str:
         if self._own is None:
+            return text
+        lowered = text.lower()
+        for value in self._own_lower:
+            if value in lowered:
+                break
+        else:
             return text
         return self._own.sub(lambda m: "{" + self._placeholder[m[0].lower()] + "}", text)
 
@@ -201,7 +212,7 @@ class Normalizer:
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-def _networks(values: Iterable[str]) -> list[IPNetwork]:
+def networks(values: Iterable[str]) -> list[IPNetwork]:
     out: list[IPNetwork] = []
     for value in values:
         if "/" in value:

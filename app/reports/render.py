@@ -203,7 +203,7 @@ def to_junit(report: Report) -> str:
             out = ET.SubElement(case, "system-out")
             out.text = "\n".join(f"{i.path or '(resource)'}: {status_of(i)}" for i in others)
         cases.append(case)
-    for category, resource_type, key in report.result.resources:
+    for category, resource_type, key in sorted(report.result.resources):
         if (category, resource_type, key) not in by_resource:
             cases.append(ET.Element("testcase", classname=f"{category}.{resource_type}", name=key))
     errors = 0

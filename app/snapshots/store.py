@@ -50,6 +50,7 @@ class StoredResource:
     key: str
     attributes: dict[str, Any]
     hash: str  # of the canonical attributes document
+    body: str  # the canonical attributes document itself
 
 
 Row = tuple[str, str, str, str]  # category, resource_type, key, attributes hash
@@ -146,11 +147,12 @@ class DocumentStore:
         chunk_bodies = self.get(h for chunks in chunk_lists.values() for h in chunks)
         rows_by_chunk = {h: json.loads(body) for h, body in chunk_bodies.items()}
         attribute_hashes = {row[3] for rows in rows_by_chunk.values() for row in rows}
-        attributes = {h: json.loads(b) for h, b in self.get(attribute_hashes).items()}
+        bodies = self.get(attribute_hashes)
+        attributes = {h: json.loads(b) for h, b in bodies.items()}
         out: dict[str, list[StoredResource]] = {}
         for manifest, chunks in chunk_lists.items():
             out[manifest] = [
-                StoredResource(row[0], row[1], row[2], attributes[row[3]], row[3])
+                StoredResource(row[0], row[1], row[2], attributes[row[3]], row[3], bodies[row[3]])
                 for chunk in chunks
                 for row in rows_by_chunk[chunk]
             ]

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from app.diff.engine import compare
 from app.diff.model import DriftItem, Rules, Side, SideResource, SourceState
-from app.diff.normalize import Normalizer
+from app.diff.normalize import Normalizer, canonical, doc_hash
 
 NOW = datetime(2026, 11, 22, tzinfo=UTC)
 ENVS = {
@@ -41,16 +41,15 @@ documents = st.dictionaries(words, values, max_size=5)
 resource_sets = st.dictionaries(st.sampled_from(["a", "b", "c", "d", "e"]), documents, max_size=5)
 
 
-def side(env: str, docs: dict[str, dict[str, Any]]) -> Side:
-    return Side(
-        env,
-        None,
-        NOW,
-        "complete",
-        ENVS[env],
-        {"main": SourceState("main", "file", "ok")},
-        [SideResource("main", "config", "file", key, doc) for key, doc in docs.items()],
-    )
+def side(env: str, docs: dict[str, dict[str, Any]], hashed: bool = False) -> Side:
+    def resource(key: str, doc: dict[str, Any]) -> SideResource:
+        if not hashed:
+            return SideResource("main", "config", "file", key, doc)
+        return SideResource("main", "config", "file", key, doc, doc_hash(doc), canonical(doc))
+
+    resources = [resource(key, doc) for key, doc in docs.items()]
+    sources = {"main": SourceState("main", "file", "ok")}
+    return Side(env, None, NOW, "complete", ENVS[env], sources, resources)
 
 
 def mirrored(item: DriftItem) -> tuple[Any, ...]:
@@ -88,3 +87,17 @@ def test_normalization_is_idempotent(doc: dict[str, Any]) -> None:
     once, _, _ = normalizer.document(doc)
     twice, _, _ = normalizer.document(once)
     assert twice == once
+
+
+@settings(max_examples=200, deadline=None)
+@given(resource_sets, resource_sets, st.booleans())
+def test_the_hash_first_shortcut_changes_no_result(
+    a: dict[str, Any], b: dict[str, Any], cross: bool
+) -> None:
+    """With content hashes the engine skips resources it can prove equal; it must find the same."""
+    rules = Rules(environments=ENVS)
+    target = "production" if cross else "staging"
+    slow = compare(side("staging", a), side(target, b), rules, NOW)
+    fast = compare(side("staging", a, hashed=True), side(target, b, hashed=True), rules, NOW)
+    assert sorted(map(plain, fast.items)) == sorted(map(plain, slow.items))
+    assert (fast.compared, fast.parity) == (slow.compared, slow.parity)
