@@ -7,10 +7,9 @@ those are where tokens travel.
 from __future__ import annotations
 
 import json
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
 from pydantic import Field, field_validator
 
 from collectors._util import as_attributes
@@ -23,6 +22,9 @@ from collectors.base import (
     SourceType,
 )
 from collectors.registry import register
+
+if TYPE_CHECKING:
+    import httpx
 
 
 class HttpOptions(SourceOptions):
@@ -67,6 +69,8 @@ class HttpSource(SourceType[HttpOptions]):
 
     def fetch(self, options: HttpOptions, ctx: FetchContext) -> str:
         """The body of a 2xx answer (redirects followed); anything else raises."""
+        import httpx  # here, not at module level: every command loads the registry
+
         url = options.display_url
         host = urlsplit(options.url).hostname
         try:

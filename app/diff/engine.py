@@ -9,8 +9,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from deepdiff import DeepDiff
-
 from app.diff.model import DiffResult, DriftItem, Rules, Side, SideResource, Unknown
 from app.diff.normalize import (
     SECRET_PLACEHOLDER,
@@ -54,7 +52,7 @@ def compare(left: Side, right: Side, rules: Rules, now: datetime) -> DiffResult:
     unaffected = _Unaffected(rules, left, right) if cross else None
     lefts: dict[Identity, _Normalized] = {}
     rights: dict[Identity, _Normalized] = {}
-    compared: set[Identity] = set()
+    compared: dict[Identity, str] = {}  # identity -> category
     # Hash first: a resource collected identically on both sides, whose text holds nothing
     # normalization would touch (a var value, a secret, an address), cannot differ.
     for identity, raw_left in indexes[0].items():
@@ -65,7 +63,7 @@ def compare(left: Side, right: Side, rules: Rules, now: datetime) -> DiffResult:
             and raw_left.hash == raw_right.hash
             and (unaffected is None or unaffected(raw_left))
         ):
-            compared.add(identity)
+            compared[identity] = raw_left.category
             continue
         lefts[identity] = normalizers[0].normalize(raw_left, identity[1])
         if raw_right is not None:
@@ -75,13 +73,11 @@ def compare(left: Side, right: Side, rules: Rules, now: datetime) -> DiffResult:
             rights[identity] = normalizers[1].normalize(raw_right, identity[1])
     items: list[DriftItem] = []
     unknown_counts: dict[tuple[str, str], int] = {}
-    categories = {i: n.resource.category for i, n in (*lefts.items(), *rights.items())}
-    categories.update({i: indexes[0][i].category for i in compared})
     changed: list[tuple[_Normalized, _Normalized]] = []
     for identity in sorted(lefts.keys() | rights.keys()):
         a, b = lefts.get(identity), rights.get(identity)
         if a is not None and b is not None:
-            compared.add(identity)
+            compared[identity] = a.resource.category
             if a.hash != b.hash:
                 changed.append((a, b))
             continue
@@ -94,7 +90,7 @@ def compare(left: Side, right: Side, rules: Rules, now: datetime) -> DiffResult:
                 unknown_counts.get((side, present.resource.source), 0) + 1
             )
             continue
-        compared.add(identity)
+        compared[identity] = present.resource.category
         items.append(
             _item(
                 present,
@@ -131,8 +127,8 @@ def compare(left: Side, right: Side, rules: Rules, now: datetime) -> DiffResult:
         items=items,
         unknown=unknown,
         compared=len(compared),
-        differing=len(differing & compared),
-        resources=[(categories[i], i[0], i[1]) for i in compared],
+        differing=len(differing & compared.keys()),
+        resources=[(category, i[0], i[1]) for i, category in compared.items()],
     )
 
 
@@ -154,15 +150,18 @@ class _SideNormalizer:
         self.memo: dict[tuple[str, str], tuple[Any, dict[Path, str], list[Leak], str]] = {}
 
     def index(self) -> dict[Identity, SideResource]:
+        resources = self.side.resources
+        if not self.normalizer.mentions_vars("\n".join(r.key for r in resources)):
+            return {(r.resource_type, r.key): r for r in resources}  # no key holds a var value
         key = self.normalizer.substitute_key
-        return {(r.resource_type, key(r.key)): r for r in self.side.resources}
+        return {(r.resource_type, key(r.key)): r for r in resources}
 
     def normalize(self, resource: SideResource, key: str) -> _Normalized:
         memo_key = (resource.hash, resource.source) if resource.hash else None
         cached = self.memo.get(memo_key) if memo_key else None
         if cached is None:
             volatile = self.side.volatile.get(self.source_types.get(resource.source, ""), ())
-            doc, secrets, leaks = self.normalizer.document(resource.attributes, volatile)
+            doc, secrets, leaks = self.normalizer.document(resource.document(), volatile)
             cached = (doc, secrets, leaks, doc_hash(doc))
             if memo_key:
                 self.memo[memo_key] = cached
@@ -195,7 +194,7 @@ class _Unaffected:
         self.needles = sorted(needles)
 
     def __call__(self, resource: SideResource) -> bool:
-        text = (resource.body or canonical(resource.attributes)).lower()
+        text = (resource.body or canonical(resource.document())).lower()
         for needle in self.needles:
             if needle in text:
                 return False
@@ -276,6 +275,8 @@ def _changes(pairs: list[tuple[_Normalized, _Normalized]]) -> list[DriftItem]:
     DeepDiff's set-up costs more than a small document's comparison)."""
     if not pairs:
         return []
+    from deepdiff import DeepDiff  # only when something differs: it is slow to import
+
     t1: dict[str, Any] = {}
     t2: dict[str, Any] = {}
     for n, (a, b) in enumerate(pairs):
@@ -301,7 +302,7 @@ def _changes(pairs: list[tuple[_Normalized, _Normalized]]) -> list[DriftItem]:
 def _leaks(
     lefts: dict[Identity, _Normalized],
     rights: dict[Identity, _Normalized],
-    compared: set[Identity],
+    compared: dict[Identity, str],
     cross: bool,
 ) -> list[DriftItem]:
     """Across environments, every leak on either side; over time, only leaks that are new."""
@@ -310,13 +311,14 @@ def _leaks(
     if not cross:
         seen = {(identity, leak.path, "right") for identity, n in lefts.items() for leak in n.leaks}
     for side_name, side in (("left", lefts), ("right", rights)) if cross else (("right", rights),):
-        for identity, n in sorted(side.items()):
+        for identity in sorted(side):
+            n = side[identity]
             for leak in n.leaks:
                 marker = (identity, leak.path, side_name)
                 if marker in seen:
                     continue
                 seen.add(marker)
-                compared.add(identity)
+                compared[identity] = n.resource.category
                 detail = f"names {leak.environment} (its {leak.var})"
                 value = leak.value
                 items.append(

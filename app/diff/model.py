@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -17,9 +18,17 @@ class SideResource:
     category: str
     resource_type: str
     key: str
-    attributes: dict[str, Any]
+    # The attributes, or None when only their canonical JSON text (`body`) was loaded:
+    # the engine decodes it only for resources it cannot prove equal by hash.
+    attributes: dict[str, Any] | None
     hash: str = ""  # content hash of the raw attributes, when the store knows it
     body: str = ""  # their canonical JSON text, when the store has it
+
+    def document(self) -> dict[str, Any]:
+        if self.attributes is not None:
+            return self.attributes
+        value: dict[str, Any] = json.loads(self.body)
+        return value
 
 
 @dataclass(frozen=True, slots=True)

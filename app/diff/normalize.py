@@ -90,9 +90,17 @@ class Normalizer:
         self._foreign_pattern = _boundary_pattern(self._foreign_values)
         self._networks = foreign_networks
         self._own_networks = networks(self.vars.values())
+        # Documents repeat their strings (versions, flags, hosts): each is worked out once.
         self.substitute = lru_cache(maxsize=65536)(self._substitute)
+        self.value = lru_cache(maxsize=65536)(self._value)
+        self.leaks_in = lru_cache(maxsize=65536)(self._leaks_in)
 
     # ------------------------------------------------------------------ strings
+    def mentions_vars(self, text: str) -> bool:
+        """Whether any of this side's var values occurs in `text` at all (a cheap pre-check)."""
+        lowered = text.lower()
+        return any(value in lowered for value in self._own_lower)
+
     def substitute_key(self, key: str) -> str:
         """A resource key with its vars replaced (keys are mostly unique: not cached)."""
         return self._substitute(key)
@@ -108,7 +116,7 @@ class Normalizer:
             return text
         return self._own.sub(lambda m: "{" + self._placeholder[m[0].lower()] + "}", text)
 
-    def leaks_in(self, text: str) -> list[tuple[str, str]]:
+    def _leaks_in(self, text: str) -> tuple[tuple[str, str], ...]:
         """(environment, var) pairs another environment's values name in `text`."""
         found: list[tuple[str, str]] = []
         if self._foreign_pattern is not None:
@@ -131,9 +139,9 @@ class Normalizer:
                 for network, env, name in self._networks:
                     if address.version == network.version and address in network:
                         found.append((env, name))
-        return found
+        return tuple(found)
 
-    def value(self, text: str) -> str:
+    def _value(self, text: str) -> str:
         text = self.substitute(text)
         if "-" in text:
             text = _CLOUD_ID.sub(ID_PLACEHOLDER, text)
@@ -156,7 +164,7 @@ class Normalizer:
 
     def _walk(self, value: Any, path: Path, secrets: dict[Path, str], leaks: list[Leak]) -> Any:
         if isinstance(value, str):
-            if is_secret_marker(value):
+            if value.startswith("secret:") and is_secret_marker(value):
                 if self.mask_secrets:
                     secrets[path] = value
                     return SECRET_PLACEHOLDER
@@ -165,12 +173,11 @@ class Normalizer:
                 leaks.append(Leak(path, value, env, var))
             return self.value(value)
         if isinstance(value, dict):
-            return {
-                self.substitute(str(k)): self._walk(
-                    v, (*path, self.substitute(str(k))), secrets, leaks
-                )
-                for k, v in value.items()
-            }
+            out = {}
+            for k, v in value.items():
+                key = self.substitute(str(k))
+                out[key] = self._walk(v, (*path, key), secrets, leaks)
+            return out
         if isinstance(value, list):
             return self._list(value, path, secrets, leaks)
         return value
@@ -178,6 +185,8 @@ class Normalizer:
     def _list(
         self, items: list[Any], path: Path, secrets: dict[Path, str], leaks: list[Leak]
     ) -> dict[str, Any]:
+        if all(isinstance(item, str | int | float | bool) or item is None for item in items):
+            return self._scalar_list(items, path, secrets, leaks)
         # Normalize each item first (its label must carry no id or environment name), then
         # key it by label; what was found inside is re-located under that label.
         walked = []
@@ -208,6 +217,34 @@ class Normalizer:
                 leaks.append(Leak(relocated, leak.value, leak.environment, leak.var))
         return keyed
 
+    def _scalar_list(
+        self, items: list[Any], path: Path, secrets: dict[Path, str], leaks: list[Leak]
+    ) -> dict[str, Any]:
+        """The common case, a list of plain values: each is its own label."""
+        depth = len(path)
+        labelled = []
+        for item in items:
+            item_secrets: dict[Path, str] = {}
+            item_leaks: list[Leak] = []
+            normalized = self._walk(item, (*path, "[]"), item_secrets, item_leaks)
+            labelled.append((_scalar_label(normalized), normalized, item_secrets, item_leaks))
+        labelled.sort(key=lambda entry: (entry[0], type(entry[1]).__name__))
+        keyed: dict[str, Any] = {}
+        for text, normalized, item_secrets, item_leaks in labelled:
+            label = base = "[" + text + "]"
+            n = 2
+            while label in keyed:
+                label = f"{base[:-1]} ({n})]"
+                n += 1
+            keyed[label] = normalized
+            for p, marker in item_secrets.items():
+                secrets[(*p[:depth], label)] = marker
+            for leak in item_leaks:
+                leaks.append(
+                    Leak((*leak.path[:depth], label), leak.value, leak.environment, leak.var)
+                )
+        return keyed
+
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -219,6 +256,10 @@ def networks(values: Iterable[str]) -> list[IPNetwork]:
             with contextlib.suppress(ValueError):
                 out.append(ipaddress.ip_network(value, strict=False))
     return out
+
+
+def _scalar_label(item: Any) -> str:
+    return item if isinstance(item, str) else canonical(item)
 
 
 def item_label(item: Any) -> str:

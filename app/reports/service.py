@@ -208,7 +208,7 @@ def side_of(repo: SnapshotRepository, config: Config, snapshot: Snapshot) -> Sid
     declared = config.environments.get(env)
     vars_ = declared.vars if declared else {"env": env}
     resources = [
-        SideResource(source, r.category, r.resource_type, r.key, r.attributes, r.hash, r.body)
+        SideResource(source, r.category, r.resource_type, r.key, None, r.hash, r.body)
         for source, stored in repo.resources(snapshot).items()
         for r in stored
     ]

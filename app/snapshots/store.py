@@ -20,9 +20,9 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -43,14 +43,20 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass
 class StoredResource:
+    """A stored resource; its attributes are decoded from `body` only when asked for."""
+
     category: str
     resource_type: str
     key: str
-    attributes: dict[str, Any]
     hash: str  # of the canonical attributes document
     body: str  # the canonical attributes document itself
+
+    @cached_property
+    def attributes(self) -> dict[str, Any]:
+        value: dict[str, Any] = json.loads(self.body)
+        return value
 
 
 Row = tuple[str, str, str, str]  # category, resource_type, key, attributes hash
@@ -80,13 +86,18 @@ class DocumentStore:
     def __init__(self, session: Session) -> None:
         self.session = session
 
+    def _select(self, columns: str, hashes: list[str]) -> Iterable[Any]:
+        """`SELECT columns FROM documents WHERE hash IN (...)`, in batches, straight to the
+        driver: thousands of bound values are not worth SQLAlchemy compiling each one."""
+        connection = self.session.connection()
+        marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+        for batch in _batched(hashes):
+            placeholders = ", ".join([marker] * len(batch))
+            statement = f"SELECT {columns} FROM documents WHERE hash IN ({placeholders})"
+            yield from connection.exec_driver_sql(statement, tuple(batch))
+
     def existing(self, hashes: Iterable[str]) -> set[str]:
-        found: set[str] = set()
-        for batch in _batched(list(hashes)):
-            found.update(
-                self.session.scalars(select(Document.hash).where(Document.hash.in_(batch)))
-            )
-        return found
+        return {row[0] for row in self._select("hash", list(hashes))}
 
     def put(self, documents: dict[str, str]) -> int:
         """Inserts the documents not stored yet; returns how many were new."""
@@ -102,11 +113,7 @@ class DocumentStore:
         return len(missing)
 
     def get(self, hashes: Iterable[str]) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for batch in _batched(sorted(set(hashes))):
-            query = select(Document.hash, Document.body).where(Document.hash.in_(batch))
-            out.update((h, body) for h, body in self.session.execute(query))
-        return out
+        return {row[0]: row[1] for row in self._select("hash, body", sorted(set(hashes)))}
 
     def write_manifest(
         self, resources: Iterable[tuple[str, str, str, dict[str, Any]]]
@@ -148,11 +155,10 @@ class DocumentStore:
         rows_by_chunk = {h: json.loads(body) for h, body in chunk_bodies.items()}
         attribute_hashes = {row[3] for rows in rows_by_chunk.values() for row in rows}
         bodies = self.get(attribute_hashes)
-        attributes = {h: json.loads(b) for h, b in bodies.items()}
         out: dict[str, list[StoredResource]] = {}
         for manifest, chunks in chunk_lists.items():
             out[manifest] = [
-                StoredResource(row[0], row[1], row[2], attributes[row[3]], row[3], bodies[row[3]])
+                StoredResource(row[0], row[1], row[2], row[3], bodies[row[3]])
                 for chunk in chunks
                 for row in rows_by_chunk[chunk]
             ]
