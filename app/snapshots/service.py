@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Config, Environment
@@ -22,6 +24,7 @@ from collectors.secrets import Redactor
 log = logging.getLogger(__name__)
 
 MAX_PARALLEL_SOURCES = 8
+HEARTBEAT_EVERY = 60.0  # seconds; a scan whose heartbeat is 30 minutes old is taken for dead
 
 
 class ScanProgress(Protocol):
@@ -45,10 +48,17 @@ class ScanResult:
 class Scanner:
     """Runs scans of configured environments into the database."""
 
-    def __init__(self, config: Config, sessions: sessionmaker[Session], redactor: Redactor) -> None:
+    def __init__(
+        self,
+        config: Config,
+        sessions: sessionmaker[Session],
+        redactor: Redactor,
+        heartbeat_every: float = HEARTBEAT_EVERY,
+    ) -> None:
         self.config = config
         self.sessions = sessions
         self.redactor = redactor
+        self.heartbeat_every = heartbeat_every
 
     def scan(
         self,
@@ -67,7 +77,8 @@ class Scanner:
         scan_id = self._acquire(env, trigger, wait)
         try:
             taken_at = utcnow()
-            outcomes = self._collect(env, progress)
+            with _Heartbeat(self.sessions, scan_id, self.heartbeat_every):
+                outcomes = self._collect(env, progress)
             with self.sessions.begin() as session:
                 repo = SnapshotRepository(session)
                 snapshot = repo.add_snapshot(
@@ -115,6 +126,34 @@ class Scanner:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="envparity-scan") as pool:
             outcomes = list(pool.map(one, env.sources))
         return _unique_across_sources(outcomes)
+
+
+class _Heartbeat:
+    """Refreshes a running scan's heartbeat, so that nobody takes a long scan for a dead one."""
+
+    def __init__(self, sessions: sessionmaker[Session], scan_id: int, every: float) -> None:
+        self.sessions = sessions
+        self.scan_id = scan_id
+        self.every = every
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True, name="envparity-heartbeat")
+
+    def __enter__(self) -> None:
+        self.thread.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+    def _run(self) -> None:
+        while not self.stop.wait(self.every):
+            try:
+                with self.sessions.begin() as session:
+                    SnapshotRepository(session).heartbeat(self.scan_id)
+            except SQLAlchemyError as exc:  # a missed beat is not worth failing the scan
+                log.warning(
+                    "scan #%s: heartbeat not recorded: %s", self.scan_id, type(exc).__name__
+                )
 
 
 def _unique_across_sources(outcomes: list[SourceOutcome]) -> list[SourceOutcome]:

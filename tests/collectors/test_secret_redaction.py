@@ -91,6 +91,9 @@ def test_custom_key_pattern() -> None:
         ('line 3: {"api_key": "abc123xyz"}', "abc123xyz"),
         ("DB_PASSWORD: s3cr3t", "s3cr3t"),
         ("GET postgres://u:pw42@db/x failed", "pw42"),
+        ("Authorization: Bearer abc123", "abc123"),
+        ('PGPASSWORD="a b c" psql', "b c"),
+        ("mysql --password hunter2 --user app", "hunter2"),
     ],
 )
 def test_scrub_masks_secrets_in_free_text(text: str, hidden: str) -> None:
@@ -112,3 +115,10 @@ json_values = st.recursive(
 def test_redaction_is_idempotent(attributes: dict[str, Any]) -> None:
     once = redactor.redact(attributes)
     assert redactor.redact(once) == once
+
+
+def test_secret_values_in_free_text_become_hashes_for_keys() -> None:
+    key = redactor.redact_text("API_TOKEN=abc123")
+    assert key == "API_TOKEN=" + h("abc123")
+    assert redactor.redact_text(key) == key
+    assert redactor.redact_text("LOG_LEVEL=info") == "LOG_LEVEL=info"

@@ -191,3 +191,31 @@ def test_scan_left_running_by_a_dead_process_is_taken_over(two_envs: Project) ->
             "complete",
         ]
     rt.close()
+
+
+def test_running_scan_keeps_its_heartbeat_fresh(project: Project) -> None:
+    project.write_config(
+        f"""
+        environments:
+          staging:
+            sources:
+              - type: command
+                command: [{sys.executable}, -c, "import time; time.sleep(1.5); print('x')"]
+                parser: lines
+        """
+    )
+    rt = runtime.load(project.config)
+    beats: list[object] = []
+    scanner = service.Scanner(rt.config, rt.sessions, rt.redactor, heartbeat_every=0.2)
+    worker = threading.Thread(target=scanner.scan, args=("staging",))
+    worker.start()
+    deadline = time.monotonic() + 10
+    while worker.is_alive() and time.monotonic() < deadline:
+        with rt.sessions.begin() as session:
+            running = session.scalar(select(Scan).where(Scan.status == "running"))
+            if running is not None:
+                beats.append(running.heartbeat_at)
+        time.sleep(0.1)
+    worker.join()
+    assert len(set(beats)) >= 3  # the heartbeat moved while the scan ran
+    rt.close()

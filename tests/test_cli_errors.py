@@ -1,0 +1,106 @@
+"""Errors a user meets at the command line: clear messages, exit 2, nothing left behind."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support import Project
+
+
+def test_unreachable_database_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.support import invoke
+
+    (tmp_path / "envparity.yaml").write_text("environments:\n  staging: {}\n")
+    monkeypatch.setenv("ENVPARITY_DATABASE_URL", "postgresql+psycopg://nobody@127.0.0.1:1/none")
+    result = invoke("export", "staging", "--config", str(tmp_path / "envparity.yaml"))
+    assert result.returncode == 2
+    assert "error: database:" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_validate_does_not_create_the_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.support import invoke
+
+    config = tmp_path / "envparity.yaml"
+    config.write_text("environments:\n  staging: {}\n")
+    monkeypatch.setenv("ENVPARITY_DATABASE_URL", f"sqlite:///{tmp_path / 'new.db'}")
+    result = invoke("validate", "--config", str(config))
+    assert result.returncode == 0
+    assert "will be created on first use" in result.stdout
+    assert not (tmp_path / "new.db").exists()
+
+
+def test_validate_without_offline_reports_failing_sources(project: Project) -> None:
+    project.write_config(
+        """
+        environments:
+          staging:
+            sources:
+              - {type: file, name: app, path: missing.yaml}
+        """
+    )
+    result = project.invoke("validate")
+    assert result.returncode == 2
+    assert "app failed: file not found: missing.yaml" in result.stdout
+
+
+PRINT_ENVIRON = "import json, os; print(json.dumps(sorted(os.environ)))"
+
+
+def test_commands_do_not_inherit_envparity_settings(project: Project) -> None:
+    project.write_config(
+        f"""
+        environments:
+          staging:
+            sources:
+              - type: command
+                name: environ
+                command: [{sys.executable}, -c, "{PRINT_ENVIRON}"]
+                parser: json
+                env: {{EXTRA: "$${{NOT_EXPANDED}}"}}
+        """
+    )
+    assert project.invoke("scan", "staging").returncode == 0
+    exported = json.loads(project.invoke("export", "staging").stdout)
+    names = exported["resources"][0]["attributes"]["value"]
+    assert "EXTRA" in names
+    assert not [n for n in names if n.startswith("ENVPARITY_")]
+
+
+def test_dollar_dollar_is_a_literal(tmp_path: Path) -> None:
+    from app.config import load_config
+
+    path = tmp_path / "envparity.yaml"
+    path.write_text(
+        "environments:\n  s:\n    sources:\n"
+        "      - {type: command, command: \"dpkg-query -W -f '$${Package}'\", parser: lines}\n"
+    )
+    config = load_config(path, environ={})
+    assert (
+        config.environment("s").sources[0].model_dump()["command"]
+        == "dpkg-query -W -f '${Package}'"
+    )
+
+
+def test_scan_of_a_push_only_environment_stores_nothing(project: Project) -> None:
+    project.write_config(
+        """
+        environments:
+          staging:
+            sources:
+              - {type: command, command: [echo, hi], parser: lines}
+          pushed: {}
+        """
+    )
+    result = project.invoke("scan", "staging", "pushed")
+    assert result.returncode == 2
+    assert "push-only" in result.stderr
+    assert project.invoke("export", "staging").returncode == 2  # nothing was scanned
