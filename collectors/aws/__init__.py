@@ -1,0 +1,1 @@
+"""AWS source types, one per file; shared plumbing in base.py."""
