@@ -4,6 +4,9 @@ Every permission is split into atomic rules, one per protocol, port range and pe
 or IPv6 range, another group by its *name*, or a prefix list by its name), each labelled
 `tcp/22 from 0.0.0.0/0` (ingress) or `all/all to 0.0.0.0/0` (egress), so that the diff
 reads `ingress[tcp/22 from 0.0.0.0/0]` and the order of rules never counts.
+
+Group names are unique within a VPC only: where several selected groups share a name (the
+`default` group of every VPC), their keys become `<VPC Name tag, else its CIDR>/<name>`.
 """
 
 from __future__ import annotations
@@ -82,6 +85,11 @@ class SecurityGroups(SourceType[SecurityGroupOptions]):
     type_name: ClassVar[str] = "aws.ec2.security_groups"
     Options: ClassVar[type[SourceOptions]] = SecurityGroupOptions
     summary: ClassVar[str] = "EC2 security groups: ingress and egress rules, keyed by group name."
+    iam_actions: ClassVar[tuple[str, ...]] = (
+        "ec2:DescribeSecurityGroups",
+        "ec2:DescribeManagedPrefixLists",
+        "ec2:DescribeVpcs",
+    )
 
     def fetch(self, options: SecurityGroupOptions, ctx: FetchContext) -> list[dict[str, Any]]:
         session = session_for(options)
@@ -106,7 +114,8 @@ class SecurityGroups(SourceType[SecurityGroupOptions]):
                         PrefixListIds=sorted(prefix_ids),
                     )
                 )
-            return {"groups": groups, "prefix_lists": prefixes}
+            vpcs = list(paginate(ec2, "describe_vpcs", "Vpcs"))
+            return {"groups": groups, "prefix_lists": prefixes, "vpcs": vpcs}
 
         return [{"region": region, **data} for region, data in per_region(options, one)]
 
@@ -116,15 +125,23 @@ class SecurityGroups(SourceType[SecurityGroupOptions]):
         for region_data in raw:
             region = region_data["region"]
             groups = region_data["groups"]
+            vpc_labels = {
+                v["VpcId"]: tags_of(v.get("Tags")).get("Name") or v.get("CidrBlock", v["VpcId"])
+                for v in region_data.get("vpcs", [])
+            }
+            selected = [g for g in groups if wanted(tags_of(g.get("Tags")))]
+            seen = [g["GroupName"] for g in selected]
+            shared = {name for name in seen if seen.count(name) > 1}
             names = {g["GroupId"]: g["GroupName"] for g in groups}
             prefixes = {
                 p["PrefixListId"]: p.get("PrefixListName", p["PrefixListId"])
                 for p in region_data["prefix_lists"]
             }
-            for group in groups:
+            for group in selected:
                 tags = tags_of(group.get("Tags"))
-                if not wanted(tags):
-                    continue
+                name = group["GroupName"]
+                if name in shared:
+                    name = f"{vpc_labels.get(group.get('VpcId', ''), group.get('VpcId'))}/{name}"
                 attributes = {
                     "group_id": group["GroupId"],
                     "vpc_id": group.get("VpcId"),
@@ -141,7 +158,7 @@ class SecurityGroups(SourceType[SecurityGroupOptions]):
                     Resource(
                         category="network",
                         resource_type="aws.ec2.security_group",
-                        key=options.key(region, group["GroupName"]),
+                        key=options.key(region, name),
                         attributes=attributes,
                     )
                 )

@@ -35,6 +35,19 @@ def test_source_type_contract(name: str) -> None:
     assert test_file.exists(), f"{cls.__module__} needs its test at {test_file}"
 
 
+@pytest.mark.parametrize("name", sorted(n for n in TYPES if n.startswith("aws.")))
+def test_aws_types_declare_their_iam_actions(name: str) -> None:
+    """docs/aws.md's least-privilege policies come from these."""
+    actions = getattr(TYPES[name], "iam_actions", ())
+    assert actions, f"{name} lists the IAM actions it calls"
+    for action in actions:
+        service, _, operation = action.partition(":")
+        assert service.islower()
+        assert operation[:1].isupper(), action
+        read_only = operation.startswith(("Describe", "List", "Get")) or action == "kms:Decrypt"
+        assert read_only, f"{action} is not read-only"
+
+
 def test_a_duplicate_type_name_is_an_error() -> None:
     existing = TYPES["file"]
 
