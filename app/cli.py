@@ -370,6 +370,15 @@ CategoryOption = Annotated[
 ]
 
 
+def _categories(values: list[str] | None) -> set[str] | None:
+    if not values:
+        return None
+    unknown = sorted(set(values) - set(CATEGORIES))
+    if unknown:
+        raise InvalidInput(f"--category {unknown[0]!r} is not one of {', '.join(CATEGORIES)}")
+    return set(values)
+
+
 def _format(fmt: str | None) -> str:
     chosen = fmt or ("table" if out.is_terminal else "json")
     if chosen not in render.FORMATS:
@@ -398,14 +407,15 @@ def diff(
     _setup_logging()
     with _errors():
         chosen = _format(fmt)
+        categories = _categories(category)
         rt = runtime_mod.load(config)
         try:
             with rt.sessions.begin() as session:
                 report = reports.compare_refs(session, rt.config, left, right, utcnow())
         finally:
             rt.close()
-        if category:
-            report = reports.only_categories(report, set(category))
+        if categories:
+            report = reports.only_categories(report, categories)
         if chosen == "table" and output is None:
             out.print(render.to_rich(report))
         else:
@@ -419,16 +429,20 @@ def gate(
     target: Annotated[str, typer.Argument(help="The environment to promote to (production).")],
     fmt: FormatOption = None,
     output: OutputOption = None,
+    category: CategoryOption = None,
     config: ConfigOption = None,
 ) -> None:
     """May SOURCE be promoted to TARGET? Exit 0 pass, 1 fail, 2 cannot evaluate."""
     _setup_logging()
     with _errors():
         chosen = _format(fmt)
+        categories = _categories(category)
         rt = runtime_mod.load(config)
         try:
             with rt.sessions.begin() as session:
-                result = gate_service.evaluate(session, rt.config, source, target, utcnow())
+                result = gate_service.evaluate(
+                    session, rt.config, source, target, utcnow(), categories=categories
+                )
         finally:
             rt.close()
         _print_gate(result, chosen, output)
@@ -440,7 +454,8 @@ def _print_gate(result: gate_service.GateResult, fmt: str, output: Path | None) 
         _emit(json.dumps(result.as_json(), indent=2) + "\n", output)
         return
     if fmt in ("markdown", "junit") and result.report is not None:
-        _emit(render.render(result.report, fmt), output)
+        failing = {i["fingerprint"] for i in result.failing}
+        _emit(render.render(reports.gate_view(result.report, failing), fmt), output)
         return
     if fmt == "junit":  # no report to show: one failing case says why
         _emit(render.gate_junit(result), output)

@@ -79,8 +79,12 @@ class Waiver:
             "origin": self.origin,
             "reason": self.reason,
             "owner": self.owner,
-            "expires": self.expires.isoformat() if self.expires else None,
+            "expires": _iso(self.expires) if self.expires else None,
         }
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)

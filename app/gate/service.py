@@ -64,7 +64,9 @@ def evaluate(
     target: str,
     now: datetime,
     report_url: str | None = None,
+    categories: set[str] | None = None,
 ) -> GateResult:
+    """`categories` narrows the comparison's gated categories (`--category`)."""
     gate = gate_config(config, source, target)
     repo = SnapshotRepository(session)
     snapshots: dict[str, Snapshot | None] = {env: repo.latest(env) for env in (source, target)}
@@ -85,7 +87,7 @@ def evaluate(
                 for s in stale
             ]
             return GateResult(source, target, "stale", reasons, report_url=report_url)
-    gated = set(gate.categories)
+    gated = set(gate.categories) & categories if categories else set(gate.categories)
     partial_reasons = []
     for snapshot in (left, right):
         for src in snapshot.sources:

@@ -23,6 +23,14 @@ SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
 MAX_VALUE = 120
 
 
+def unwaived_by_severity(report: Report) -> dict[str, int]:
+    """Counting drift (neither waived nor tolerated) by severity, worst first."""
+    counts = {"critical": 0, "warning": 0, "info": 0}
+    for item in report.counting:
+        counts[item.severity] += 1
+    return counts
+
+
 def short(value: Any, limit: int = MAX_VALUE) -> str:
     """A value on one line, cut to `limit` characters."""
     if value is None:
@@ -65,9 +73,8 @@ def to_rich(report: Report) -> Group:
         f"{left['taken_at']})  →  [bold]{escape(right['environment'])}[/bold] "
         f"#{right['snapshot_id']} ({right['status']}, {right['taken_at']})"
     )
-    counts = ", ".join(
-        f"[{SEVERITY_STYLE[s]}]{n} {s}[/]" for s, n in summary["by_severity"].items() if n
-    )
+    unwaived = unwaived_by_severity(report)
+    counts = ", ".join(f"[{SEVERITY_STYLE[s]}]{n} {s}[/]" for s, n in unwaived.items() if n)
     line = Text.from_markup(
         f"parity [bold]{summary['parity']:.1%}[/bold] of {summary['compared']} resources · "
         f"{summary['unwaived']} unwaived · {counts or 'no drift'} · "
@@ -95,13 +102,14 @@ def to_rich(report: Report) -> Group:
         table.add_column("note", overflow="fold")
         for item in items:
             style = "dim" if not item.counts else ""
+            # Text cells: a path like `ingress[tcp/22 from 0.0.0.0/0]` is not Rich markup.
             table.add_row(
                 Text(item.severity, style=SEVERITY_STYLE[item.severity] if item.counts else "dim"),
-                item.change,
-                f"{item.resource_type} {where(item)}",
-                short(item.left),
-                short(item.right),
-                status_of(item) or (item.detail or ""),
+                Text(item.change),
+                Text(f"{item.resource_type} {where(item)}"),
+                Text(short(item.left)),
+                Text(short(item.right)),
+                Text(status_of(item) or (item.detail or "")),
                 style=style,
             )
         parts.append(table)
@@ -124,13 +132,14 @@ def _md(text: str) -> str:
 def to_markdown(report: Report) -> str:
     data = report.as_json()
     s, left, right = data["summary"], data["left"], data["right"]
-    icon = "✅" if s["unwaived"] == 0 else ("🔴" if s["by_severity"]["critical"] else "🟠")
+    unwaived = unwaived_by_severity(report)
+    icon = "✅" if s["unwaived"] == 0 else ("🔴" if unwaived["critical"] else "🟠")
     lines = [
         f"### {icon} envparity: {left['environment']} → {right['environment']}",
         "",
         f"Parity **{s['parity']:.1%}** of {s['compared']} resources; "
         f"**{s['unwaived']}** unwaived drift item(s) "
-        f"({', '.join(f'{n} {k}' for k, n in s['by_severity'].items() if n) or 'none'}); "
+        f"({', '.join(f'{n} {k}' for k, n in unwaived.items() if n) or 'none'}); "
         f"{s['tolerated']} tolerated.",
         "",
         f"Snapshots: {left['environment']} #{left['snapshot_id']} ({left['taken_at']}), "

@@ -112,6 +112,19 @@ def only_categories(report: Report, categories: set[str]) -> Report:
     )
 
 
+def gate_view(report: Report, failing: set[str]) -> Report:
+    """The report as the gate judged it: drift that fails the gate, plus the documented
+    (waived, tolerated) differences; drift below `fail_on` or outside the gated categories
+    is left out, so a passing gate's JUnit has no failing case."""
+    result = report.result
+    items = [i for i in result.items if i.fingerprint in failing or not i.counts]
+    differing = {(i.resource_type, i.key) for i in items if i.counts}
+    view = DiffResult(
+        result.comparison, items, result.unknown, result.compared, len(differing), result.resources
+    )
+    return Report(report.left, report.right, view, report.generated_at)
+
+
 def only_fingerprints(report: Report, fingerprints: set[str]) -> Report:
     """The report's items with these fingerprints only (the gate's failing items)."""
     result = report.result
@@ -181,6 +194,8 @@ def resolve(repo: SnapshotRepository, ref: str) -> Snapshot:
     if at is None:
         snapshot = repo.latest(env)
         if snapshot is None:
+            if repo.environment(env) is None:
+                raise NotFound(f"no environment {env!r} has any snapshot (check its spelling)")
             raise NotFound(f"{env!r} has no snapshot yet: run `envparity scan {env}`")
         return snapshot
     if at == "baseline":

@@ -128,3 +128,21 @@ def test_cannot_evaluate_in_junit_is_an_error_case(project: Project) -> None:
     assert result.returncode == 2
     assert 'errors="1"' in result.stdout
     assert "staging has no snapshot" in result.stdout
+
+
+def test_junit_of_a_passing_gate_has_no_failing_case(project: Project) -> None:
+    setup(project, fail_on="critical")
+    project.invoke("scan", "--all")
+    result = project.invoke("gate", "staging", "production", "--format", "junit")
+    assert result.returncode == 0
+    assert 'failures="0"' in result.stdout
+
+
+def test_gate_category_narrows_what_is_judged(project: Project) -> None:
+    setup(project)
+    project.invoke("scan", "--all")
+    code, body = gate(project, "--category", "packages")
+    assert (code, body["status"]) == (0, "pass")
+    bad = project.invoke("gate", "staging", "production", "--category", "pakages")
+    assert bad.returncode == 2
+    assert "'pakages' is not one of" in bad.stderr

@@ -174,3 +174,19 @@ def test_first_seen_stays_with_the_difference(examples: Project) -> None:
     seen = {i["fingerprint"]: i["first_seen"] for i in first["items"]}
     assert {i["fingerprint"]: i["first_seen"] for i in second["items"]} == seen
     assert second["right"]["snapshot_id"] != first["right"]["snapshot_id"]
+
+
+def test_table_keeps_bracketed_paths(project: Project) -> None:
+    project.write_config(
+        """
+        environments:
+          staging: {sources: [{type: file, name: app, path: staging.yaml}]}
+          production: {sources: [{type: file, name: app, path: production.yaml}]}
+        """
+    )
+    project.write("staging.yaml", "allowed: [10.0.0.0/8]\n")
+    project.write("production.yaml", "allowed: [10.0.0.0/8, 0.0.0.0/0]\n")
+    project.invoke("scan", "--all")
+    path = project.root / "table.txt"
+    project.invoke("diff", "staging", "production", "-f", "table", "-o", str(path))
+    assert "allowed[0.0.0.0/0]" in path.read_text()
