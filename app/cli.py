@@ -449,7 +449,9 @@ def gate(
     raise typer.Exit(result.exit_code)
 
 
-def _print_gate(result: gate_service.GateResult, fmt: str, output: Path | None) -> None:
+def _print_gate(
+    result: gate_service.GateResult, fmt: str, output: Path | None, details: bool = True
+) -> None:
     if fmt == "json":
         _emit(json.dumps(result.as_json(), indent=2) + "\n", output)
         return
@@ -476,7 +478,7 @@ def _print_gate(result: gate_service.GateResult, fmt: str, output: Path | None) 
         return
     for line in lines:
         out.print(line)
-    if result.report is not None and result.failing:
+    if details and result.report is not None and result.failing:
         out.print(
             render.to_rich(
                 reports.only_fingerprints(result.report, {i["fingerprint"] for i in result.failing})
@@ -631,6 +633,56 @@ def db_upgrade(config: ConfigOption = None) -> None:
         finally:
             rt.close()
     out.print(f"database at revision {revision}")
+
+
+@app.command()
+def demo(
+    folder: Annotated[
+        Path | None,
+        typer.Option(
+            "--folder",
+            help="Keep the demo's config and database here (default: a temporary folder).",
+        ),
+    ] = None,
+) -> None:
+    """Scan a simulated AWS account (no account needed) with three drifting environments."""
+    import tempfile
+
+    from app import demo as demo_mod
+
+    _setup_logging()
+    with _errors(), tempfile.TemporaryDirectory(prefix="envparity-demo-") as scratch:
+        where = folder or Path(scratch)
+        where.mkdir(parents=True, exist_ok=True)
+        out.print("starting a simulated AWS account on loopback (moto) and seeding it...")
+        simulator = demo_mod.start_simulator()
+        try:
+            demo_mod.seed(simulator.endpoint)
+            config_path = demo_mod.write_config(where, simulator.endpoint)
+            rt = runtime_mod.load(config_path, own_database=True)
+            try:
+                _run_scans(rt, list(rt.config.environments), wait=0)
+                with rt.sessions.begin() as session:
+                    report = reports.compare_refs(
+                        session, rt.config, "staging", "production", utcnow()
+                    )
+                    gates = [
+                        gate_service.evaluate(session, rt.config, c.source, c.target, utcnow())
+                        for c in rt.config.model.comparisons
+                    ]
+            finally:
+                rt.close()
+            out.rule("staging → production")
+            out.print(render.to_rich(report))
+            out.rule("promotion gates")
+            for result in gates:
+                _print_gate(result, "table", None, details=False)
+            out.print(
+                f"\nconfig and database: {where}"
+                + ("" if folder else " (temporary; pass --folder DIR to keep them)")
+            )
+        finally:
+            simulator.stop()
 
 
 @app.command("source-types")

@@ -44,9 +44,20 @@ def redactor_for(settings: Settings, config: Config) -> Redactor:
     return make_redactor(settings.secret_key, key_file, config.model.secrets.key_pattern)
 
 
-def load(config_path: str | Path | None = None, *, migrate: bool = True) -> Runtime:
+def load(
+    config_path: str | Path | None = None,
+    *,
+    migrate: bool = True,
+    own_database: bool = False,
+) -> Runtime:
+    """`own_database`: use the config's database_url even if $ENVPARITY_DATABASE_URL is set
+    (the demo must never write into a real installation's database)."""
     settings = get_settings()
     config = load_config(find_config_path(config_path, settings.config))
+    if own_database:
+        settings = settings.model_copy(
+            update={"database_url": None, "secret_key": None, "secret_key_file": None}
+        )
     url = database_url_for(settings, config)
     engine = make_engine(url)
     if migrate:
