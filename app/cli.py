@@ -685,6 +685,33 @@ def demo(
             simulator.stop()
 
 
+@app.command("iam-policy")
+def iam_policy(
+    all_types: Annotated[
+        bool, typer.Option("--all", help="Every AWS source type, not only those the config uses.")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Print the least-privilege, read-only IAM policy the config's AWS sources need."""
+    with _errors():
+        types = registry.source_types()
+        if all_types:
+            used = {name for name in types if name.startswith("aws.")}
+        else:
+            cfg = load_config(find_config_path(config, get_settings().config))
+            used = {s.type for env in cfg.environments.values() for s in env.sources}
+        actions = sorted({a for name in used for a in getattr(types[name], "iam_actions", ())})
+        if not actions:
+            raise EnvparityError("no AWS source in the config (use --all for every AWS type)")
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "EnvparityReadOnly", "Effect": "Allow", "Action": actions, "Resource": "*"}
+        ],
+    }
+    sys.stdout.write(json.dumps(policy, indent=2) + "\n")
+
+
 @app.command("source-types")
 def source_types() -> None:
     """List the source types this installation knows."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import re
 from collections.abc import Mapping
@@ -104,21 +103,6 @@ class _Matcher(_Model):
     resource_type: str | None = None
     key: str | None = None
     path: str | None = None
-
-    def matches(
-        self, comparison: str, category: str, resource_type: str, key: str, path: str
-    ) -> bool:
-        return (
-            _glob(self.comparison, comparison)
-            and (self.category is None or self.category == category)
-            and _glob(self.resource_type, resource_type)
-            and _glob(self.key, key)
-            and _glob(self.path, path)
-        )
-
-
-def _glob(pattern: str | None, value: str) -> bool:
-    return pattern is None or fnmatch.fnmatchcase(value, pattern)
 
 
 class ToleranceConfig(_Matcher):

@@ -104,3 +104,23 @@ def test_scan_of_a_push_only_environment_stores_nothing(project: Project) -> Non
     assert result.returncode == 2
     assert "push-only" in result.stderr
     assert project.invoke("export", "staging").returncode == 2  # nothing was scanned
+
+
+def test_iam_policy_lists_the_actions_of_the_configured_aws_sources(tmp_path: Path) -> None:
+    from tests.support import invoke
+
+    config = tmp_path / "envparity.yaml"
+    config.write_text(
+        "environments:\n  s:\n    sources:\n"
+        "      - {type: aws.ec2.security_groups, region: us-east-1}\n"
+        "      - {type: file, path: x.yaml}\n"
+    )
+    result = invoke("iam-policy", "--config", str(config))
+    assert result.returncode == 0
+    statement = json.loads(result.stdout)["Statement"][0]
+    assert statement["Action"] == [
+        "ec2:DescribeManagedPrefixLists",
+        "ec2:DescribeSecurityGroups",
+        "ec2:DescribeVpcs",
+    ]
+    assert statement["Effect"] == "Allow"
