@@ -94,7 +94,9 @@ def default_severity(item: DriftItem) -> str:
     if item.category == "network" and (_opens(item.right) or _opens(item.left)):
         return "critical"
     last = leaf_name(item)
-    if last in _COUNT_NAMES:
+    # `states.stopped`: how many instances are in a state is a count too (staging stopped
+    # at night is not a deletion).
+    if last in _COUNT_NAMES or "states" in item.parts:
         return "info"
     if item.category == "packages" and last == "version":
         gap = version_gap(item.left, item.right)
