@@ -76,7 +76,6 @@ class Normalizer:
         for name in sorted(self.vars):
             by_value.setdefault(self.vars[name].lower(), name)
         self._placeholder = by_value
-        self._own = _boundary_pattern(self.vars.values())
         self._own_lower = [v.lower() for v in self.vars.values() if v]
         own_values = {v.lower() for v in self.vars.values()}
         self._foreign_values: dict[str, tuple[str, str]] = {}
@@ -87,7 +86,11 @@ class Normalizer:
                     continue
                 self._foreign_values.setdefault(value.lower(), (env, name))
                 foreign_networks += [(network, env, name) for network in networks([value])]
-        self._foreign_pattern = _boundary_pattern(self._foreign_values)
+        # One pattern for own and foreign values, longest first: in staging, the foreign
+        # `staging-eu` is found whole before the own `staging` could match inside it; in
+        # staging-eu, the own `staging-eu` is replaced before `staging` could look foreign.
+        self._values = _boundary_pattern([*self.vars.values(), *self._foreign_values])
+        self._own_set = own_values
         self._networks = foreign_networks
         self._own_networks = networks(self.vars.values())
         # Documents repeat their strings (versions, flags, hosts): each is worked out once.
@@ -106,7 +109,7 @@ class Normalizer:
         return self._substitute(key)
 
     def _substitute(self, text: str) -> str:
-        if self._own is None:
+        if self._values is None:
             return text
         lowered = text.lower()
         for value in self._own_lower:
@@ -114,14 +117,21 @@ class Normalizer:
                 break
         else:
             return text
-        return self._own.sub(lambda m: "{" + self._placeholder[m[0].lower()] + "}", text)
+
+        def replace(m: re.Match[str]) -> str:
+            found = m[0].lower()
+            return "{" + self._placeholder[found] + "}" if found in self._own_set else m[0]
+
+        return self._values.sub(replace, text)
 
     def _leaks_in(self, text: str) -> tuple[tuple[str, str], ...]:
         """(environment, var) pairs another environment's values name in `text`."""
         found: list[tuple[str, str]] = []
-        if self._foreign_pattern is not None:
-            for m in self._foreign_pattern.finditer(text):
+        if self._foreign_values and self._values is not None:
+            for m in self._values.finditer(text):
                 value = m[0]
+                if value.lower() in self._own_set:
+                    continue
                 if len(value) < SHORT_VALUE:
                     before = text[m.start() - 1] if m.start() else ""
                     after = text[m.end()] if m.end() < len(text) else ""

@@ -146,7 +146,8 @@ def group_attributes(
         "health_check_type": group.get("HealthCheckType"),
         "health_check_grace_period": group.get("HealthCheckGracePeriod"),
         "termination_policies": list(group.get("TerminationPolicies", [])),
-        "availability_zones": sorted(group.get("AvailabilityZones", [])),
+        # How many zones, not which: zone names map to different places in every account.
+        "availability_zone_count": len(set(group.get("AvailabilityZones", []))),
         "target_groups": sorted(_arn_name(a) for a in group.get("TargetGroupARNs", [])),
         "load_balancers": sorted(group.get("LoadBalancerNames", [])),
         "suspended_processes": sorted(

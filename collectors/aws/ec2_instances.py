@@ -137,7 +137,8 @@ def summarize_group(
         ),
         "iam_instance_profile": one_or_all(_profile_name(i) for i in members),
         "security_groups": sorted(set().union(*(_security_groups(i) for i in members))),
-        "availability_zones": sorted(
+        # How many zones, not which: zone names map to different places in every account.
+        "availability_zone_count": len(
             {str(i.get("Placement", {}).get("AvailabilityZone")) for i in members}
         ),
         "instance_ids": sorted(str(i["InstanceId"]) for i in members),

@@ -154,7 +154,8 @@ def load_balancer_attributes(
         "type": lb.get("Type"),
         "scheme": lb.get("Scheme"),
         "ip_address_type": lb.get("IpAddressType"),
-        "availability_zones": sorted(z["ZoneName"] for z in lb.get("AvailabilityZones", [])),
+        # How many zones, not which: zone names map to different places in every account.
+        "availability_zone_count": len({z["ZoneName"] for z in lb.get("AvailabilityZones", [])}),
         "security_groups": sorted(group_names.get(g, g) for g in lb.get("SecurityGroups", [])),
         "vpc_id": lb.get("VpcId"),
         "dns_name": lb.get("DNSName"),

@@ -51,11 +51,23 @@ def _iso(value: Any) -> str | None:
 
 
 def _names(items: list[dict[str, Any]], name: str, status: str) -> list[dict[str, Any]]:
-    """Group memberships as `{"name", "status"}`, sorted: the diff reads `...[name].status`."""
+    """Group memberships as `{"name", "status"}`, sorted: the diff reads `...[name].status`.
+
+    AWS's own default groups are named after the engine version (`default.postgres15`,
+    `default:postgres-15-4`): they read `default`, so that an engine upgrade is reported
+    once, as `engine_version`, while a switch to a custom group still shows."""
     return sorted(
-        ({"name": item[name], "status": item.get(status)} for item in items if item.get(name)),
+        (
+            {"name": _default_or(item[name]), "status": item.get(status)}
+            for item in items
+            if item.get(name)
+        ),
         key=lambda m: str(m["name"]),
     )
+
+
+def _default_or(group: str) -> str:
+    return "default" if group.startswith(("default.", "default:")) else group
 
 
 def instance_attributes(db: dict[str, Any], include_tags: bool) -> Attributes:

@@ -453,3 +453,33 @@ def test_parity_counts_resources_with_counting_drift() -> None:
     )
     assert result.compared == 4
     assert result.parity == 0.75
+
+
+def test_an_environment_name_inside_another_is_neither_leak_nor_drift() -> None:
+    envs = {
+        "staging": {"env": "staging"},
+        "staging-eu": {"env": "staging-eu"},
+        "production": {"env": "production"},
+    }
+
+    def side_of(env: str, value: str) -> Side:
+        sources = {"main": SourceState("main", "file", "ok")}
+        return Side(env, None, NOW, "complete", envs[env], sources, [res("f", {"db": value})])
+
+    rules = Rules(environments=envs)
+    eu = compare(
+        side_of("staging-eu", "db-staging-eu.internal"),
+        side_of("production", "db-production.internal"),
+        rules,
+        NOW,
+    )
+    assert eu.items == []
+    leaky = compare(
+        side_of("staging", "db-staging-eu.internal"),
+        side_of("production", "db-production.internal"),
+        rules,
+        NOW,
+    )
+    assert [(i.path, i.change, i.detail) for i in leaky.items] == [
+        ("db", "leak", "names staging-eu (its env)")
+    ]

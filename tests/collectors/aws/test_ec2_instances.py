@@ -197,6 +197,6 @@ def test_summarize_instance_store_platform_and_profile() -> None:
     assert attrs["platform"] == "Red Hat Enterprise Linux"
     assert attrs["iam_instance_profile"] == "web-stg"
     assert attrs["security_groups"] == ["web-stg"]
-    assert attrs["availability_zones"] == ["us-east-1b"]
+    assert attrs["availability_zone_count"] == 1
     assert attrs["tenancy"] == "dedicated"
     assert attrs["ami"] == "rhel-9"

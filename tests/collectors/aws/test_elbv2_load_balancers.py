@@ -100,7 +100,7 @@ def test_listeners_labelled_with_acm_certificates(aws: Any) -> None:
     assert attrs["scheme"] == "internet-facing"
     assert attrs["ip_address_type"] == "ipv4"
     assert attrs["security_groups"] == ["lb-staging"]  # by name, not id
-    assert attrs["availability_zones"] == ["us-east-1a", "us-east-1b"]
+    assert attrs["availability_zone_count"] == 2
     assert attrs["tags"] == {"env": "staging"}
     assert [item["label"] for item in attrs["listeners"]] == ["HTTP:80", "HTTPS:443"]
 

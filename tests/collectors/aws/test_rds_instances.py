@@ -184,3 +184,22 @@ def test_normalize_reads_what_moto_does_not_return() -> None:
     assert a["parameter_groups"][1]["status"] == "pending-reboot"
     assert a["cloudwatch_logs_exports"] == ["postgresql", "upgrade"]
     assert a["latest_restorable_time"] == "2026-11-22T04:00:00+00:00"
+
+
+def test_aws_default_groups_read_default() -> None:
+    from collectors.aws.rds_instances import instance_attributes
+
+    attributes = instance_attributes(
+        {
+            "DBInstanceIdentifier": "orders",
+            "DBParameterGroups": [
+                {"DBParameterGroupName": "default.postgres15", "ParameterApplyStatus": "in-sync"}
+            ],
+            "OptionGroupMemberships": [
+                {"OptionGroupName": "default:postgres-15-4", "Status": "in-sync"}
+            ],
+        },
+        include_tags=False,
+    )
+    assert attributes["parameter_groups"] == [{"name": "default", "status": "in-sync"}]
+    assert attributes["option_groups"] == [{"name": "default", "status": "in-sync"}]
