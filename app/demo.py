@@ -165,6 +165,7 @@ def seed(endpoint: str) -> None:
                     "environment": [
                         {"name": "APP_ENV", "value": env},
                         {"name": "DB_HOST", "value": db_host},
+                        {"name": "DB_PASSWORD", "value": f"demo-{env}-password"},
                     ],
                 }
             ],
@@ -222,13 +223,20 @@ def write_config(folder: Path, endpoint: str) -> Path:
         ],
         "tolerate": [{"category": "packages", "path": "version", "allow": "patch"}],
         "ignore": [
-            {
-                "comparison": "staging*->production",
-                "category": "instances",
-                "key": "web",
-                "path": "count",
-                "reason": "staging runs fewer web servers by design",
-            },
+            *(
+                {
+                    "comparison": "staging*->production",
+                    "category": "instances",
+                    "key": key,
+                    "path": path,
+                    "reason": "staging runs fewer web servers by design",
+                }
+                for key, path in (
+                    ("web", "count"),
+                    ("web", "states.*"),
+                    ("orders-{env}/orders-api", "desired_count"),
+                )
+            ),
             {
                 "comparison": "staging*->production",
                 "category": "instances",
