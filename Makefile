@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check venv clean
+.PHONY: demo examples test check venv clean
 
 venv: $(STAMP)
 
@@ -15,9 +15,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)
 
-## demo: scan the bundled example environments, then print their parity report
-## (the diff exits 1 because the examples do drift; that is the point of the demo)
+## demo: a simulated AWS account (no account needed) with three drifting environments,
+## scanned, compared and gated
 demo: $(STAMP)
+	$(BIN)/envparity demo
+
+## examples: the bundled local environments (files and a command), scanned and compared
+## (the diff exits 1 because the examples do drift; that is the point)
+examples: $(STAMP)
 	cd examples && ../$(BIN)/envparity scan --all
 	cd examples && ../$(BIN)/envparity diff staging production --format table || [ $$? -eq 1 ]
 

@@ -4,6 +4,7 @@ environments that drift in every category, a config that scans them, and the par
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import textwrap
@@ -44,6 +45,7 @@ def start_simulator() -> Simulator:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     # Fake credentials for the simulator only; real AWS is never contacted.

@@ -48,3 +48,42 @@ def test_access_denied_fails_only_that_source_naming_the_action(aws: Any) -> Non
     assert denied.status == "failed"
     assert "ec2:DescribeSecurityGroups" in (denied.error or "")
     assert "AccessDenied" in (denied.error or "")
+
+
+def test_a_denied_source_fails_and_the_rest_of_the_scan_completes(aws: Any, project: Any) -> None:
+    from app import runtime
+    from app.snapshots.service import Scanner
+
+    seed(aws)
+    aws.client("ssm").put_parameter(Name="/app/staging/log_level", Value="info", Type="String")
+    with FaultProxy(aws.endpoint) as proxy:
+        proxy.deny = {"DescribeSecurityGroups"}
+        common = f"region: us-east-1, endpoint_url: '{proxy.url}'"
+        project.write_config(
+            f"""
+            environments:
+              staging:
+                sources:
+                  - {{type: aws.ec2.security_groups, name: groups, {common}}}
+                  - {{type: aws.ssm.parameters, name: parameters, path: /app/staging/, {common}}}
+            """
+        )
+        rt = runtime.load(project.config)
+        result = Scanner(rt.config, rt.sessions, rt.redactor).scan("staging")
+        rt.close()
+    assert result.status == "partial"
+    outcomes = {o.name: o for o in result.sources}
+    assert outcomes["groups"].status == "failed"
+    assert "ec2:DescribeSecurityGroups" in (outcomes["groups"].error or "")
+    assert outcomes["parameters"].status == "ok"
+    assert [r.key for r in outcomes["parameters"].resources] == ["/app/staging/log_level"]
+
+
+def test_role_arn_is_assumed_through_sts(aws: Any) -> None:
+    seed(aws)
+    resources = aws.collect(
+        "aws.ec2.security_groups",
+        role_arn="arn:aws:iam::123456789012:role/envparity-read",
+        external_id="envparity-demo",
+    )
+    assert len(resources) >= 30
