@@ -55,8 +55,9 @@ waiver_app = typer.Typer(
 )
 app.add_typer(waiver_app, name="waiver")
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# No emoji codes: `tag:KEY:` in a message must print as written.
+out = Console(highlight=False, soft_wrap=True, emoji=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 ConfigOption = Annotated[
     Path | None,

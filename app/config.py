@@ -256,6 +256,14 @@ class _Located:
         if isinstance(node, yaml.MappingNode):
             out: dict[str, Any] = {}
             for key_node, value_node in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`
+                    merged = self.build(value_node, loc)
+                    for part in merged if isinstance(merged, list) else [merged]:
+                        if not isinstance(part, dict):
+                            raise self.error(loc, "`<<` merges mappings only")
+                        for k, v in part.items():
+                            out.setdefault(k, v)
+                    continue
                 key = self.build_scalar(key_node, loc)
                 if not isinstance(key, str | int | float | bool):
                     raise self.error(loc, "mapping keys must be plain values")

@@ -116,6 +116,8 @@ class Redactor:
                 continue
             if any(start <= m.start() < end for start, end in hashed):
                 continue  # the word `secret` of a hash already made
+            if _IAM_ACTION.match(text, m.start()):
+                continue  # `secretsmanager:GetSecretValue` names a permission, holds no secret
             value = (_FLAG_VALUE if m["flag"] else _VALUE).match(text, m.end())
             if value is None or not value[0].strip() or is_secret_marker(value[0]):
                 continue
@@ -130,6 +132,11 @@ _ASSIGNMENT = re.compile(
     r"""(?:(?P<flag>--?[A-Za-z][\w-]*)(?:\s+|=)|(?P<k>[A-Za-z_][\w.-]*)["']?[ \t]*[=:][ \t]*)"""
 )
 _MARKER_IN_TEXT = re.compile(r"secret:hmac-sha256:[0-9a-f]{32}")
+# An IAM permission named in an AWS error (`secretsmanager:GetSecretValue`) is no secret.
+_IAM_ACTION = re.compile(
+    r"(?:secretsmanager|ssm|kms|sts|iam|ec2|rds|lambda|ecs|acm|autoscaling|elasticloadbalancing)"
+    r":[A-Z][A-Za-z0-9]*(?![A-Za-z0-9:=])"
+)
 # A quoted value, or everything up to the end of the line or a list separator.
 _VALUE = re.compile(r""""[^"\n]*"|'[^'\n]*'|[^\n,;}&"']+""")
 _FLAG_VALUE = re.compile(r""""[^"\n]*"|'[^'\n]*'|[^\s"']+""")

@@ -240,3 +240,21 @@ def test_init_writes_a_config_that_validates(
     result = cli.invoke(app, ["validate", "--offline"])
     assert result.exit_code == 0, result.output
     assert "valid (2 environments)" in result.output
+
+
+def test_yaml_anchors_and_merge_keys(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        environments:
+          staging:
+            sources:
+              - &base {type: aws.ec2.security_groups, name: groups, region: us-east-1}
+              - {<<: *base, name: groups-eu, region: eu-west-1}
+        """,
+    )
+    sources = load_config(path, environ={}).environment("staging").sources
+    assert [(s.name, s.type, s.model_dump()["region"]) for s in sources] == [
+        ("groups", "aws.ec2.security_groups", "us-east-1"),
+        ("groups-eu", "aws.ec2.security_groups", "eu-west-1"),
+    ]

@@ -72,7 +72,9 @@ class AwsOptions(SourceOptions):
 
     def key(self, region: str, name: str) -> str:
         """A resource key: the logical name, prefixed with its region when several are scanned."""
-        return f"{region}/{name}" if self.multi_region else name
+        if not self.multi_region:
+            return name
+        return f"{region}{name}" if name.startswith("/") else f"{region}/{name}"
 
 
 # ----------------------------------------------------------------------------- tags
@@ -149,17 +151,17 @@ def session_for(options: AwsOptions) -> boto3.Session:
     credentials: RefreshableCredentials = DeferredRefreshableCredentials(
         refresh_using=refresh, method="assume-role"
     )
-    botocore_session = session._session  # the documented way to inject credentials
+    botocore_session = session._session  # botocore has no public setter for these
     botocore_session._credentials = credentials  # type: ignore[attr-defined]
     return boto3.Session(botocore_session=botocore_session)
 
 
 def _client_config(options: AwsOptions) -> BotoConfig:
     return BotoConfig(
-        retries={"mode": "standard", "max_attempts": options.max_attempts},
+        retries={"mode": "standard", "total_max_attempts": options.max_attempts},
         max_pool_connections=max(10, options.max_concurrency * 2),
         connect_timeout=min(10.0, options.timeout),
-        read_timeout=min(30.0, options.timeout),
+        read_timeout=options.timeout,
         user_agent_extra="envparity",
     )
 

@@ -144,7 +144,7 @@ class SecretsManagerSecrets(SourceType[SecretOptions]):
                 except CollectorError as exc:
                     if "AccessDenied" in str(exc):
                         raise CollectorError(
-                            f"{exc}; with `secrets: hash` the credentials also need kms:Decrypt "
+                            f"{exc}; in hash mode the credentials also need kms:Decrypt "
                             "on the secrets' customer managed KMS keys"
                         ) from None
                     raise

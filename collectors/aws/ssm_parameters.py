@@ -169,7 +169,7 @@ class SsmParameters(SourceType[SsmParameterOptions]):
             except CollectorError as exc:
                 if decrypt and "AccessDenied" in str(exc):
                     raise CollectorError(
-                        f"{exc}; with `secrets: hash` the credentials also need kms:Decrypt "
+                        f"{exc}; in hash mode the credentials also need kms:Decrypt "
                         "on the parameters' KMS keys"
                     ) from None
                 raise

@@ -122,3 +122,9 @@ def test_secret_values_in_free_text_become_hashes_for_keys() -> None:
     assert key == "API_TOKEN=" + h("abc123")
     assert redactor.redact_text(key) == key
     assert redactor.redact_text("LOG_LEVEL=info") == "LOG_LEVEL=info"
+
+
+def test_an_iam_permission_in_an_error_is_kept() -> None:
+    message = "AccessDenied: the credentials lack the IAM permission secretsmanager:GetSecretValue"
+    assert redactor.scrub(message) == message
+    assert redactor.scrub("secret:Abc") == "secret:***"
