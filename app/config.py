@@ -255,6 +255,7 @@ class _Located:
         self.lines.setdefault(loc, node.start_mark.line + 1)
         if isinstance(node, yaml.MappingNode):
             out: dict[str, Any] = {}
+            inherited: dict[str, Any] = {}  # from `<<` merges; the mapping's own keys win
             for key_node, value_node in node.value:
                 if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`
                     merged = self.build(value_node, loc)
@@ -262,7 +263,7 @@ class _Located:
                         if not isinstance(part, dict):
                             raise self.error(loc, "`<<` merges mappings only")
                         for k, v in part.items():
-                            out.setdefault(k, v)
+                            inherited.setdefault(k, v)
                     continue
                 key = self.build_scalar(key_node, loc)
                 if not isinstance(key, str | int | float | bool):
@@ -273,7 +274,7 @@ class _Located:
                     raise self.error((*loc, key), "duplicate key")
                 self.lines[(*loc, key)] = key_node.start_mark.line + 1
                 out[key] = self.build(value_node, (*loc, key))
-            return out
+            return {**inherited, **out}
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*loc, i)) for i, item in enumerate(node.value)]
         return self.build_scalar(node, loc)
