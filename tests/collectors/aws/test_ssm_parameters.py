@@ -155,7 +155,7 @@ def test_several_regions_prefix_the_key(aws: Any) -> None:
     for region in ("us-east-1", "eu-west-1"):
         put(aws.client("ssm", region), "/app/staging/x", region)
     params = aws.by_key(T, path="/app/staging/", region=None, regions=["us-east-1", "eu-west-1"])
-    assert params["eu-west-1//app/staging/x"].attributes["value"] == "eu-west-1"
+    assert params["eu-west-1/app/staging/x"].attributes["value"] == "eu-west-1"
     assert set(params) == {"us-east-1/app/staging/x", "eu-west-1/app/staging/x"}
 
 
