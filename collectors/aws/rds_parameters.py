@@ -10,8 +10,9 @@ Which groups:
 - by default, the groups *in use* by the DB instances (and, with `clusters`, the DB clusters)
   that match `filters`. A `tag:KEY` filter therefore selects through the instances' tags:
   teams tag their databases far more often than their parameter groups, and a group used by
-  a staging database is a staging group. Default groups (`default.postgres15`) in use are
-  reported too: a database on a default group next to one on a tuned group is a difference.
+  a staging database is a staging group. AWS's default groups (`default.postgres15`) are
+  left out: they hold no parameter of their own, and aws.rds.instances already says which
+  database uses a default group.
 - with `groups` and/or `cluster_groups`, exactly the named groups (a missing one fails the
   source). `filters` then match the groups' *own* tags (one ListTagsForResource per group).
 """
@@ -220,6 +221,10 @@ class RdsParameters(SourceType[RdsParameterOptions]):
         return groups
 
     def normalize(self, raw: list[dict[str, Any]], options: RdsParameterOptions) -> list[Resource]:
+        """AWS's own default groups are left out: they cannot be modified, so they hold no
+        parameter of their own, and their names carry the engine version (an upgrade would
+        read as a group removed and another added). Which group a database uses is reported
+        by aws.rds.instances."""
         # Explicit groups are selected by their own tags; groups in use were selected in fetch
         # by the tags of the databases that use them.
         wanted = tag_filter(options) if options.explicit else (lambda tags: True)
@@ -229,7 +234,7 @@ class RdsParameters(SourceType[RdsParameterOptions]):
             for kind, spec in _KINDS.items():
                 for group in region_data.get(kind, []):
                     tags = tags_of(group.get("Tags"))
-                    if not wanted(tags):
+                    if not wanted(tags) or _aws_default(group[spec.name_field]):
                         continue
                     attributes: Attributes = {
                         "family": group.get("DBParameterGroupFamily"),
@@ -247,3 +252,7 @@ class RdsParameters(SourceType[RdsParameterOptions]):
                         )
                     )
         return resources
+
+
+def _aws_default(name: str) -> bool:
+    return name.startswith(("default.", "default:"))

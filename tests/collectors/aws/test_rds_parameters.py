@@ -158,3 +158,32 @@ def test_only_user_set_parameters_count() -> None:
         {"name": "max_connections", "value": "100", "apply_method": "immediate"},
         {"name": "work_mem", "value": "4096", "apply_method": None},
     ]
+
+
+def test_aws_default_groups_are_left_out(aws: Any) -> None:
+    from collectors.aws.rds_parameters import RdsParameters
+
+    options = aws.options("aws.rds.parameters")
+    raw = [
+        {
+            "region": "us-east-1",
+            "db": [
+                {
+                    "DBParameterGroupName": "default.postgres15",
+                    "DBParameterGroupFamily": "postgres15",
+                },
+                {
+                    "DBParameterGroupName": "orders-pg15",
+                    "DBParameterGroupFamily": "postgres15",
+                    "Parameters": [
+                        {
+                            "ParameterName": "work_mem",
+                            "ParameterValue": "64MB",
+                            "ApplyMethod": "immediate",
+                        }
+                    ],
+                },
+            ],
+        }
+    ]
+    assert [r.key for r in RdsParameters().normalize(raw, options)] == ["orders-pg15"]
