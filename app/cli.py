@@ -697,11 +697,17 @@ def iam_policy(
     with _errors():
         types = registry.source_types()
         if all_types:
-            used = {name for name in types if name.startswith("aws.")}
+            actions = sorted({a for cls in types.values() for a in getattr(cls, "iam_actions", ())})
         else:
             cfg = load_config(find_config_path(config, get_settings().config))
-            used = {s.type for env in cfg.environments.values() for s in env.sources}
-        actions = sorted({a for name in used for a in getattr(types[name], "iam_actions", ())})
+            actions = sorted(
+                {
+                    action
+                    for env in cfg.environments.values()
+                    for options in env.sources
+                    for action in types[options.type]().iam_actions_for(options)
+                }
+            )
         if not actions:
             raise EnvparityError("no AWS source in the config (use --all for every AWS type)")
     policy = {

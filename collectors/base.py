@@ -88,6 +88,11 @@ class SourceType(Generic[OptionsT]):
     volatile_paths: ClassVar[tuple[str, ...]] = ()
     summary: ClassVar[str] = ""
 
+    def iam_actions_for(self, options: OptionsT) -> tuple[str, ...]:
+        """The IAM actions these options make the source call (least privilege); by default
+        every action the type may call (`iam_actions`, for AWS types)."""
+        return tuple(getattr(self, "iam_actions", ()))
+
     def fetch(self, options: OptionsT, ctx: FetchContext) -> Any:
         raise NotImplementedError
 

@@ -124,3 +124,25 @@ def test_iam_policy_lists_the_actions_of_the_configured_aws_sources(tmp_path: Pa
         "ec2:DescribeVpcs",
     ]
     assert statement["Effect"] == "Allow"
+
+
+def test_iam_policy_follows_each_source_s_options(tmp_path: Path) -> None:
+    from tests.support import invoke
+
+    config = tmp_path / "envparity.yaml"
+    config.write_text(
+        "environments:\n  s:\n    sources:\n"
+        "      - {type: aws.secretsmanager.secrets, region: us-east-1}\n"
+        "      - {type: aws.ssm.parameters, region: us-east-1, path: /app/s/, secrets: hash}\n"
+    )
+    actions = json.loads(invoke("iam-policy", "--config", str(config)).stdout)["Statement"][0][
+        "Action"
+    ]
+    # metadata mode never reads secret values; hash mode on SSM needs kms:Decrypt
+    assert "secretsmanager:GetSecretValue" not in actions
+    assert actions == [
+        "kms:Decrypt",
+        "secretsmanager:ListSecrets",
+        "ssm:DescribeParameters",
+        "ssm:GetParametersByPath",
+    ]

@@ -192,6 +192,11 @@ class EcsServices(SourceType[EcsServiceOptions]):
     )
     volatile_paths: ClassVar[tuple[str, ...]] = ("task_definition.revision",)
 
+    def iam_actions_for(self, options: EcsServiceOptions) -> tuple[str, ...]:
+        if options.clusters:
+            return tuple(a for a in self.iam_actions if a != "ecs:ListClusters")
+        return self.iam_actions
+
     def fetch(self, options: EcsServiceOptions, ctx: FetchContext) -> list[dict[str, Any]]:
         session = session_for(options)
 

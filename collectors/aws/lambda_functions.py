@@ -108,6 +108,11 @@ class LambdaFunctions(SourceType[LambdaOptions]):
     )
     volatile_paths: ClassVar[tuple[str, ...]] = ("last_modified",)
 
+    def iam_actions_for(self, options: LambdaOptions) -> tuple[str, ...]:
+        if options.filters:
+            return self.iam_actions
+        return tuple(a for a in self.iam_actions if a != "lambda:ListTags")
+
     def fetch(self, options: LambdaOptions, ctx: FetchContext) -> list[dict[str, Any]]:
         session = session_for(options)
 

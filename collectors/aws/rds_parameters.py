@@ -153,6 +153,11 @@ class RdsParameters(SourceType[RdsParameterOptions]):
         "rds:ListTagsForResource",
     )
 
+    def iam_actions_for(self, options: RdsParameterOptions) -> tuple[str, ...]:
+        if options.include_tags or (options.explicit and options.filters):
+            return self.iam_actions
+        return tuple(a for a in self.iam_actions if a != "rds:ListTagsForResource")
+
     def fetch(self, options: RdsParameterOptions, ctx: FetchContext) -> list[dict[str, Any]]:
         session = session_for(options)
         need_tags = options.include_tags or (options.explicit and bool(options.filters))

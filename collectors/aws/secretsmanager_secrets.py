@@ -118,6 +118,11 @@ class SecretsManagerSecrets(SourceType[SecretOptions]):
     )
     volatile_paths: ClassVar[tuple[str, ...]] = ("last_changed", "last_rotated")
 
+    def iam_actions_for(self, options: SecretOptions) -> tuple[str, ...]:
+        if options.secrets == "hash":
+            return self.iam_actions
+        return ("secretsmanager:ListSecrets",)
+
     def fetch(self, options: SecretOptions, ctx: FetchContext) -> list[dict[str, Any]]:
         session = session_for(options)
         wanted = tag_filter(options)

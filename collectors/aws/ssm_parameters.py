@@ -144,6 +144,14 @@ class SsmParameters(SourceType[SsmParameterOptions]):
     )
     volatile_paths: ClassVar[tuple[str, ...]] = ("version", "last_modified")
 
+    def iam_actions_for(self, options: SsmParameterOptions) -> tuple[str, ...]:
+        wanted = {"ssm:GetParametersByPath", "ssm:DescribeParameters"}
+        if options.filters:
+            wanted.add("ssm:ListTagsForResource")
+        if options.secrets == "hash":
+            wanted.add("kms:Decrypt")
+        return tuple(a for a in self.iam_actions if a in wanted)
+
     def fetch(self, options: SsmParameterOptions, ctx: FetchContext) -> list[dict[str, Any]]:
         session = session_for(options)
         decrypt = options.secrets == "hash"
