@@ -22,6 +22,7 @@ from collectors._util import json_safe
 from collectors.aws.base import (
     AwsOptions,
     aws_errors,
+    chunks,
     client,
     paginate,
     per_region,
@@ -233,12 +234,12 @@ class AutoScalingGroups(SourceType[AutoScalingGroupOptions]):
             )
             configurations = [
                 c
-                for start in range(0, len(names), _LC_CHUNK)
+                for chunk in chunks(names, _LC_CHUNK)
                 for c in paginate(
                     autoscaling,
                     "describe_launch_configurations",
                     "LaunchConfigurations",
-                    LaunchConfigurationNames=names[start : start + _LC_CHUNK],
+                    LaunchConfigurationNames=chunk,
                 )
             ]
             return {"groups": groups, "templates": templates, "configurations": configurations}

@@ -4,7 +4,7 @@ standard retries, regions scanned in parallel, pagination, tag filters and reada
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -183,6 +183,14 @@ def per_region(options: AwsOptions, collect: Callable[[str], T]) -> list[tuple[s
     with ThreadPoolExecutor(max_workers=min(options.max_concurrency, len(regions))) as pool:
         results = list(pool.map(collect, regions))
     return list(zip(regions, results, strict=True))
+
+
+def chunks(values: Iterable[str], size: int) -> Iterator[list[str]]:
+    """The distinct values, sorted, in lists of at most `size`: APIs cap the ids per call
+    (200 values per EC2 filter, 20 ARNs per ELB DescribeTags, 50 launch configurations)."""
+    ordered = sorted(set(values))
+    for start in range(0, len(ordered), size):
+        yield ordered[start : start + size]
 
 
 def paginate(api: Any, operation: str, key: str, **params: Any) -> Iterator[dict[str, Any]]:

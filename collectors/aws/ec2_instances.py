@@ -17,13 +17,14 @@ Instances are never keyed by id: a group is what both environments have (`web`, 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from pydantic import Field
 
 from collectors.aws.base import (
     AwsOptions,
+    chunks,
     client,
     ec2_filters,
     paginate,
@@ -145,12 +146,6 @@ def summarize_group(
     }
 
 
-def _chunks(values: Iterable[str], size: int = _FILTER_CHUNK) -> Iterator[list[str]]:
-    ordered = sorted(set(values))
-    for start in range(0, len(ordered), size):
-        yield ordered[start : start + size]
-
-
 @register
 class Ec2Instances(SourceType[InstanceOptions]):
     type_name: ClassVar[str] = "aws.ec2.instances"
@@ -187,7 +182,9 @@ class Ec2Instances(SourceType[InstanceOptions]):
             # By filter, not by id: an id that no longer exists must not fail the whole call.
             images = [
                 image
-                for chunk in _chunks(i["ImageId"] for i in instances if i.get("ImageId"))
+                for chunk in chunks(
+                    (i["ImageId"] for i in instances if i.get("ImageId")), _FILTER_CHUNK
+                )
                 for image in paginate(
                     ec2,
                     "describe_images",
@@ -205,7 +202,7 @@ class Ec2Instances(SourceType[InstanceOptions]):
             ]
             volumes = [
                 volume
-                for chunk in _chunks(root_ids)
+                for chunk in chunks(root_ids, _FILTER_CHUNK)
                 for volume in paginate(
                     ec2,
                     "describe_volumes",

@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 
 from collectors.aws.base import (
     AwsOptions,
+    chunks,
     client,
     ec2_filters,
     paginate,
@@ -135,11 +136,6 @@ def _label(resource: dict[str, Any], fallback: str) -> str:
     return tags_of(resource.get("Tags")).get("Name") or str(resource.get("CidrBlock") or fallback)
 
 
-def _chunks(ids: Iterable[str]) -> list[list[str]]:
-    ordered = sorted(set(ids))
-    return [ordered[i : i + _CHUNK] for i in range(0, len(ordered), _CHUNK)]
-
-
 @register
 class NetworkAcls(SourceType[NetworkAclOptions]):
     type_name: ClassVar[str] = "aws.ec2.network_acls"
@@ -165,7 +161,7 @@ class NetworkAcls(SourceType[NetworkAclOptions]):
             # Only the VPCs and subnets the ACLs name: their labels, not the whole account.
             vpcs = [
                 vpc
-                for chunk in _chunks(a["VpcId"] for a in acls if a.get("VpcId"))
+                for chunk in chunks((a["VpcId"] for a in acls if a.get("VpcId")), _CHUNK)
                 for vpc in paginate(
                     ec2, "describe_vpcs", "Vpcs", Filters=[{"Name": "vpc-id", "Values": chunk}]
                 )
@@ -175,7 +171,7 @@ class NetworkAcls(SourceType[NetworkAclOptions]):
             )
             subnets = [
                 subnet
-                for chunk in _chunks(subnet_ids)
+                for chunk in chunks(subnet_ids, _CHUNK)
                 for subnet in paginate(
                     ec2,
                     "describe_subnets",

@@ -13,12 +13,13 @@ client-side (the API has no tag filter), before any listener is described.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from collectors.aws.base import (
     AwsOptions,
     aws_errors,
+    chunks,
     client,
     paginate,
     per_region,
@@ -37,11 +38,6 @@ _TLS_PROTOCOLS = ("HTTPS", "TLS")
 
 class LoadBalancerOptions(AwsOptions):
     pass
-
-
-def _chunks(values: Sequence[str], size: int) -> Iterator[list[str]]:
-    for start in range(0, len(values), size):
-        yield list(values[start : start + size])
 
 
 def _arn_name(arn: str) -> str:
@@ -207,7 +203,7 @@ class LoadBalancers(SourceType[LoadBalancerOptions]):
             elb = client(session, "elbv2", region, options)
             every = list(paginate(elb, "describe_load_balancers", "LoadBalancers"))
             tags: dict[str, dict[str, str]] = {}
-            for chunk in _chunks([lb["LoadBalancerArn"] for lb in every], _TAGS_CHUNK):
+            for chunk in chunks((lb["LoadBalancerArn"] for lb in every), _TAGS_CHUNK):
                 for item in paginate(elb, "describe_tags", "TagDescriptions", ResourceArns=chunk):
                     tags[item["ResourceArn"]] = tags_of(item.get("Tags"))
             lbs = [lb for lb in every if wanted(tags.get(lb["LoadBalancerArn"], {}))]
@@ -262,7 +258,7 @@ class LoadBalancers(SourceType[LoadBalancerOptions]):
                 ec2 = client(session, "ec2", region, options)
                 groups = [
                     group
-                    for chunk in _chunks(group_ids, _FILTER_CHUNK)
+                    for chunk in chunks(group_ids, _FILTER_CHUNK)
                     for group in paginate(
                         ec2,
                         "describe_security_groups",
