@@ -302,14 +302,8 @@ def push(
     _setup_logging()
     with _errors():
         data = _read_json(file)
-        rt = runtime_mod.load(config)
-        try:
-            with rt.sessions.begin() as session:
-                snapshot_id, status = service.push(
-                    session, rt.config, environment, data, rt.redactor
-                )
-        finally:
-            rt.close()
+        with runtime_mod.unit_of_work(config) as (rt, session):
+            snapshot_id, status = service.push(session, rt.config, environment, data, rt.redactor)
     out.print(f"{environment}: stored snapshot #{snapshot_id} ({status})")
 
 
@@ -336,13 +330,8 @@ def export(
     config: ConfigOption = None,
 ) -> None:
     """Write a snapshot in the push format."""
-    with _errors():
-        rt = runtime_mod.load(config)
-        try:
-            with rt.sessions.begin() as session:
-                document = service.export(session, environment, snapshot_id)
-        finally:
-            rt.close()
+    with _errors(), runtime_mod.unit_of_work(config) as (_rt, session):
+        document = service.export(session, environment, snapshot_id)
     text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
     if output is None:
         sys.stdout.write(text)
@@ -409,12 +398,8 @@ def diff(
     with _errors():
         chosen = _format(fmt)
         categories = _categories(category)
-        rt = runtime_mod.load(config)
-        try:
-            with rt.sessions.begin() as session:
-                report = reports.compare_refs(session, rt.config, left, right, utcnow())
-        finally:
-            rt.close()
+        with runtime_mod.unit_of_work(config) as (rt, session):
+            report = reports.compare_refs(session, rt.config, left, right, utcnow())
         if categories:
             report = reports.only_categories(report, categories)
         if chosen == "table" and output is None:
@@ -438,14 +423,10 @@ def gate(
     with _errors():
         chosen = _format(fmt)
         categories = _categories(category)
-        rt = runtime_mod.load(config)
-        try:
-            with rt.sessions.begin() as session:
-                result = gate_service.evaluate(
-                    session, rt.config, source, target, utcnow(), categories=categories
-                )
-        finally:
-            rt.close()
+        with runtime_mod.unit_of_work(config) as (rt, session):
+            result = gate_service.evaluate(
+                session, rt.config, source, target, utcnow(), categories=categories
+            )
         _print_gate(result, chosen, output)
     raise typer.Exit(result.exit_code)
 
@@ -499,17 +480,12 @@ def baseline_set(
     config: ConfigOption = None,
 ) -> None:
     """Mark the approved baseline of an environment (for ENV@baseline)."""
-    with _errors():
-        rt = runtime_mod.load(config)
-        try:
-            with rt.sessions.begin() as session:
-                repo = SnapshotRepository(session)
-                ref = environment if snapshot_id is None else f"{environment}@{snapshot_id}"
-                snapshot = reports.resolve(repo, ref)
-                repo.set_baseline(snapshot, process_owner())
-                chosen = snapshot.id
-        finally:
-            rt.close()
+    with _errors(), runtime_mod.unit_of_work(config) as (_rt, session):
+        repo = SnapshotRepository(session)
+        ref = environment if snapshot_id is None else f"{environment}@{snapshot_id}"
+        snapshot = reports.resolve(repo, ref)
+        repo.set_baseline(snapshot, process_owner())
+        chosen = snapshot.id
     out.print(f"{environment}: baseline is now snapshot #{chosen}")
 
 
@@ -541,66 +517,55 @@ def waiver_add(
         expires_at = reports.parse_time(expires) if expires else None
         if expires and len(expires) == 10:  # a date: it expires as that day begins (UTC)
             expires_at = reports.parse_time(expires + "T00:00")
-        rt = runtime_mod.load(config)
-        try:
-            with rt.sessions.begin() as session:
-                row = WaiverRepository(session).add(
-                    WaiverRow(
-                        comparison=comparison,
-                        category=category,
-                        resource_type=resource_type,
-                        key=key,
-                        path=path,
-                        reason=reason.strip(),
-                        owner=owner,
-                        expires_at=expires_at,
-                    )
+        with runtime_mod.unit_of_work(config) as (_rt, session):
+            row = WaiverRepository(session).add(
+                WaiverRow(
+                    comparison=comparison,
+                    category=category,
+                    resource_type=resource_type,
+                    key=key,
+                    path=path,
+                    reason=reason.strip(),
+                    owner=owner,
+                    expires_at=expires_at,
                 )
-                waiver_id = row.id
-        finally:
-            rt.close()
+            )
+            waiver_id = row.id
     out.print(f"waiver #{waiver_id} added")
 
 
 @waiver_app.command("list")
 def waiver_list(config: ConfigOption = None) -> None:
     """List waivers: stored ones and the config's `ignore:` rules."""
-    with _errors():
-        rt = runtime_mod.load(config)
-        try:
-            with rt.sessions.begin() as session:
-                rows = WaiverRepository(session).all()
-                now = utcnow()
-                table = Table(
-                    "id", "comparison", "category", "key", "path", "reason", "owner", "expires"
-                )
-                for rule in rt.config.model.ignore:
-                    table.add_row(
-                        "config",
-                        rule.comparison or "*",
-                        rule.category or "*",
-                        rule.key or "*",
-                        rule.path or "*",
-                        rule.reason,
-                        rule.owner or "",
-                        str(rule.expires or ""),
-                    )
-                for row in rows:
-                    expired = row.expires_at is not None and row.expires_at <= now
-                    table.add_row(
-                        str(row.id),
-                        row.comparison or "*",
-                        row.category or "*",
-                        row.key or "*",
-                        row.path or "*",
-                        row.reason,
-                        row.owner or "",
-                        (format_time(row.expires_at) + (" (expired)" if expired else ""))
-                        if row.expires_at
-                        else "",
-                    )
-        finally:
-            rt.close()
+    with _errors(), runtime_mod.unit_of_work(config) as (rt, session):
+        rows = WaiverRepository(session).all()
+        now = utcnow()
+        table = Table("id", "comparison", "category", "key", "path", "reason", "owner", "expires")
+        for rule in rt.config.model.ignore:
+            table.add_row(
+                "config",
+                rule.comparison or "*",
+                rule.category or "*",
+                rule.key or "*",
+                rule.path or "*",
+                rule.reason,
+                rule.owner or "",
+                str(rule.expires or ""),
+            )
+        for row in rows:
+            expired = row.expires_at is not None and row.expires_at <= now
+            table.add_row(
+                str(row.id),
+                row.comparison or "*",
+                row.category or "*",
+                row.key or "*",
+                row.path or "*",
+                row.reason,
+                row.owner or "",
+                (format_time(row.expires_at) + (" (expired)" if expired else ""))
+                if row.expires_at
+                else "",
+            )
     out.print(table)
 
 
@@ -610,13 +575,8 @@ def waiver_rm(
     config: ConfigOption = None,
 ) -> None:
     """Remove a stored waiver."""
-    with _errors():
-        rt = runtime_mod.load(config)
-        try:
-            with rt.sessions.begin() as session:
-                WaiverRepository(session).remove(waiver_id)
-        finally:
-            rt.close()
+    with _errors(), runtime_mod.unit_of_work(config) as (_rt, session):
+        WaiverRepository(session).remove(waiver_id)
     out.print(f"waiver #{waiver_id} removed")
 
 

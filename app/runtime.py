@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,3 +72,14 @@ def load(
         sessions=make_sessionmaker(engine),
         redactor=redactor_for(settings, config),
     )
+
+
+@contextmanager
+def unit_of_work(config_path: str | Path | None = None) -> Iterator[tuple[Runtime, Session]]:
+    """A command's unit of work: the runtime and one transaction, committed on success."""
+    rt = load(config_path)
+    try:
+        with rt.sessions.begin() as session:
+            yield rt, session
+    finally:
+        rt.close()
