@@ -18,6 +18,7 @@ from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
 from app import runtime as runtime_mod
+from app.auth.tokens import TokenRepository
 from app.config import find_config_path, load_config
 from app.db import migrate
 from app.db.base import utcnow
@@ -50,6 +51,8 @@ baseline_app = typer.Typer(
     help="The approved snapshot of an environment.", no_args_is_help=True, rich_markup_mode=None
 )
 app.add_typer(baseline_app, name="baseline")
+token_app = typer.Typer(help="API tokens.", no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(token_app, name="token")
 waiver_app = typer.Typer(
     help="Reviewed, expected differences.", no_args_is_help=True, rich_markup_mode=None
 )
@@ -514,9 +517,7 @@ def waiver_add(
             raise InvalidInput(f"--category must be one of {', '.join(CATEGORIES)}")
         if not reason.strip():
             raise InvalidInput("--reason must say why the difference is expected")
-        expires_at = reports.parse_time(expires) if expires else None
-        if expires and len(expires) == 10:  # a date: it expires as that day begins (UTC)
-            expires_at = reports.parse_time(expires + "T00:00")
+        expires_at = reports.parse_expiry(expires) if expires else None
         with runtime_mod.unit_of_work(config) as (_rt, session):
             row = WaiverRepository(session).add(
                 WaiverRow(
@@ -644,6 +645,91 @@ def demo(
             )
         finally:
             simulator.stop()
+
+
+@token_app.command("create")
+def token_create(
+    scope: Annotated[str, typer.Option(help="read, gate, write or admin.")],
+    name: Annotated[str, typer.Option(help="What the token is for (a CI job, a dashboard).")] = "",
+    expires: Annotated[str | None, typer.Option(help="ISO date or time it stops working.")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Print a new API token, once: only its SHA-256 is kept."""
+    with _errors():
+        expires_at = reports.parse_expiry(expires) if expires else None
+        with runtime_mod.unit_of_work(config) as (_rt, session):
+            row, token = TokenRepository(session).create(scope, name or scope, expires_at)
+            token_id = row.id
+    err.print(f"token #{token_id} ({scope}); shown once, store it now:")
+    sys.stdout.write(token + "\n")
+
+
+@token_app.command("list")
+def token_list(config: ConfigOption = None) -> None:
+    """List tokens (never the tokens themselves)."""
+    with _errors(), runtime_mod.unit_of_work(config) as (_rt, session):
+        table = Table("id", "name", "scope", "prefix", "created", "expires", "last used", "state")
+        now = utcnow()
+        for row in TokenRepository(session).all():
+            state = (
+                "revoked"
+                if row.revoked_at
+                else ("expired" if row.expires_at and row.expires_at <= now else "active")
+            )
+            table.add_row(
+                str(row.id),
+                row.name,
+                row.scope,
+                row.prefix + "…",
+                format_time(row.created_at),
+                format_time(row.expires_at) if row.expires_at else "",
+                format_time(row.last_used_at) if row.last_used_at else "",
+                state,
+            )
+    out.print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_id: Annotated[int, typer.Argument(help="The token's id (see `token list`).")],
+    config: ConfigOption = None,
+) -> None:
+    """Revoke a token: it stops working at once."""
+    with _errors(), runtime_mod.unit_of_work(config) as (_rt, session):
+        TokenRepository(session).revoke(token_id)
+    out.print(f"token #{token_id} revoked")
+
+
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on [default: server.host].")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port [default: server.port].")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Serve the HTTP API (OpenAPI at /docs)."""
+    import uvicorn
+
+    from app.main import create_app
+
+    _setup_logging()
+    with _errors():
+        rt = runtime_mod.load(config)
+        server = rt.config.model.server
+        bind = host or server.host
+        if not server.auth and bind not in LOOPBACK and not bind.startswith("127."):
+            rt.close()
+            raise EnvparityError(
+                f"server.auth is off: refusing to listen on {bind}; "
+                "auth can be off only on a loopback address"
+            )
+        application = create_app(runtime=rt)
+    uvicorn.run(application, host=bind, port=port or server.port, log_level="warning")
+    rt.close()
 
 
 @app.command("iam-policy")

@@ -160,8 +160,21 @@ class EnvironmentConfig(_Model):
         return value
 
 
+class ServerConfig(_Model):
+    """`envparity serve`: where it listens, and what it allows."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    # Turning auth off is allowed only here, and `serve` refuses it on a non-loopback host.
+    auth: bool = True
+    # The address people reach the server at, for report links in gate answers and alerts.
+    public_url: str | None = None
+    max_push_mb: int = Field(default=50, ge=1, le=4096)
+
+
 class ConfigModel(_Model):
     database_url: str | None = None
+    server: ServerConfig = Field(default_factory=ServerConfig)
     secrets: SecretsConfig = Field(default_factory=SecretsConfig)
     environments: dict[str, EnvironmentConfig] = Field(min_length=1)
     comparisons: list[ComparisonConfig] = Field(default_factory=list)

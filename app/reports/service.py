@@ -183,6 +183,11 @@ def parse_time(text: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def parse_expiry(text: str) -> datetime:
+    """An expiry: ISO time, or a date, which expires as that day begins (UTC)."""
+    return parse_time(text + "T00:00" if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text) else text)
+
+
 def resolve(repo: SnapshotRepository, ref: str) -> Snapshot:
     """`ENV`, `ENV@baseline`, `ENV@ID` or `ENV@<ISO time>` to a snapshot."""
     m = _REF.match(ref.strip())

@@ -68,13 +68,24 @@ class Scanner:
         progress: ScanProgress | None = None,
         wait: float = 0.0,
     ) -> ScanResult:
+        scan_id = self.start(environment, trigger=trigger, wait=wait)
+        return self.run(environment, scan_id, progress)
+
+    def start(self, environment: str, *, trigger: str = "cli", wait: float = 0.0) -> int:
+        """Takes the environment's scan lock: the running scan's id (ScanInProgress if taken)."""
         env = self.config.environment(environment)
         if env.push_only:
             raise ConfigError(
                 f"environment {environment!r} has no sources: it is push-only "
                 "(`envparity push` or the push endpoint)"
             )
-        scan_id = self._acquire(env, trigger, wait)
+        return self._acquire(env, trigger, wait)
+
+    def run(
+        self, environment: str, scan_id: int, progress: ScanProgress | None = None
+    ) -> ScanResult:
+        """Collects and stores the scan that `start` began; always releases its lock."""
+        env = self.config.environment(environment)
         try:
             taken_at = utcnow()
             with _Heartbeat(self.sessions, scan_id, self.heartbeat_every):

@@ -1,0 +1,1 @@
+"""FastAPI routers, mounted under /api/v1 by app.main."""

@@ -1,0 +1,111 @@
+"""Diffs, comparison reports, the gate and waivers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.db.base import utcnow
+from app.db.models import WaiverRow
+from app.deps import Gate, Read, RuntimeDep, SessionDep, Write
+from app.diff.model import Waiver
+from app.errors import InvalidInput
+from app.gate import service as gate_service
+from app.reports import service as reports
+from app.waivers.repository import WaiverRepository, as_waiver
+from collectors.base import Category
+
+router = APIRouter(tags=["reports"])
+
+
+@router.get("/diff", dependencies=[Read])
+def diff(left: str, right: str, runtime: RuntimeDep, session: SessionDep) -> dict[str, Any]:
+    """Two refs compared: `ENV`, `ENV@baseline`, `ENV@ID` or `ENV@<ISO time>`."""
+    return reports.compare_refs(session, runtime.config, left, right, utcnow()).as_json()
+
+
+@router.get("/comparisons", dependencies=[Read])
+def comparisons(runtime: RuntimeDep) -> list[dict[str, Any]]:
+    return [
+        {"source": c.source, "target": c.target, "name": c.name, "gate": c.gate.model_dump()}
+        for c in runtime.config.model.comparisons
+    ]
+
+
+@router.get("/comparisons/{source}/{target}/report", dependencies=[Read])
+def comparison_report(
+    source: str, target: str, runtime: RuntimeDep, session: SessionDep
+) -> dict[str, Any]:
+    runtime.config.environment(source)
+    runtime.config.environment(target)
+    return reports.compare_refs(session, runtime.config, source, target, utcnow()).as_json()
+
+
+def report_url(runtime: Any, source: str, target: str) -> str:
+    base = runtime.config.model.server.public_url or ""
+    return f"{base.rstrip('/')}/api/v1/comparisons/{source}/{target}/report"
+
+
+@router.get("/gate", dependencies=[Gate])
+def gate(source: str, target: str, runtime: RuntimeDep, session: SessionDep) -> dict[str, Any]:
+    """May SOURCE be promoted to TARGET? Judged exactly as `envparity gate`."""
+    result = gate_service.evaluate(
+        session, runtime.config, source, target, utcnow(), report_url(runtime, source, target)
+    )
+    return result.as_json()
+
+
+class WaiverIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1)
+    comparison: str | None = None
+    category: Category | None = None
+    resource_type: str | None = None
+    key: str | None = None
+    path: str | None = None
+    owner: str | None = None
+    expires: str | None = Field(default=None, description="ISO date or time (UTC if no offset)")
+
+
+def waiver_json(waiver: Waiver) -> dict[str, Any]:
+    return {
+        **waiver.describe(),
+        "comparison": waiver.comparison,
+        "category": waiver.category,
+        "resource_type": waiver.resource_type,
+        "key": waiver.key,
+        "path": waiver.path,
+    }
+
+
+@router.get("/waivers", dependencies=[Read])
+def list_waivers(session: SessionDep) -> list[dict[str, Any]]:
+    return [waiver_json(as_waiver(row)) for row in WaiverRepository(session).all()]
+
+
+@router.post("/waivers", dependencies=[Write], status_code=201)
+def add_waiver(body: WaiverIn, session: SessionDep) -> dict[str, Any]:
+    expires_at = reports.parse_expiry(body.expires) if body.expires else None
+    if not body.reason.strip():
+        raise InvalidInput("reason must say why the difference is expected")
+    row = WaiverRepository(session).add(
+        WaiverRow(
+            comparison=body.comparison,
+            category=body.category,
+            resource_type=body.resource_type,
+            key=body.key,
+            path=body.path,
+            reason=body.reason.strip(),
+            owner=body.owner,
+            expires_at=expires_at,
+        )
+    )
+    return waiver_json(as_waiver(row))
+
+
+@router.delete("/waivers/{waiver_id}", dependencies=[Write], status_code=204)
+def delete_waiver(waiver_id: int, session: SessionDep) -> None:
+    WaiverRepository(session).remove(waiver_id)

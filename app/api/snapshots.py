@@ -1,0 +1,194 @@
+"""Environments, snapshots, push ingestion and scans."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from app.db.models import Scan, Snapshot
+from app.deps import Read, RuntimeDep, SessionDep, Write
+from app.errors import InvalidInput, NotFound, ScanInProgress
+from app.snapshots import service
+from app.snapshots.repository import SnapshotRepository
+from app.snapshots.schemas import format_time
+from collectors.base import CATEGORIES
+
+router = APIRouter(tags=["environments"])
+
+
+def snapshot_json(snapshot: Snapshot) -> dict[str, Any]:
+    return {
+        "id": snapshot.id,
+        "environment": snapshot.environment.name,
+        "taken_at": format_time(snapshot.taken_at),
+        "status": snapshot.status,
+        "origin": snapshot.origin,
+        "resource_count": snapshot.resource_count,
+        "sources": [
+            {
+                "name": s.name,
+                "type": s.type,
+                "status": s.status,
+                "error": s.error,
+                "duration_ms": s.duration_ms,
+                "resource_count": s.resource_count,
+            }
+            for s in snapshot.sources
+        ],
+    }
+
+
+def scan_json(scan: Scan) -> dict[str, Any]:
+    return {
+        "id": scan.id,
+        "environment": scan.environment.name,
+        "status": scan.status,
+        "trigger": scan.trigger,
+        "started_at": format_time(scan.started_at),
+        "finished_at": format_time(scan.finished_at) if scan.finished_at else None,
+        "snapshot_id": scan.snapshot_id,
+        "error": scan.error,
+    }
+
+
+@router.get("/environments", dependencies=[Read])
+def list_environments(runtime: RuntimeDep, session: SessionDep) -> list[dict[str, Any]]:
+    """Every declared environment with its latest snapshot."""
+    repo = SnapshotRepository(session)
+    return [
+        environment_json(repo, env.name, runtime) for env in runtime.config.environments.values()
+    ]
+
+
+def environment_json(repo: SnapshotRepository, name: str, runtime: Any) -> dict[str, Any]:
+    env = runtime.config.environment(name)
+    latest = repo.latest(name)
+    baseline = repo.baseline(name)
+    return {
+        "name": name,
+        "vars": env.vars,
+        "schedule": env.schedule,
+        "push_only": env.push_only,
+        "sources": [{"name": s.name, "type": s.type} for s in env.sources],
+        "latest_snapshot": snapshot_json(latest) if latest else None,
+        "baseline_snapshot_id": baseline.id if baseline else None,
+    }
+
+
+@router.get("/environments/{name}", dependencies=[Read])
+def get_environment(name: str, runtime: RuntimeDep, session: SessionDep) -> dict[str, Any]:
+    if name not in runtime.config.environments:
+        raise NotFound(f"no environment {name!r}")
+    return environment_json(SnapshotRepository(session), name, runtime)
+
+
+@router.get("/environments/{name}/snapshots", dependencies=[Read])
+def list_snapshots(
+    name: str,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> list[dict[str, Any]]:
+    if name not in runtime.config.environments:
+        raise NotFound(f"no environment {name!r}")
+    return [snapshot_json(s) for s in SnapshotRepository(session).list_snapshots(name, limit)]
+
+
+@router.post("/environments/{name}/snapshots", dependencies=[Write], status_code=201)
+async def push_snapshot(name: str, request: Request, runtime: RuntimeDep) -> JSONResponse:
+    """Push ingestion (the push format); a malformed document is refused whole with a 422."""
+    limit = runtime.config.model.server.max_push_mb * 1024 * 1024
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        return _too_large(limit)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return _too_large(limit)
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"the body is not valid JSON: {exc}; nothing stored") from None
+
+    def store() -> tuple[int, str]:
+        with runtime.sessions.begin() as session:
+            return service.push(session, runtime.config, name, data, runtime.redactor)
+
+    snapshot_id, status = await run_in_threadpool(store)
+    return JSONResponse(
+        status_code=201,
+        content={"snapshot_id": snapshot_id, "environment": name, "status": status},
+    )
+
+
+def _too_large(limit: int) -> JSONResponse:
+    return JSONResponse(
+        status_code=413,
+        content={"error": f"the push is larger than {limit // (1024 * 1024)} MB", "detail": None},
+    )
+
+
+@router.post("/environments/{name}/scans", dependencies=[Write])
+def start_scan(
+    name: str,
+    runtime: RuntimeDep,
+    request: Request,
+    wait: bool = False,
+    timeout: Annotated[float, Query(gt=0, le=3600)] = 600,
+) -> JSONResponse:
+    """Starts a scan (202), or answers the running one's id; `wait=true` blocks until done."""
+    scanner = service.Scanner(runtime.config, runtime.sessions, runtime.redactor)
+    try:
+        scan_id = scanner.start(name, trigger="api")
+    except ScanInProgress as exc:
+        return JSONResponse(
+            status_code=200, content={"scan_id": exc.scan_id, "already_running": True}
+        )
+    future = request.app.state.scans.submit(scanner.run, name, scan_id)
+    if not wait:
+        return JSONResponse(status_code=202, content={"scan_id": scan_id, "already_running": False})
+    try:
+        future.result(timeout=timeout)
+    except TimeoutError:
+        return JSONResponse(status_code=202, content={"scan_id": scan_id, "already_running": False})
+    with runtime.sessions.begin() as session:
+        return JSONResponse(
+            status_code=200, content=scan_json(SnapshotRepository(session).scan(scan_id))
+        )
+
+
+@router.get("/scans/{scan_id}", dependencies=[Read])
+def get_scan(scan_id: int, session: SessionDep) -> dict[str, Any]:
+    return scan_json(SnapshotRepository(session).scan(scan_id))
+
+
+@router.get("/snapshots/{snapshot_id}", dependencies=[Read])
+def get_snapshot(snapshot_id: int, session: SessionDep) -> dict[str, Any]:
+    return snapshot_json(SnapshotRepository(session).snapshot(snapshot_id))
+
+
+@router.get("/snapshots/{snapshot_id}/resources", dependencies=[Read])
+def get_resources(
+    snapshot_id: int, session: SessionDep, category: str | None = None
+) -> list[dict[str, Any]]:
+    if category is not None and category not in CATEGORIES:
+        raise InvalidInput(f"category must be one of {', '.join(CATEGORIES)}")
+    repo = SnapshotRepository(session)
+    snapshot = repo.snapshot(snapshot_id)
+    return [
+        {
+            "source": source,
+            "category": r.category,
+            "resource_type": r.resource_type,
+            "key": r.key,
+            "attributes": r.attributes,
+        }
+        for source, resources in repo.resources(snapshot).items()
+        for r in resources
+        if category is None or r.category == category
+    ]

@@ -1,0 +1,155 @@
+"""The HTTP API: create_app builds everything in its lifespan; nothing happens at import."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app import __version__
+from app import runtime as runtime_mod
+from app.api import reports, snapshots
+from app.db import migrate
+from app.deps import Read, RuntimeDep
+from app.errors import EnvparityError
+
+API = "/api/v1"
+
+
+def _json_path(loc: Any) -> str:
+    out = "$"
+    for part in list(loc)[1:]:  # the first element says body / query / path
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def create_app(
+    config_path: str | Path | None = None, *, runtime: runtime_mod.Runtime | None = None
+) -> FastAPI:
+    """The API application; it loads the config and opens the database when it starts."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        rt = runtime or runtime_mod.load(config_path)
+        app.state.runtime = rt
+        app.state.scans = ThreadPoolExecutor(max_workers=4, thread_name_prefix="envparity-api-scan")
+        try:
+            yield
+        finally:
+            # Running scans finish (their sources have timeouts); queued ones are dropped.
+            app.state.scans.shutdown(wait=True, cancel_futures=True)
+            if runtime is None:
+                rt.close()
+
+    app = FastAPI(
+        title="envparity",
+        version=__version__,
+        description="Environment drift detection: snapshots, parity reports and the CI gate.",
+        lifespan=lifespan,
+    )
+    registry = CollectorRegistry()
+    latency = Histogram(
+        "envparity_request_seconds",
+        "API request latency by route (its template under /api/v1)",
+        ["method", "route", "status"],
+        registry=registry,
+    )
+    app.state.metrics = registry
+
+    @app.middleware("http")
+    async def measure(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        latency.labels(request.method, path, str(response.status_code)).observe(
+            time.perf_counter() - started
+        )
+        return response
+
+    @app.exception_handler(EnvparityError)
+    async def envparity_error(_request: Request, exc: EnvparityError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return JSONResponse(
+            status_code=exc.status,
+            content={"error": exc.message, "detail": exc.detail},
+            headers=headers,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            {"path": _json_path(e.get("loc", ())), "message": e.get("msg", "")}
+            for e in exc.errors()
+        ]
+        first = problems[0] if problems else {"path": "$", "message": "invalid"}
+        return JSONResponse(
+            status_code=422,
+            content={"error": f"{first['path']}: {first['message']}", "detail": problems},
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(
+            status_code=exc.status_code, content={"error": exc.detail, "detail": None}
+        )
+
+    @app.exception_handler(SQLAlchemyError)
+    async def database_error(_request: Request, exc: SQLAlchemyError) -> JSONResponse:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        return JSONResponse(
+            status_code=503, content={"error": f"database: {reason}", "detail": None}
+        )
+
+    api = APIRouter(prefix=API)
+    api.include_router(snapshots.router)
+    api.include_router(reports.router)
+
+    @api.get("/healthz", tags=["operations"])
+    def healthz() -> dict[str, str]:
+        """The process answers (no auth)."""
+        return {"status": "ok"}
+
+    @api.get("/readyz", tags=["operations"])
+    def readyz(runtime: RuntimeDep) -> JSONResponse:
+        """The database answers and its schema is at head (no auth, for probes)."""
+        try:
+            with runtime.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            current = migrate.current_revision(runtime.engine)
+        except SQLAlchemyError as exc:
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            return JSONResponse(
+                status_code=503, content={"status": "unavailable", "database": reason}
+            )
+        head = migrate.head_revision()
+        ready = current == head
+        return JSONResponse(
+            status_code=200 if ready else 503,
+            content={
+                "status": "ready" if ready else "migrations pending",
+                "revision": current,
+                "head": head,
+            },
+        )
+
+    @api.get("/metrics", tags=["operations"], dependencies=[Read])
+    def metrics() -> Response:
+        """Prometheus metrics (a `read` token)."""
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    app.include_router(api)
+    return app
