@@ -299,12 +299,26 @@ def _progress() -> Iterator[Any]:
 def push(
     environment: Annotated[str, typer.Argument(help="The environment the snapshot is of.")],
     file: Annotated[str, typer.Argument(help="A push-format JSON file, or - for stdin.")],
+    api: ApiOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Store a snapshot from a file in the push format."""
     _setup_logging()
     with _errors():
         data = _read_json(file)
+        if api:
+            from app.client import ApiClient
+
+            client = ApiClient(api, get_settings().token, timeout=300)
+            try:
+                answer = client.request("POST", f"/environments/{environment}/snapshots", json=data)
+            finally:
+                client.close()
+            stored = answer.json()
+            out.print(
+                f"{environment}: stored snapshot #{stored['snapshot_id']} ({stored['status']})"
+            )
+            return
         with runtime_mod.unit_of_work(config) as (rt, session):
             snapshot_id, status = service.push(session, rt.config, environment, data, rt.redactor)
     out.print(f"{environment}: stored snapshot #{snapshot_id} ({status})")
@@ -356,6 +370,12 @@ FormatOption = Annotated[
 ]
 OutputOption = Annotated[
     Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")
+]
+ApiOption = Annotated[
+    str | None,
+    typer.Option(
+        "--api", help="Ask an envparity server (token from $ENVPARITY_TOKEN).", show_default=False
+    ),
 ]
 CategoryOption = Annotated[
     list[str] | None,
@@ -419,10 +439,19 @@ def gate(
     fmt: FormatOption = None,
     output: OutputOption = None,
     category: CategoryOption = None,
+    api: ApiOption = None,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="With --api: scan both environments first and wait.")
+    ] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds --fresh may wait for the scans.")] = 600,
     config: ConfigOption = None,
 ) -> None:
     """May SOURCE be promoted to TARGET? Exit 0 pass, 1 fail, 2 cannot evaluate."""
     _setup_logging()
+    if api:
+        with _errors():
+            code = _remote_gate(api, source, target, _format(fmt), output, fresh, timeout)
+        raise typer.Exit(code)
     with _errors():
         chosen = _format(fmt)
         categories = _categories(category)
@@ -434,35 +463,51 @@ def gate(
     raise typer.Exit(result.exit_code)
 
 
+def _remote_gate(
+    api: str, source: str, target: str, fmt: str, output: Path | None, fresh: bool, timeout: float
+) -> int:
+    """The gate asked of a server: the same exit codes and formats as the local gate."""
+    from app.client import ApiClient
+
+    client = ApiClient(api, get_settings().token)
+    try:
+        if fresh:
+            for env in (source, target):
+                client.scan_and_wait(env, timeout)
+        params = {"source": source, "target": target}
+        if fmt in ("junit", "markdown"):
+            answer = client.request("GET", "/gate", params={**params, "format": fmt})
+            _emit(answer.text, output)
+            status = answer.headers.get("X-Envparity-Gate", "missing")
+        else:
+            body = client.request("GET", "/gate", params=params).json()
+            status = body["status"]
+            if fmt == "json":
+                _emit(json.dumps(body, indent=2) + "\n", output)
+            else:
+                colour = {"pass": "green", "fail": "red"}.get(status, "yellow")
+                out.print(f"gate {source} -> {target}: [{colour}]{status.upper()}[/{colour}]")
+                for reason in body["reasons"]:
+                    out.print(f"  {escape(reason)}")
+                if body.get("report_url"):
+                    out.print(f"  report: {body['report_url']}")
+    finally:
+        client.close()
+    return gate_service.EXIT_BY_STATUS.get(status, 2)
+
+
 def _print_gate(
     result: gate_service.GateResult, fmt: str, output: Path | None, details: bool = True
 ) -> None:
-    if fmt == "json":
-        _emit(json.dumps(result.as_json(), indent=2) + "\n", output)
-        return
-    if fmt in ("markdown", "junit") and result.report is not None:
-        failing = {i["fingerprint"] for i in result.failing}
-        _emit(render.render(reports.gate_view(result.report, failing), fmt), output)
-        return
-    if fmt == "junit":  # no report to show: one failing case says why
-        _emit(render.gate_junit(result), output)
+    if fmt != "table":
+        _emit(render.gate_text(result, fmt), output)
         return
     colour = {"pass": "green", "fail": "red"}.get(result.status, "yellow")
-    lines = [
+    out.print(
         f"gate {result.source} -> {result.target}: [{colour}]{result.status.upper()}[/{colour}]"
-    ]
-    lines += [f"  {escape(reason)}" for reason in result.reasons]
-    if fmt == "markdown":
-        _emit(
-            "\n".join(
-                line.replace(f"[{colour}]", "**").replace(f"[/{colour}]", "**") for line in lines
-            )
-            + "\n",
-            output,
-        )
-        return
-    for line in lines:
-        out.print(line)
+    )
+    for reason in result.reasons:
+        out.print(f"  {escape(reason)}")
     if details and result.report is not None and result.failing:
         out.print(
             render.to_rich(

@@ -18,6 +18,8 @@ class Settings(BaseSettings):
     secret_key: str | None = None
     secret_key_file: Path | None = None
     log_level: str = "WARNING"
+    # The API token for `--api` (gate, push).
+    token: str | None = None
 
 
 def get_settings() -> Settings:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.db.base import utcnow
@@ -13,6 +13,7 @@ from app.deps import Gate, Read, RuntimeDep, SessionDep, Write
 from app.diff.model import Waiver
 from app.errors import InvalidInput
 from app.gate import service as gate_service
+from app.reports import render
 from app.reports import service as reports
 from app.waivers.repository import WaiverRepository, as_waiver
 from collectors.base import Category
@@ -48,13 +49,27 @@ def report_url(runtime: Any, source: str, target: str) -> str:
     return f"{base.rstrip('/')}/api/v1/comparisons/{source}/{target}/report"
 
 
-@router.get("/gate", dependencies=[Gate])
-def gate(source: str, target: str, runtime: RuntimeDep, session: SessionDep) -> dict[str, Any]:
-    """May SOURCE be promoted to TARGET? Judged exactly as `envparity gate`."""
+@router.get("/gate", dependencies=[Gate], response_model=None)
+def gate(
+    source: str,
+    target: str,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    format: Literal["json", "junit", "markdown"] = "json",
+) -> dict[str, Any] | Response:
+    """May SOURCE be promoted to TARGET? Judged exactly as `envparity gate`. With
+    `format=junit|markdown` the answer is that document, its status in `X-Envparity-Gate`."""
     result = gate_service.evaluate(
         session, runtime.config, source, target, utcnow(), report_url(runtime, source, target)
     )
-    return result.as_json()
+    if format == "json":
+        return result.as_json()
+    media = "application/xml" if format == "junit" else "text/markdown"
+    return Response(
+        render.gate_text(result, format),
+        media_type=media,
+        headers={"X-Envparity-Gate": result.status},
+    )
 
 
 class WaiverIn(BaseModel):

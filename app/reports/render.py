@@ -276,3 +276,19 @@ def render(report: Report, fmt: str) -> str:
     if fmt == "junit":
         return to_junit(report)
     return to_table(report)
+
+
+def gate_text(result: GateResult, fmt: str) -> str:
+    """The gate's answer as json, markdown or junit: what the CLI prints and the API serves."""
+    from app.reports.service import gate_view
+
+    if fmt == "json":
+        return json.dumps(result.as_json(), indent=2) + "\n"
+    if fmt in ("markdown", "junit") and result.report is not None:
+        failing = {i["fingerprint"] for i in result.failing}
+        return render(gate_view(result.report, failing), fmt)
+    if fmt == "junit":  # no report to show: one erroring case says why
+        return gate_junit(result)
+    lines = [f"**gate {result.source} → {result.target}: {result.status.upper()}**", ""]
+    lines += [f"- {reason}" for reason in result.reasons]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,54 @@
+"""A small client for envparity's own API (`gate --api`, `push --api`)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+from app.errors import EnvparityError
+
+API = "/api/v1"
+
+
+class ApiClient:
+    def __init__(self, base_url: str, token: str | None, timeout: float = 30.0) -> None:
+        if not token:
+            raise EnvparityError("--api needs a token in $ENVPARITY_TOKEN")
+        self.base = base_url.rstrip("/") + API
+        self.http = httpx.Client(
+            headers={"Authorization": f"Bearer {token}", "User-Agent": "envparity-cli"},
+            timeout=timeout,
+        )
+
+    def close(self) -> None:
+        self.http.close()
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            answer = self.http.request(method, self.base + path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise EnvparityError(f"cannot reach {self.base}: {type(exc).__name__}: {exc}") from None
+        if answer.status_code >= 400:
+            try:
+                message = answer.json().get("error") or answer.text
+            except ValueError:
+                message = answer.text[:300]
+            raise EnvparityError(f"{method} {path} answered {answer.status_code}: {message}")
+        return answer
+
+    def scan_and_wait(self, environment: str, timeout: float) -> dict[str, Any]:
+        """Starts a scan (or joins the running one) and waits until it is done."""
+        started = self.request("POST", f"/environments/{environment}/scans").json()
+        scan_id = started["scan_id"]
+        deadline = time.monotonic() + timeout
+        while True:
+            scan: dict[str, Any] = self.request("GET", f"/scans/{scan_id}").json()
+            if scan["status"] != "running":
+                return scan
+            if time.monotonic() >= deadline:
+                raise EnvparityError(
+                    f"scan #{scan_id} of {environment} did not finish within {timeout:g}s"
+                )
+            time.sleep(0.5)

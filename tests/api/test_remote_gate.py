@@ -1,0 +1,106 @@
+"""`gate --api` and `push --api` against a real server on loopback: the local exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from app import runtime
+from app.auth.tokens import TokenRepository
+from app.main import create_app
+from tests.api.test_api import CONFIG, PUSH
+from tests.support import Project
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server(project: Project, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    project.write_config(CONFIG)
+    project.write("staging.yaml", "pool: 10\n")
+    project.write("production.yaml", "pool: 20\n")
+    rt = runtime.load(project.config)
+    with rt.sessions.begin() as session:
+        _, token = TokenRepository(session).create("write", "ci", None)
+    monkeypatch.setenv("ENVPARITY_TOKEN", token)
+    port = free_port()
+    config = uvicorn.Config(create_app(runtime=rt), host="127.0.0.1", port=port, log_level="error")
+    instance = uvicorn.Server(config)
+    thread = threading.Thread(target=instance.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/api/v1/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    yield url
+    instance.should_exit = True
+    thread.join(timeout=10)
+    rt.close()
+
+
+def gate(project: Project, url: str, *extra: str) -> Any:
+    return project.invoke("gate", "staging", "production", "--api", url, *extra)
+
+
+def test_remote_gate_gives_the_local_exit_codes(project: Project, server: str) -> None:
+    missing = gate(project, server, "--format", "json")
+    assert missing.returncode == 2
+    assert json.loads(missing.stdout)["status"] == "missing"
+    fresh = gate(project, server, "--format", "json", "--fresh", "--timeout", "60")
+    assert fresh.returncode == 1
+    body = json.loads(fresh.stdout)
+    assert body["status"] == "fail"
+    assert body["failing"][0]["path"] == "pool"
+    junit = gate(project, server, "--format", "junit")
+    assert junit.returncode == 1
+    assert 'failures="1"' in junit.stdout
+    headers = {"Authorization": f"Bearer {os.environ['ENVPARITY_TOKEN']}"}
+    httpx.post(
+        server + "/api/v1/waivers", json={"reason": "bigger pool", "path": "pool"}, headers=headers
+    )
+    passed = gate(project, server, "--format", "table")
+    assert passed.returncode == 0
+    assert "PASS" in passed.stdout
+
+
+def test_remote_gate_without_token_or_server_is_exit_2(
+    project: Project, server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ENVPARITY_TOKEN", "envp_wrong")
+    denied = gate(project, server)
+    assert denied.returncode == 2
+    assert "401" in denied.stderr
+    unreachable = gate(project, "http://127.0.0.1:9")
+    assert unreachable.returncode == 2
+    assert "cannot reach" in unreachable.stderr
+
+
+def test_push_through_the_api(project: Project, server: str) -> None:
+    path = project.root / "push.json"
+    path.write_text(json.dumps(PUSH))
+    stored = project.invoke("push", "fleet", str(path), "--api", server)
+    assert stored.returncode == 0, stored.stderr
+    assert "stored snapshot #" in stored.stdout
+    bad = json.loads(json.dumps(PUSH))
+    bad["resources"][0]["key"] = ""
+    path.write_text(json.dumps(bad))
+    refused = project.invoke("push", "fleet", str(path), "--api", server)
+    assert refused.returncode == 2
+    assert "$.resources[0].key" in refused.stderr
