@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -23,6 +23,7 @@ from app.api import reports, snapshots
 from app.db import migrate
 from app.deps import Read, RuntimeDep
 from app.errors import EnvparityError
+from app.metrics import Metrics
 
 API = "/api/v1"
 
@@ -58,14 +59,8 @@ def create_app(
         description="Environment drift detection: snapshots, parity reports and the CI gate.",
         lifespan=lifespan,
     )
-    registry = CollectorRegistry()
-    latency = Histogram(
-        "envparity_request_seconds",
-        "API request latency by route (its template under /api/v1)",
-        ["method", "route", "status"],
-        registry=registry,
-    )
-    app.state.metrics = registry
+    metrics = Metrics()
+    app.state.metrics = metrics
 
     @app.middleware("http")
     async def measure(
@@ -75,7 +70,7 @@ def create_app(
         response = await call_next(request)
         route = request.scope.get("route")
         path = getattr(route, "path", "unmatched")
-        latency.labels(request.method, path, str(response.status_code)).observe(
+        metrics.requests.labels(request.method, path, str(response.status_code)).observe(
             time.perf_counter() - started
         )
         return response
@@ -147,9 +142,9 @@ def create_app(
         )
 
     @api.get("/metrics", tags=["operations"], dependencies=[Read])
-    def metrics() -> Response:
+    def prometheus() -> Response:
         """Prometheus metrics (a `read` token)."""
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(api)
     return app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.db.base import utcnow
@@ -37,11 +37,13 @@ def comparisons(runtime: RuntimeDep) -> list[dict[str, Any]]:
 
 @router.get("/comparisons/{source}/{target}/report", dependencies=[Read])
 def comparison_report(
-    source: str, target: str, runtime: RuntimeDep, session: SessionDep
+    source: str, target: str, runtime: RuntimeDep, session: SessionDep, request: Request
 ) -> dict[str, Any]:
     runtime.config.environment(source)
     runtime.config.environment(target)
-    return reports.compare_refs(session, runtime.config, source, target, utcnow()).as_json()
+    report = reports.compare_refs(session, runtime.config, source, target, utcnow())
+    request.app.state.metrics.evaluated(report)
+    return report.as_json()
 
 
 def report_url(runtime: Any, source: str, target: str) -> str:
@@ -55,6 +57,7 @@ def gate(
     target: str,
     runtime: RuntimeDep,
     session: SessionDep,
+    request: Request,
     format: Literal["json", "junit", "markdown"] = "json",
 ) -> dict[str, Any] | Response:
     """May SOURCE be promoted to TARGET? Judged exactly as `envparity gate`. With
@@ -62,6 +65,10 @@ def gate(
     result = gate_service.evaluate(
         session, runtime.config, source, target, utcnow(), report_url(runtime, source, target)
     )
+    metrics = request.app.state.metrics
+    metrics.gated(source, target, result.status)
+    if result.report is not None:
+        metrics.evaluated(result.report)
     if format == "json":
         return result.as_json()
     media = "application/xml" if format == "junit" else "text/markdown"

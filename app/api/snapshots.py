@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -149,7 +150,14 @@ def start_scan(
         return JSONResponse(
             status_code=200, content={"scan_id": exc.scan_id, "already_running": True}
         )
-    future = request.app.state.scans.submit(scanner.run, name, scan_id)
+    metrics = request.app.state.metrics
+
+    def run() -> None:
+        started = time.monotonic()
+        result = scanner.run(name, scan_id)
+        metrics.scanned(result, time.monotonic() - started)
+
+    future = request.app.state.scans.submit(run)
     if not wait:
         return JSONResponse(status_code=202, content={"scan_id": scan_id, "already_running": False})
     try:

@@ -136,6 +136,25 @@ def test_health_and_readiness_need_no_token(api: Api) -> None:
     assert ready.json()["status"] == "ready"
 
 
+def test_metrics_count_scans_gates_and_open_drift(api: Api) -> None:
+    scan_both(api)
+    api.call("GET", "/gate?source=staging&target=production", "gate")
+    text = api.call("GET", "/metrics", "read").text
+    assert (
+        'envparity_scan_sources_total{environment="staging",outcome="ok",source_type="file"} 1.0'
+        in text
+    )
+    assert (
+        'envparity_gate_evaluations_total{comparison="staging->production",status="fail"} 1.0'
+        in text
+    )
+    assert (
+        'envparity_open_drift_items{comparison="staging->production",severity="warning"} 1.0'
+        in text
+    )
+    assert 'envparity_scan_seconds_count{environment="production",status="complete"} 1.0' in text
+
+
 def test_metrics_report_request_latency(api: Api) -> None:
     api.call("GET", "/environments", "read")
     text = api.call("GET", "/metrics", "read").text

@@ -1,0 +1,59 @@
+"""Prometheus metrics of one server process, made by create_app (nothing at import time)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from app.reports.service import Report
+from app.snapshots.service import ScanResult
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Histogram(
+            "envparity_request_seconds",
+            "API request latency by route (its template under /api/v1)",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.sources = Counter(
+            "envparity_scan_sources_total",
+            "Sources collected by scans this process ran, by outcome",
+            ["environment", "source_type", "outcome"],
+            registry=self.registry,
+        )
+        self.scans = Histogram(
+            "envparity_scan_seconds",
+            "Scan duration by environment and snapshot status",
+            ["environment", "status"],
+            buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800),
+            registry=self.registry,
+        )
+        self.drift = Gauge(
+            "envparity_open_drift_items",
+            "Unwaived drift items of a comparison at its last evaluation, by severity",
+            ["comparison", "severity"],
+            registry=self.registry,
+        )
+        self.gates = Counter(
+            "envparity_gate_evaluations_total",
+            "Gate evaluations by result",
+            ["comparison", "status"],
+            registry=self.registry,
+        )
+
+    def scanned(self, result: ScanResult, seconds: float) -> None:
+        for source in result.sources:
+            self.sources.labels(result.environment, source.type, source.status).inc()
+        self.scans.labels(result.environment, result.status).observe(seconds)
+
+    def evaluated(self, report: Report) -> None:
+        counts = {"critical": 0, "warning": 0, "info": 0}
+        for item in report.counting:
+            counts[item.severity] += 1
+        for severity, count in counts.items():
+            self.drift.labels(report.result.comparison, severity).set(count)
+
+    def gated(self, source: str, target: str, status: str) -> None:
+        self.gates.labels(f"{source}->{target}", status).inc()
