@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
-from app.auth.tokens import TokenRepository, allows
+from app.auth.tokens import TokenRepository, allows, digest
 from app.db.base import utcnow
 from app.errors import EnvparityError
 from app.runtime import Runtime
@@ -23,7 +26,8 @@ class Forbidden(EnvparityError):
     status = 403
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    # async: a plain attribute read is not worth a hop to the thread pool
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -41,23 +45,56 @@ SessionDep = Annotated[Session, Depends(get_session)]
 _bearer = HTTPBearer(auto_error=False, description="An envparity API token (envp_...)")
 
 
-def require(scope: str) -> Callable[..., None]:
+class TokenCache:
+    """Verified tokens of this process for a few seconds, so that a busy CI's gate requests
+    are not each a database lookup. A revoked token stops working within `ttl` seconds."""
+
+    def __init__(self, ttl: float = 10.0) -> None:
+        self.ttl = ttl
+        self.entries: dict[str, tuple[str, float]] = {}
+        self.lock = threading.Lock()
+
+    def cached(self, token: str) -> str | None:
+        with self.lock:
+            hit = self.entries.get(digest(token))
+        return hit[0] if hit is not None and time.monotonic() - hit[1] < self.ttl else None
+
+    def scope_of(self, runtime: Runtime, token: str) -> str | None:
+        key = digest(token)
+        now = time.monotonic()
+        # Its own short transaction: the request's may last (a scan with ?wait=true), and a
+        # held write lock (last_used_at) would block the very scan it waits for on SQLite.
+        with runtime.sessions.begin() as session:
+            row = TokenRepository(session).verify(token, utcnow())
+            scope = row.scope if row is not None else None
+        with self.lock:
+            if scope is None:
+                self.entries.pop(key, None)
+            else:
+                if len(self.entries) > 10_000:
+                    self.entries.clear()
+                self.entries[key] = (scope, now)
+        return scope
+
+
+def require(scope: str) -> Callable[..., Awaitable[None]]:
     """A dependency that lets the request in with a live token of at least `scope`."""
 
-    def check(
+    async def check(
+        request: Request,
         runtime: RuntimeDep,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> None:
+        # async: a cached token costs no thread hop; a lookup runs in the thread pool.
         if not runtime.config.model.server.auth:
             return
         if credentials is None:
             raise Unauthorized("an API token is required: Authorization: Bearer envp_...")
-        # Its own short transaction: the request's may last (a scan with ?wait=true), and a
-        # held write lock (last_used_at) would block the very scan it waits for on SQLite.
-        with runtime.sessions.begin() as session:
-            token = TokenRepository(session).verify(credentials.credentials, utcnow())
-            scope_granted = token.scope if token is not None else None
-        if token is None or scope_granted is None:
+        cache: TokenCache = request.app.state.tokens
+        scope_granted = cache.cached(credentials.credentials) or await run_in_threadpool(
+            cache.scope_of, runtime, credentials.credentials
+        )
+        if scope_granted is None:
             raise Unauthorized("the API token is unknown, revoked or expired")
         if not allows(scope_granted, scope):
             raise Forbidden(f"this needs a {scope!r} token; this one is {scope_granted!r}")

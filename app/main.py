@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,13 +16,15 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import __version__
 from app import runtime as runtime_mod
 from app.api import reports, snapshots
 from app.db import migrate
-from app.deps import Read, RuntimeDep
+from app.deps import Read, RuntimeDep, TokenCache
 from app.errors import EnvparityError
+from app.gate.service import GateCache
 from app.metrics import Metrics
 
 API = "/api/v1"
@@ -35,6 +37,34 @@ def _json_path(loc: Any) -> str:
     return out
 
 
+class _Measure:
+    """Request latency by route, as plain ASGI (no per-request task or body buffering)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = [500]
+
+        async def send_status(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            path = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.requests.labels(scope["method"], path, str(status[0])).observe(
+                time.perf_counter() - started
+            )
+
+
 def create_app(
     config_path: str | Path | None = None, *, runtime: runtime_mod.Runtime | None = None
 ) -> FastAPI:
@@ -44,6 +74,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         rt = runtime or runtime_mod.load(config_path)
         app.state.runtime = rt
+        app.state.tokens = TokenCache()
+        app.state.gates = GateCache()
         app.state.scans = ThreadPoolExecutor(max_workers=4, thread_name_prefix="envparity-api-scan")
         try:
             yield
@@ -62,18 +94,7 @@ def create_app(
     metrics = Metrics()
     app.state.metrics = metrics
 
-    @app.middleware("http")
-    async def measure(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        metrics.requests.labels(request.method, path, str(response.status_code)).observe(
-            time.perf_counter() - started
-        )
-        return response
+    app.add_middleware(_Measure, metrics=metrics)
 
     @app.exception_handler(EnvparityError)
     async def envparity_error(_request: Request, exc: EnvparityError) -> JSONResponse:

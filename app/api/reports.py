@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
 from app.db.base import utcnow
 from app.db.models import WaiverRow
@@ -52,25 +53,32 @@ def report_url(runtime: Any, source: str, target: str) -> str:
 
 
 @router.get("/gate", dependencies=[Gate], response_model=None)
-def gate(
+async def gate(
     source: str,
     target: str,
     runtime: RuntimeDep,
-    session: SessionDep,
     request: Request,
     format: Literal["json", "junit", "markdown"] = "json",
-) -> dict[str, Any] | Response:
+) -> Response:
     """May SOURCE be promoted to TARGET? Judged exactly as `envparity gate`. With
-    `format=junit|markdown` the answer is that document, its status in `X-Envparity-Gate`."""
-    result = gate_service.evaluate(
-        session, runtime.config, source, target, utcnow(), report_url(runtime, source, target)
-    )
+    `format=junit|markdown` the answer is that document, its status in `X-Envparity-Gate`.
+
+    A cached answer costs one small query, made right here: no thread hop, so the tail
+    latency of a busy CI stays low; judging afresh runs in the thread pool."""
+    cache: gate_service.GateCache = request.app.state.gates
+    now = utcnow()
+    key, result = cache.peek(runtime.sessions, runtime.config, source, target, now)
+    if result is None:
+        url = report_url(runtime, source, target)
+        result = await run_in_threadpool(
+            cache.fill, runtime.sessions, runtime.config, source, target, now, key, url
+        )
     metrics = request.app.state.metrics
     metrics.gated(source, target, result.status)
     if result.report is not None:
         metrics.evaluated(result.report)
     if format == "json":
-        return result.as_json()
+        return Response(result.json_body, media_type="application/json")
     media = "application/xml" if format == "junit" else "text/markdown"
     return Response(
         render.gate_text(result, format),

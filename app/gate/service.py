@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy import text
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Config, GateConfig, parse_duration
+from app.db.base import UTCDateTime
 from app.db.models import Snapshot
 from app.diff.model import SEVERITY_RANK
 from app.reports.service import Report, compare_snapshots, item_json, sort_items
@@ -28,6 +33,11 @@ class GateResult:
     failing: list[dict[str, Any]] = field(default_factory=list)
     report: Report | None = None
     report_url: str | None = None
+
+    @cached_property
+    def json_body(self) -> bytes:
+        """The JSON answer, serialized once (a cached answer is served many times)."""
+        return json.dumps(self.as_json()).encode()
 
     @property
     def passed(self) -> bool:
@@ -128,4 +138,102 @@ def evaluate(
     return GateResult(source, target, "pass", reasons, summary, [], report, report_url)
 
 
-__all__ = ["EXIT_BY_STATUS", "GateResult", "evaluate", "gate_config"]
+# ----------------------------------------------------------------------------- cached gate
+
+
+def _latest(column: str, env: str) -> str:
+    return (
+        f"(SELECT s.{column} FROM snapshots s JOIN environments e ON e.id = s.environment_id"
+        f" WHERE e.name = :{env} ORDER BY s.taken_at DESC, s.id DESC LIMIT 1)"
+    )
+
+
+# Everything a cached answer depends on, in one round trip.
+_HEAD = text(
+    f"SELECT {_latest('id', 'source')} AS left_id, {_latest('taken_at', 'source')} AS left_taken,"
+    f" {_latest('id', 'target')} AS right_id, {_latest('taken_at', 'target')} AS right_taken,"
+    " (SELECT COUNT(*) FROM waivers) AS waiver_count, (SELECT MAX(id) FROM waivers) AS waiver_max"
+).columns(left_taken=UTCDateTime(), right_taken=UTCDateTime())
+
+
+class GateCache:
+    """Gate answers of this process, by the snapshots and waivers they were judged from.
+
+    A CI fleet asks the same question far more often than the data changes: an answer is
+    reused while both latest snapshots and the stored waivers are unchanged, until the
+    first waiver it relied on expires; staleness (`max_age`) is judged on every request."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self.entries: dict[tuple[Any, ...], tuple[GateResult, datetime | None]] = {}
+        self.lock = threading.Lock()
+
+    def evaluate(
+        self,
+        sessions: sessionmaker[Session],
+        config: Config,
+        source: str,
+        target: str,
+        now: datetime,
+        report_url: str | None = None,
+    ) -> GateResult:
+        key, cached = self.peek(sessions, config, source, target, now)
+        if cached is not None:
+            return cached
+        return self.fill(sessions, config, source, target, now, key, report_url)
+
+    def peek(
+        self,
+        sessions: sessionmaker[Session],
+        config: Config,
+        source: str,
+        target: str,
+        now: datetime,
+    ) -> tuple[tuple[Any, ...], GateResult | None]:
+        """One small query: the cache key, and the cached answer if it still holds."""
+        gate = gate_config(config, source, target)
+        engine = sessions.kw["bind"]
+        with engine.connect() as conn:  # Core, not a Session: this runs on every request
+            head = conn.execute(_HEAD, {"source": source, "target": target}).one()
+        key = (source, target, head.left_id, head.right_id, head.waiver_count, head.waiver_max)
+        limit = parse_duration(gate.max_age) if gate.max_age else None
+        fresh = limit is None or all(
+            taken is not None and now - taken <= limit
+            for taken in (head.left_taken, head.right_taken)
+        )
+        if not fresh or head.left_id is None or head.right_id is None:
+            return key, None
+        with self.lock:
+            cached = self.entries.get(key)
+        if cached is None:
+            return key, None
+        result, valid_until = cached
+        return key, result if valid_until is None or now < valid_until else None
+
+    def fill(
+        self,
+        sessions: sessionmaker[Session],
+        config: Config,
+        source: str,
+        target: str,
+        now: datetime,
+        key: tuple[Any, ...],
+        report_url: str | None = None,
+    ) -> GateResult:
+        """Judges the gate from the database and keeps the answer under `key`."""
+        with sessions.begin() as session:
+            result = evaluate(session, config, source, target, now, report_url)
+            valid_until = _first_expiry(session, config, now)
+        if result.status in ("pass", "fail", "partial"):
+            with self.lock:
+                if len(self.entries) >= self.size:
+                    self.entries.pop(next(iter(self.entries)))
+                self.entries[key] = (result, valid_until)
+        return result
+
+
+def _first_expiry(session: Session, config: Config, now: datetime) -> datetime | None:
+    from app.reports.service import rules_of
+
+    expiries = [w.expires for w in rules_of(config, session, now).waivers if w.expires]
+    return min((e for e in expiries if e > now), default=None)
