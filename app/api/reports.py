@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Path, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from app.api.schemas import ERRORS, MAX_ID
 from app.db.base import utcnow
 from app.db.models import WaiverRow
 from app.deps import Gate, Read, RuntimeDep, SessionDep, Write
@@ -19,7 +20,7 @@ from app.reports import service as reports
 from app.waivers.repository import WaiverRepository, as_waiver
 from collectors.base import Category
 
-router = APIRouter(tags=["reports"])
+router = APIRouter(tags=["reports"], responses=ERRORS)
 
 
 @router.get("/diff", dependencies=[Read])
@@ -52,7 +53,17 @@ def report_url(runtime: Any, source: str, target: str) -> str:
     return f"{base.rstrip('/')}/api/v1/comparisons/{source}/{target}/report"
 
 
-@router.get("/gate", dependencies=[Gate], response_model=None)
+@router.get(
+    "/gate",
+    dependencies=[Gate],
+    response_model=None,
+    responses={
+        200: {
+            "description": "The answer; 200 whether the gate passes or not: read `status`",
+            "content": {"application/json": {}, "application/xml": {}, "text/markdown": {}},
+        }
+    },
+)
 async def gate(
     source: str,
     target: str,
@@ -137,5 +148,5 @@ def add_waiver(body: WaiverIn, session: SessionDep) -> dict[str, Any]:
 
 
 @router.delete("/waivers/{waiver_id}", dependencies=[Write], status_code=204)
-def delete_waiver(waiver_id: int, session: SessionDep) -> None:
+def delete_waiver(waiver_id: Annotated[int, Path(ge=1, le=MAX_ID)], session: SessionDep) -> None:
     WaiverRepository(session).remove(waiver_id)

@@ -6,10 +6,11 @@ import json
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from app.api.schemas import ERRORS, MAX_ID
 from app.db.models import Scan, Snapshot
 from app.deps import Read, RuntimeDep, SessionDep, Write
 from app.errors import InvalidInput, NotFound, ScanInProgress
@@ -18,7 +19,7 @@ from app.snapshots.repository import SnapshotRepository
 from app.snapshots.schemas import format_time
 from collectors.base import CATEGORIES
 
-router = APIRouter(tags=["environments"])
+router = APIRouter(tags=["environments"], responses=ERRORS)
 
 
 def snapshot_json(snapshot: Snapshot) -> dict[str, Any]:
@@ -171,18 +172,22 @@ def start_scan(
 
 
 @router.get("/scans/{scan_id}", dependencies=[Read])
-def get_scan(scan_id: int, session: SessionDep) -> dict[str, Any]:
+def get_scan(scan_id: Annotated[int, Path(ge=1, le=MAX_ID)], session: SessionDep) -> dict[str, Any]:
     return scan_json(SnapshotRepository(session).scan(scan_id))
 
 
 @router.get("/snapshots/{snapshot_id}", dependencies=[Read])
-def get_snapshot(snapshot_id: int, session: SessionDep) -> dict[str, Any]:
+def get_snapshot(
+    snapshot_id: Annotated[int, Path(ge=1, le=MAX_ID)], session: SessionDep
+) -> dict[str, Any]:
     return snapshot_json(SnapshotRepository(session).snapshot(snapshot_id))
 
 
 @router.get("/snapshots/{snapshot_id}/resources", dependencies=[Read])
 def get_resources(
-    snapshot_id: int, session: SessionDep, category: str | None = None
+    snapshot_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    session: SessionDep,
+    category: str | None = None,
 ) -> list[dict[str, Any]]:
     if category is not None and category not in CATEGORIES:
         raise InvalidInput(f"category must be one of {', '.join(CATEGORIES)}")

@@ -100,6 +100,8 @@ class SnapshotRepository:
         return snapshot
 
     def snapshot(self, snapshot_id: int) -> Snapshot:
+        if not 1 <= snapshot_id < 2**63:
+            raise NotFound(f"no snapshot #{snapshot_id}")
         snapshot = self.session.scalar(
             select(Snapshot)
             .where(Snapshot.id == snapshot_id)
@@ -234,7 +236,7 @@ class SnapshotRepository:
         self.session.flush()
 
     def scan(self, scan_id: int) -> Scan:
-        scan = self.session.get(Scan, scan_id)
+        scan = self.session.get(Scan, scan_id) if 1 <= scan_id < 2**63 else None
         if scan is None:
             raise NotFound(f"no scan #{scan_id}")
         return scan

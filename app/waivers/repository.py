@@ -33,7 +33,7 @@ class WaiverRepository:
         return [as_waiver(row) for row in rows]
 
     def remove(self, waiver_id: int) -> None:
-        row = self.session.get(WaiverRow, waiver_id)
+        row = self.session.get(WaiverRow, waiver_id) if 1 <= waiver_id < 2**63 else None
         if row is None:
             raise NotFound(f"no waiver #{waiver_id}")
         self.session.delete(row)
