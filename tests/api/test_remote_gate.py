@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -36,6 +37,14 @@ def server(project: Project, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     with rt.sessions.begin() as session:
         _, token = TokenRepository(session).create("write", "ci", None)
     monkeypatch.setenv("ENVPARITY_TOKEN", token)
+    with serving(rt) as url:
+        yield url
+    rt.close()
+
+
+@contextmanager
+def serving(rt: runtime.Runtime) -> Iterator[str]:
+    """The real app under uvicorn on a free loopback port, for as long as the block runs."""
     port = free_port()
     config = uvicorn.Config(create_app(runtime=rt), host="127.0.0.1", port=port, log_level="error")
     instance = uvicorn.Server(config)
@@ -49,10 +58,11 @@ def server(project: Project, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
                 break
         except httpx.HTTPError:
             time.sleep(0.05)
-    yield url
-    instance.should_exit = True
-    thread.join(timeout=10)
-    rt.close()
+    try:
+        yield url
+    finally:
+        instance.should_exit = True
+        thread.join(timeout=10)
 
 
 def gate(project: Project, url: str, *extra: str) -> Any:
@@ -104,3 +114,32 @@ def test_push_through_the_api(project: Project, server: str) -> None:
     refused = project.invoke("push", "fleet", str(path), "--api", server)
     assert refused.returncode == 2
     assert "$.resources[0].key" in refused.stderr
+
+
+def test_remote_gate_on_partial_or_stale_data_is_exit_2(project: Project, server: str) -> None:
+    assert gate(project, server, "--fresh").returncode == 1
+    (project.root / "production.yaml").unlink()
+    partial = gate(project, server, "--format", "json", "--fresh")
+    assert partial.returncode == 2
+    assert json.loads(partial.stdout)["status"] == "partial"
+
+
+def test_remote_gate_on_stale_data_is_exit_2(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.write_config(
+        CONFIG.replace("gate: {fail_on: warning}", "gate: {fail_on: warning, max_age: 1s}")
+    )
+    project.write("staging.yaml", "pool: 10\n")
+    project.write("production.yaml", "pool: 10\n")
+    assert project.invoke("scan", "--all").returncode == 0
+    rt = runtime.load(project.config)
+    with rt.sessions.begin() as session:
+        _, token = TokenRepository(session).create("gate", "ci", None)
+    monkeypatch.setenv("ENVPARITY_TOKEN", token)
+    with serving(rt) as url:
+        time.sleep(1.2)
+        stale = gate(project, url, "--format", "json")
+    rt.close()
+    assert stale.returncode == 2
+    assert json.loads(stale.stdout)["status"] == "stale"
