@@ -739,7 +739,7 @@ def token_revoke(
     token_id: Annotated[int, typer.Argument(help="The token's id (see `token list`).")],
     config: ConfigOption = None,
 ) -> None:
-    """Revoke a token: it stops working at once."""
+    """Revoke a token: refused at once by new processes, by a running server within 10 s."""
     with _errors(), runtime_mod.unit_of_work(config) as (_rt, session):
         TokenRepository(session).revoke(token_id)
     out.print(f"token #{token_id} revoked")

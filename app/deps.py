@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -51,13 +52,16 @@ class TokenCache:
 
     def __init__(self, ttl: float = 10.0) -> None:
         self.ttl = ttl
-        self.entries: dict[str, tuple[str, float]] = {}
+        self.entries: dict[str, tuple[str, float, datetime | None]] = {}
         self.lock = threading.Lock()
 
     def cached(self, token: str) -> str | None:
         with self.lock:
             hit = self.entries.get(digest(token))
-        return hit[0] if hit is not None and time.monotonic() - hit[1] < self.ttl else None
+        if hit is None or time.monotonic() - hit[1] >= self.ttl:
+            return None
+        scope, _checked, expires_at = hit
+        return scope if expires_at is None or utcnow() < expires_at else None
 
     def scope_of(self, runtime: Runtime, token: str) -> str | None:
         key = digest(token)
@@ -67,13 +71,14 @@ class TokenCache:
         with runtime.sessions.begin() as session:
             row = TokenRepository(session).verify(token, utcnow())
             scope = row.scope if row is not None else None
+            expires_at = row.expires_at if row is not None else None
         with self.lock:
             if scope is None:
                 self.entries.pop(key, None)
             else:
                 if len(self.entries) > 10_000:
                     self.entries.clear()
-                self.entries[key] = (scope, now)
+                self.entries[key] = (scope, now, expires_at)
         return scope
 
 

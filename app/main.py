@@ -152,11 +152,17 @@ def create_app(
                 status_code=503, content={"status": "unavailable", "database": reason}
             )
         head = migrate.head_revision()
-        ready = current == head
+        # Behind head: not ready. Ahead (a newer release migrated it during a rolling
+        # deploy; migrations add, never remove): ready, and said so.
+        ready = current == head or (current is not None and current not in migrate.revisions())
         return JSONResponse(
             status_code=200 if ready else 503,
             content={
-                "status": "ready" if ready else "migrations pending",
+                "status": (
+                    ("ready" if current == head else "schema ahead")
+                    if ready
+                    else "migrations pending"
+                ),
                 "revision": current,
                 "head": head,
             },

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from app.api.schemas import ERRORS, MAX_ID
+from app.api.schemas import ERRORS, GATE_EXAMPLE, MAX_ID
 from app.db.base import utcnow
 from app.db.models import WaiverRow
 from app.deps import Gate, Read, RuntimeDep, SessionDep, Write
@@ -60,7 +60,11 @@ def report_url(runtime: Any, source: str, target: str) -> str:
     responses={
         200: {
             "description": "The answer; 200 whether the gate passes or not: read `status`",
-            "content": {"application/json": {}, "application/xml": {}, "text/markdown": {}},
+            "content": {
+                "application/json": {"example": GATE_EXAMPLE},
+                "application/xml": {},
+                "text/markdown": {},
+            },
         }
     },
 )

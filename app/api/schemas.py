@@ -35,3 +35,79 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "No such thing"},
     422: {"model": InvalidBody, "description": "Refused whole; nothing stored"},
 }
+
+
+PUSH_EXAMPLE = {
+    "taken_at": "2026-11-22T04:00:00Z",
+    "sources": [{"name": "host-agent", "type": "push", "status": "ok", "error": None}],
+    "resources": [
+        {
+            "source": "host-agent",
+            "category": "packages",
+            "resource_type": "pip",
+            "key": "requests",
+            "attributes": {"version": "2.32.3"},
+        }
+    ],
+}
+
+GATE_EXAMPLE = {
+    "pass": False,
+    "status": "fail",
+    "source": "staging",
+    "target": "production",
+    "reasons": ["1 unwaived drift item(s) at or above warning between staging and production"],
+    "summary": {
+        "items": 1,
+        "unwaived": 1,
+        "tolerated": 0,
+        "by_severity": {"critical": 0, "warning": 1, "info": 0},
+        "by_category": {"config": 1},
+        "parity": 0.5,
+        "compared": 2,
+        "unknown_sources": 0,
+    },
+    "failing": [
+        {
+            "category": "config",
+            "resource_type": "file",
+            "key": "deploy/{env}/app.yaml",
+            "path": "database.pool_size",
+            "change": "changed",
+            "left": 10,
+            "right": 20,
+            "severity": "warning",
+            "waived": False,
+            "waiver": None,
+            "tolerated": False,
+            "tolerance": None,
+            "detail": None,
+            "first_seen": "2026-11-22T04:00:00Z",
+            "fingerprint": "5c1e0b7f3d2a9e8c4b6a1f0d",
+        }
+    ],
+    "report_url": "https://envparity.internal/api/v1/comparisons/staging/production/report",
+}
+
+
+def example(value: object, description: str = "OK") -> dict[str, object]:
+    return {"description": description, "content": {"application/json": {"example": value}}}
+
+
+def inline_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """A pydantic JSON schema with its `$defs` substituted in place: embedded in the OpenAPI
+    document, `#/$defs/...` references would resolve against the document, not the schema."""
+    definitions = schema.get("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return walk(definitions[ref.removeprefix("#/$defs/")])
+            return {k: walk(v) for k, v in node.items() if k != "$defs"}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    result: dict[str, Any] = walk(schema)
+    return result

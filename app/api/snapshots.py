@@ -10,13 +10,20 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from app.api.schemas import ERRORS, MAX_ID
+from app.api.schemas import (
+    ERRORS,
+    MAX_ID,
+    PUSH_EXAMPLE,
+    ErrorBody,
+    example,
+    inline_schema,
+)
 from app.db.models import Scan, Snapshot
 from app.deps import Read, RuntimeDep, SessionDep, Write
 from app.errors import InvalidInput, NotFound, ScanInProgress
 from app.snapshots import service
 from app.snapshots.repository import SnapshotRepository
-from app.snapshots.schemas import format_time
+from app.snapshots.schemas import PushDocument, format_time
 from collectors.base import CATEGORIES
 
 router = APIRouter(tags=["environments"], responses=ERRORS)
@@ -100,7 +107,26 @@ def list_snapshots(
     return [snapshot_json(s) for s in SnapshotRepository(session).list_snapshots(name, limit)]
 
 
-@router.post("/environments/{name}/snapshots", dependencies=[Write], status_code=201)
+@router.post(
+    "/environments/{name}/snapshots",
+    dependencies=[Write],
+    status_code=201,
+    responses={
+        201: example({"snapshot_id": 12, "environment": "fleet", "status": "complete"}, "Stored"),
+        413: {"model": ErrorBody, "description": "Larger than server.max_push_mb"},
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": inline_schema(PushDocument.model_json_schema()),
+                    "example": PUSH_EXAMPLE,
+                }
+            },
+        }
+    },
+)
 async def push_snapshot(name: str, request: Request, runtime: RuntimeDep) -> JSONResponse:
     """Push ingestion (the push format); a malformed document is refused whole with a 422."""
     limit = runtime.config.model.server.max_push_mb * 1024 * 1024
@@ -148,9 +174,11 @@ def start_scan(
     try:
         scan_id = scanner.start(name, trigger="api")
     except ScanInProgress as exc:
-        return JSONResponse(
-            status_code=200, content={"scan_id": exc.scan_id, "already_running": True}
-        )
+        if not wait:
+            return JSONResponse(
+                status_code=200, content={"scan_id": exc.scan_id, "already_running": True}
+            )
+        return _when_done(runtime, exc.scan_id, timeout)
     metrics = request.app.state.metrics
 
     def run() -> None:
@@ -158,17 +186,25 @@ def start_scan(
         result = scanner.run(name, scan_id)
         metrics.scanned(result, time.monotonic() - started)
 
-    future = request.app.state.scans.submit(run)
+    request.app.state.scans.submit(run)
     if not wait:
         return JSONResponse(status_code=202, content={"scan_id": scan_id, "already_running": False})
-    try:
-        future.result(timeout=timeout)
-    except TimeoutError:
-        return JSONResponse(status_code=202, content={"scan_id": scan_id, "already_running": False})
-    with runtime.sessions.begin() as session:
-        return JSONResponse(
-            status_code=200, content=scan_json(SnapshotRepository(session).scan(scan_id))
-        )
+    return _when_done(runtime, scan_id, timeout)
+
+
+def _when_done(runtime: Any, scan_id: int, timeout: float) -> JSONResponse:
+    """The scan once it has finished (200), or its id if still running at `timeout` (202)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with runtime.sessions.begin() as session:
+            scan = SnapshotRepository(session).scan(scan_id)
+            if scan.status != "running":
+                return JSONResponse(status_code=200, content=scan_json(scan))
+        if time.monotonic() >= deadline:
+            return JSONResponse(
+                status_code=202, content={"scan_id": scan_id, "already_running": True}
+            )
+        time.sleep(0.2)
 
 
 @router.get("/scans/{scan_id}", dependencies=[Read])

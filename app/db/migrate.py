@@ -32,8 +32,22 @@ def alembic_config() -> AlembicConfig:
 
 
 @cache
+def revisions() -> frozenset[str]:
+    """Every revision this release knows."""
+    return frozenset(_graph()[0])
+
+
+@cache
 def head_revision() -> str | None:
     """The revision no other revision builds on (the scripts form a single line)."""
+    known, parents = _graph()
+    heads = known - parents
+    if len(heads) > 1:
+        raise RuntimeError(f"several migration heads: {sorted(heads)}")
+    return next(iter(heads), None)
+
+
+def _graph() -> tuple[set[str], set[str]]:
     revisions: set[str] = set()
     parents: set[str] = set()
     for script in (MIGRATIONS / "versions").glob("*.py"):
@@ -44,10 +58,7 @@ def head_revision() -> str | None:
         revisions.add(revision[1])
         if down[1]:
             parents.add(down[1])
-    heads = revisions - parents
-    if len(heads) > 1:
-        raise RuntimeError(f"several migration heads: {sorted(heads)}")
-    return next(iter(heads), None)
+    return revisions, parents
 
 
 def current_revision(engine: Engine) -> str | None:

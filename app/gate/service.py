@@ -152,8 +152,10 @@ def _latest(column: str, env: str) -> str:
 _HEAD = text(
     f"SELECT {_latest('id', 'source')} AS left_id, {_latest('taken_at', 'source')} AS left_taken,"
     f" {_latest('id', 'target')} AS right_id, {_latest('taken_at', 'target')} AS right_taken,"
-    " (SELECT COUNT(*) FROM waivers) AS waiver_count, (SELECT MAX(id) FROM waivers) AS waiver_max"
-).columns(left_taken=UTCDateTime(), right_taken=UTCDateTime())
+    " (SELECT COUNT(*) FROM waivers) AS waiver_count, (SELECT MAX(id) FROM waivers) AS waiver_max,"
+    # SQLite reuses the highest id after a delete: the newest creation time tells them apart
+    " (SELECT MAX(created_at) FROM waivers) AS waiver_newest"
+).columns(left_taken=UTCDateTime(), right_taken=UTCDateTime(), waiver_newest=UTCDateTime())
 
 
 class GateCache:
@@ -195,7 +197,15 @@ class GateCache:
         engine = sessions.kw["bind"]
         with engine.connect() as conn:  # Core, not a Session: this runs on every request
             head = conn.execute(_HEAD, {"source": source, "target": target}).one()
-        key = (source, target, head.left_id, head.right_id, head.waiver_count, head.waiver_max)
+        key = (
+            source,
+            target,
+            head.left_id,
+            head.right_id,
+            head.waiver_count,
+            head.waiver_max,
+            head.waiver_newest,
+        )
         limit = parse_duration(gate.max_age) if gate.max_age else None
         fresh = limit is None or all(
             taken is not None and now - taken <= limit

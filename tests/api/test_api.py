@@ -210,3 +210,19 @@ def test_auth_matrix(api: Api, method: str, path: str, needed: str) -> None:
             assert status == 403, (scope, status)
         else:
             assert status not in (401, 403), (scope, status)
+
+
+def test_gate_answer_follows_a_replaced_waiver(api: Api) -> None:
+    """SQLite reuses the highest id after a delete: the cached answer must still change."""
+    scan_both(api)
+    first = api.call(
+        "POST", "/waivers", "write", json={"reason": "bigger pool", "path": "pool"}
+    ).json()
+    assert (
+        api.call("GET", "/gate?source=staging&target=production", "gate").json()["status"] == "pass"
+    )
+    api.call("DELETE", f"/waivers/{first['id']}", "write")
+    api.call("POST", "/waivers", "write", json={"reason": "unrelated", "path": "nothing.here"})
+    assert (
+        api.call("GET", "/gate?source=staging&target=production", "gate").json()["status"] == "fail"
+    )
