@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from app.api.schemas import ERRORS, GATE_EXAMPLE, MAX_ID
+from app.api.schemas import ERRORS, GATE_EXAMPLE, MAX_ID, REPORT_EXAMPLE, example
 from app.db.base import utcnow
 from app.db.models import WaiverRow
 from app.deps import Gate, Read, RuntimeDep, SessionDep, Write
@@ -23,7 +23,7 @@ from collectors.base import Category
 router = APIRouter(tags=["reports"], responses=ERRORS)
 
 
-@router.get("/diff", dependencies=[Read])
+@router.get("/diff", dependencies=[Read], responses={200: example(REPORT_EXAMPLE)})
 def diff(left: str, right: str, runtime: RuntimeDep, session: SessionDep) -> dict[str, Any]:
     """Two refs compared: `ENV`, `ENV@baseline`, `ENV@ID` or `ENV@<ISO time>`."""
     return reports.compare_refs(session, runtime.config, left, right, utcnow()).as_json()
@@ -37,7 +37,11 @@ def comparisons(runtime: RuntimeDep) -> list[dict[str, Any]]:
     ]
 
 
-@router.get("/comparisons/{source}/{target}/report", dependencies=[Read])
+@router.get(
+    "/comparisons/{source}/{target}/report",
+    dependencies=[Read],
+    responses={200: example(REPORT_EXAMPLE)},
+)
 def comparison_report(
     source: str, target: str, runtime: RuntimeDep, session: SessionDep, request: Request
 ) -> dict[str, Any]:

@@ -111,3 +111,66 @@ def inline_schema(schema: dict[str, Any]) -> dict[str, Any]:
 
     result: dict[str, Any] = walk(schema)
     return result
+
+
+REPORT_EXAMPLE = {
+    "comparison": "staging->production",
+    "left": {
+        "environment": "staging",
+        "snapshot_id": 12,
+        "taken_at": "2026-11-22T04:00:00Z",
+        "status": "complete",
+    },
+    "right": {
+        "environment": "production",
+        "snapshot_id": 13,
+        "taken_at": "2026-11-22T04:00:05Z",
+        "status": "complete",
+    },
+    "summary": {
+        "items": 1,
+        "unwaived": 1,
+        "tolerated": 0,
+        "by_severity": {"critical": 1, "warning": 0, "info": 0},
+        "by_category": {"network": 1},
+        "parity": 0.97,
+        "compared": 31,
+        "unknown_sources": 0,
+    },
+    "unknown": [],
+    "items": [
+        {
+            "category": "network",
+            "resource_type": "aws.ec2.security_group",
+            "key": "web-{env}",
+            "path": "ingress[tcp/22 from 0.0.0.0/0]",
+            "change": "added",
+            "left": None,
+            "right": {
+                "label": "tcp/22 from 0.0.0.0/0",
+                "protocol": "tcp",
+                "ports": "22",
+                "cidr": "0.0.0.0/0",
+            },
+            "severity": "critical",
+            "waived": False,
+            "waiver": None,
+            "tolerated": False,
+            "tolerance": None,
+            "detail": None,
+            "first_seen": "2026-11-21T23:15:00Z",
+            "fingerprint": "9f2c0b7f3d2a9e8c4b6a1f0d",
+        }
+    ],
+}
+
+SCAN_EXAMPLE = {
+    "id": 7,
+    "environment": "staging",
+    "status": "complete",
+    "trigger": "api",
+    "started_at": "2026-11-22T04:00:00Z",
+    "finished_at": "2026-11-22T04:00:03Z",
+    "snapshot_id": 12,
+    "error": None,
+}

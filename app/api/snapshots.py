@@ -14,6 +14,7 @@ from app.api.schemas import (
     ERRORS,
     MAX_ID,
     PUSH_EXAMPLE,
+    SCAN_EXAMPLE,
     ErrorBody,
     example,
     inline_schema,
@@ -207,7 +208,7 @@ def _when_done(runtime: Any, scan_id: int, timeout: float) -> JSONResponse:
         time.sleep(0.2)
 
 
-@router.get("/scans/{scan_id}", dependencies=[Read])
+@router.get("/scans/{scan_id}", dependencies=[Read], responses={200: example(SCAN_EXAMPLE)})
 def get_scan(scan_id: Annotated[int, Path(ge=1, le=MAX_ID)], session: SessionDep) -> dict[str, Any]:
     return scan_json(SnapshotRepository(session).scan(scan_id))
 
