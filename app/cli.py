@@ -450,7 +450,8 @@ def gate(
     _setup_logging()
     if api:
         with _errors():
-            code = _remote_gate(api, source, target, _format(fmt), output, fresh, timeout)
+            narrowed = sorted(_categories(category) or ())
+            code = _remote_gate(api, source, target, _format(fmt), output, fresh, timeout, narrowed)
         raise typer.Exit(code)
     with _errors():
         chosen = _format(fmt)
@@ -464,7 +465,14 @@ def gate(
 
 
 def _remote_gate(
-    api: str, source: str, target: str, fmt: str, output: Path | None, fresh: bool, timeout: float
+    api: str,
+    source: str,
+    target: str,
+    fmt: str,
+    output: Path | None,
+    fresh: bool,
+    timeout: float,
+    categories: list[str],
 ) -> int:
     """The gate asked of a server: the same exit codes and formats as the local gate."""
     from app.client import ApiClient
@@ -474,7 +482,9 @@ def _remote_gate(
         if fresh:
             for env in (source, target):
                 client.scan_and_wait(env, timeout)
-        params = {"source": source, "target": target}
+        params: dict[str, str | list[str]] = {"source": source, "target": target}
+        if categories:
+            params["category"] = categories
         if fmt in ("junit", "markdown"):
             answer = client.request("GET", "/gate", params={**params, "format": fmt})
             _emit(answer.text, output)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -78,6 +78,9 @@ async def gate(
     runtime: RuntimeDep,
     request: Request,
     format: Literal["json", "junit", "markdown"] = "json",
+    category: Annotated[
+        list[Category] | None, Query(description="Narrow the gated categories")
+    ] = None,
 ) -> Response:
     """May SOURCE be promoted to TARGET? Judged exactly as `envparity gate`. With
     `format=junit|markdown` the answer is that document, its status in `X-Envparity-Gate`.
@@ -86,11 +89,12 @@ async def gate(
     latency of a busy CI stays low; judging afresh runs in the thread pool."""
     cache: gate_service.GateCache = request.app.state.gates
     now = utcnow()
-    key, result = cache.peek(runtime.sessions, runtime.config, source, target, now)
+    categories: set[str] | None = {str(c) for c in category} if category else None
+    key, result = cache.peek(runtime.sessions, runtime.config, source, target, now, categories)
     if result is None:
         url = report_url(runtime, source, target)
         result = await run_in_threadpool(
-            cache.fill, runtime.sessions, runtime.config, source, target, now, key, url
+            cache.fill, runtime.sessions, runtime.config, source, target, now, key, url, categories
         )
     metrics = request.app.state.metrics
     metrics.gated(source, target, result.status)

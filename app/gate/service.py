@@ -178,11 +178,12 @@ class GateCache:
         target: str,
         now: datetime,
         report_url: str | None = None,
+        categories: set[str] | None = None,
     ) -> GateResult:
-        key, cached = self.peek(sessions, config, source, target, now)
+        key, cached = self.peek(sessions, config, source, target, now, categories)
         if cached is not None:
             return cached
-        return self.fill(sessions, config, source, target, now, key, report_url)
+        return self.fill(sessions, config, source, target, now, key, report_url, categories)
 
     def peek(
         self,
@@ -191,6 +192,7 @@ class GateCache:
         source: str,
         target: str,
         now: datetime,
+        categories: set[str] | None = None,
     ) -> tuple[tuple[Any, ...], GateResult | None]:
         """One small query: the cache key, and the cached answer if it still holds."""
         gate = gate_config(config, source, target)
@@ -200,6 +202,7 @@ class GateCache:
         key = (
             source,
             target,
+            tuple(sorted(categories or ())),
             head.left_id,
             head.right_id,
             head.waiver_count,
@@ -229,10 +232,11 @@ class GateCache:
         now: datetime,
         key: tuple[Any, ...],
         report_url: str | None = None,
+        categories: set[str] | None = None,
     ) -> GateResult:
         """Judges the gate from the database and keeps the answer under `key`."""
         with sessions.begin() as session:
-            result = evaluate(session, config, source, target, now, report_url)
+            result = evaluate(session, config, source, target, now, report_url, categories)
             valid_until = _first_expiry(session, config, now)
         if result.status in ("pass", "fail", "partial"):
             with self.lock:

@@ -143,3 +143,10 @@ def test_remote_gate_on_stale_data_is_exit_2(
     rt.close()
     assert stale.returncode == 2
     assert json.loads(stale.stdout)["status"] == "stale"
+
+
+def test_remote_gate_category_narrows_what_is_judged(project: Project, server: str) -> None:
+    assert gate(project, server, "--fresh").returncode == 1  # config drifted
+    narrowed = gate(project, server, "--format", "json", "--category", "packages")
+    assert narrowed.returncode == 0
+    assert json.loads(narrowed.stdout)["status"] == "pass"
