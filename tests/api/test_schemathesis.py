@@ -25,34 +25,8 @@ from app.auth.tokens import TokenRepository
 from app.db.migrate import upgrade
 from app.db.session import make_engine
 from app.main import create_app
+from tests.api.test_api import CONFIG, PUSH
 from tests.conftest import TEST_SECRET_KEY
-
-CONFIG = """
-environments:
-  staging:
-    vars: {env: staging}
-    sources: [{type: file, name: app, path: staging.yaml}]
-  production:
-    vars: {env: production}
-    sources: [{type: file, name: app, path: production.yaml}]
-  fleet: {}
-comparisons:
-  - {source: staging, target: production, gate: {fail_on: warning}}
-"""
-
-PUSH = {
-    "taken_at": "2026-11-22T04:00:00Z",
-    "sources": [{"name": "agent", "type": "push", "status": "ok", "error": None}],
-    "resources": [
-        {
-            "source": "agent",
-            "category": "packages",
-            "resource_type": "pip",
-            "key": "requests",
-            "attributes": {"version": "2.32.3"},
-        }
-    ],
-}
 
 CHECKS = [not_a_server_error, response_schema_conformance]
 
