@@ -764,9 +764,12 @@ def serve(
         str | None, typer.Option(help="Address to listen on [default: server.host].")
     ] = None,
     port: Annotated[int | None, typer.Option(help="Port [default: server.port].")] = None,
+    no_scheduler: Annotated[
+        bool, typer.Option("--no-scheduler", help="API only: no scheduled scans in this process.")
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Serve the HTTP API (OpenAPI at /docs)."""
+    """Serve the HTTP API (OpenAPI at /docs) and, unless --no-scheduler, the scheduled scans."""
     import uvicorn
 
     from app.main import create_app
@@ -782,9 +785,39 @@ def serve(
                 f"server.auth is off: refusing to listen on {bind}; "
                 "auth can be off only on a loopback address"
             )
-        application = create_app(runtime=rt)
+        application = create_app(runtime=rt, scheduler=not no_scheduler)
     uvicorn.run(application, host=bind, port=port or server.port, log_level="warning")
     rt.close()
+
+
+@app.command("scheduler")
+def scheduler_command(config: ConfigOption = None) -> None:
+    """Run the scheduled scans alone (for deployments whose API replicas use --no-scheduler)."""
+    import signal
+    import threading
+
+    from app import scheduler as scheduler_mod
+
+    _setup_logging()
+    with _errors():
+        rt = runtime_mod.load(config)
+        jobs, leadership = scheduler_mod.build(rt)
+    if not jobs.get_jobs():
+        rt.close()
+        err.print("[yellow]no environment has a `schedule`: nothing to run[/yellow]")
+        raise typer.Exit(2)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_args: stop.set())
+    jobs.start()
+    for job in jobs.get_jobs():
+        out.print(f"{job.name}: next run {job.next_run_time.isoformat()}")
+    try:
+        stop.wait()
+    finally:
+        jobs.shutdown(wait=True)
+        leadership.release()
+        rt.close()
 
 
 @app.command("iam-policy")

@@ -66,9 +66,13 @@ class _Measure:
 
 
 def create_app(
-    config_path: str | Path | None = None, *, runtime: runtime_mod.Runtime | None = None
+    config_path: str | Path | None = None,
+    *,
+    runtime: runtime_mod.Runtime | None = None,
+    scheduler: bool = False,
 ) -> FastAPI:
-    """The API application; it loads the config and opens the database when it starts."""
+    """The API application; it loads the config and opens the database when it starts.
+    `scheduler`: also run the scheduled scans in this process (`envparity serve`)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -77,9 +81,18 @@ def create_app(
         app.state.tokens = TokenCache()
         app.state.gates = GateCache()
         app.state.scans = ThreadPoolExecutor(max_workers=4, thread_name_prefix="envparity-api-scan")
+        jobs = None
+        if scheduler:
+            from app import scheduler as scheduler_mod
+
+            jobs, leadership = scheduler_mod.build(rt)
+            jobs.start()
         try:
             yield
         finally:
+            if jobs is not None:
+                jobs.shutdown(wait=False)
+                leadership.release()
             # Running scans finish (their sources have timeouts); queued ones are dropped.
             app.state.scans.shutdown(wait=True, cancel_futures=True)
             if runtime is None:

@@ -1,0 +1,107 @@
+"""Scans on a schedule (APScheduler 3.x): one job per environment, never two scans of one
+environment at once, and on PostgreSQL one leader among several processes."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import zlib
+from datetime import UTC
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.config import parse_duration
+from app.errors import EnvparityError, ScanInProgress
+from app.runtime import Runtime
+from app.snapshots.service import Scanner
+
+log = logging.getLogger(__name__)
+LEADER_LOCK = zlib.crc32(b"envparity-scheduler-leader")
+MISFIRE_GRACE = 300  # seconds a late run may still start; older misses coalesce into one
+
+
+class Leadership:
+    """Who runs due scans. PostgreSQL: the process holding a session advisory lock on its
+    own connection (a standby takes over when the leader's connection dies). SQLite: this
+    process, alone (run one scheduler per SQLite database)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.shared = runtime.engine.dialect.name == "postgresql"
+        self.connection: Connection | None = None
+        self.lock = threading.Lock()
+
+    def is_leader(self) -> bool:
+        if not self.shared:
+            return True
+        with self.lock:
+            if self.connection is not None:
+                try:
+                    self.connection.execute(text("SELECT 1"))
+                    return True
+                except SQLAlchemyError:  # the connection died: so did the lock
+                    self.connection.invalidate()
+                    self.connection.close()
+                    self.connection = None
+            connection = self.runtime.engine.connect()
+            won = connection.execute(
+                text("SELECT pg_try_advisory_lock(:key)"), {"key": LEADER_LOCK}
+            ).scalar()
+            if won:
+                connection.commit()
+                self.connection = connection
+                log.info("this process leads the scheduler")
+                return True
+            connection.close()
+            return False
+
+    def release(self) -> None:
+        with self.lock:
+            if self.connection is not None:
+                # A pooled connection would keep its session, and the lock with it: end it.
+                self.connection.invalidate()
+                self.connection.close()
+                self.connection = None
+
+
+def trigger_for(schedule: str) -> IntervalTrigger | CronTrigger:
+    """`15m` (an interval) or a 5-field cron expression, in UTC."""
+    if len(schedule.split()) == 5:
+        return CronTrigger.from_crontab(schedule, timezone=UTC)
+    return IntervalTrigger(seconds=parse_duration(schedule).total_seconds(), timezone=UTC)
+
+
+def build(runtime: Runtime) -> tuple[BackgroundScheduler, Leadership]:
+    """A scheduler with one job per environment that has a `schedule` and sources."""
+    leadership = Leadership(runtime)
+    scheduler = BackgroundScheduler(
+        timezone=UTC,
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": MISFIRE_GRACE},
+    )
+    scanner = Scanner(runtime.config, runtime.sessions, runtime.redactor)
+
+    def scan(environment: str) -> None:
+        if not leadership.is_leader():
+            return
+        try:
+            result = scanner.scan(environment, trigger="scheduler")
+            log.info("scheduled scan of %s: %s", environment, result.status)
+        except ScanInProgress as exc:
+            log.info("scheduled scan of %s skipped: %s", environment, exc.message)
+        except EnvparityError as exc:
+            log.warning("scheduled scan of %s failed: %s", environment, exc.message)
+
+    for env in runtime.config.environments.values():
+        if env.schedule and not env.push_only:
+            scheduler.add_job(
+                scan,
+                trigger_for(env.schedule),
+                args=[env.name],
+                id=f"scan:{env.name}",
+                name=f"scan {env.name} ({env.schedule})",
+            )
+    return scheduler, leadership

@@ -1,0 +1,97 @@
+"""Scheduled scans: they happen with nobody calling scan, and on PostgreSQL several
+scheduler processes run each due scan once."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+from app import runtime
+from app import scheduler as scheduler_mod
+from app.db.models import Scan
+from tests.support import Project
+
+CONFIG = """
+environments:
+  staging:
+    schedule: 1s
+    sources:
+      - {type: command, name: hello, command: [echo, hello], parser: lines}
+  pushed: {}
+"""
+
+
+def scans(rt: runtime.Runtime) -> int:
+    with rt.sessions.begin() as session:
+        return int(session.scalar(select(func.count()).select_from(Scan)) or 0)
+
+
+def test_scans_run_on_their_schedule(project: Project) -> None:
+    project.write_config(CONFIG)
+    rt = runtime.load(project.config)
+    jobs, leadership = scheduler_mod.build(rt)
+    assert [job.id for job in jobs.get_jobs()] == ["scan:staging"]  # push-only: no job
+    jobs.start()
+    deadline = time.monotonic() + 15
+    while scans(rt) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    jobs.shutdown(wait=True)
+    leadership.release()
+    assert scans(rt) >= 2
+    with rt.sessions.begin() as session:
+        assert set(session.scalars(select(Scan.trigger))) == {"scheduler"}
+    rt.close()
+
+
+# One scheduler per SQLite database, by design: leadership is a PostgreSQL matter.
+postgresql_only = pytest.mark.parametrize(
+    "database_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
+)
+
+
+@postgresql_only
+def test_two_schedulers_on_postgresql_run_each_due_scan_once(project: Project) -> None:
+    project.write_config(CONFIG)
+    first, second = runtime.load(project.config), runtime.load(project.config)
+    built = [scheduler_mod.build(first), scheduler_mod.build(second)]
+    for jobs, _leadership in built:
+        jobs.start()
+    time.sleep(4.5)
+    for jobs, _leadership in built:
+        jobs.shutdown(wait=True)
+    leaders = [leadership.connection is not None for _jobs, leadership in built]
+    for _jobs, leadership in built:
+        leadership.release()
+    assert leaders.count(True) == 1
+    # one scheduler scanning every second for 4.5 s: about 4 scans; both would make about 8
+    assert 2 <= scans(first) <= 6
+    first.close()
+    second.close()
+
+
+@postgresql_only
+def test_a_standby_takes_over_when_the_leader_goes(project: Project) -> None:
+    project.write_config(CONFIG)
+    first, second = runtime.load(project.config), runtime.load(project.config)
+    leader, standby = scheduler_mod.Leadership(first), scheduler_mod.Leadership(second)
+    assert leader.is_leader()
+    assert not standby.is_leader()
+    leader.release()  # the leader's session ends, as when its process dies
+    assert standby.is_leader()
+    standby.release()
+    first.close()
+    second.close()
+
+
+def test_scheduler_command_without_schedules_says_so(project: Project) -> None:
+    project.write_config("environments:\n  staging: {}\n")
+    result = project.invoke("scheduler")
+    assert result.returncode == 2
+    assert "nothing to run" in result.stderr
+
+
+def test_cron_and_interval_schedules() -> None:
+    assert str(scheduler_mod.trigger_for("*/5 * * * *")).startswith("cron[")
+    assert str(scheduler_mod.trigger_for("15m")).startswith("interval[0:15:00")
