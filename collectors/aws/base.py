@@ -193,6 +193,26 @@ def chunks(values: Iterable[str], size: int) -> Iterator[list[str]]:
         yield ordered[start : start + size]
 
 
+def describe_where(
+    api: Any,
+    operation: str,
+    key: str,
+    filter_name: str,
+    values: Iterable[str],
+    size: int = 200,
+    **params: Any,
+) -> list[dict[str, Any]]:
+    """Every item of an EC2 `operation` whose `filter_name` is one of `values`, asked by
+    filter (an id that no longer exists is not an error) in chunks of at most `size` values."""
+    return [
+        item
+        for chunk in chunks(values, size)
+        for item in paginate(
+            api, operation, key, Filters=[{"Name": filter_name, "Values": chunk}], **params
+        )
+    ]
+
+
 def paginate(api: Any, operation: str, key: str, **params: Any) -> Iterator[dict[str, Any]]:
     """Every item under `key` across all pages of `operation`."""
     with aws_errors(api):

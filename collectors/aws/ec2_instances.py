@@ -24,8 +24,8 @@ from pydantic import Field
 
 from collectors.aws.base import (
     AwsOptions,
-    chunks,
     client,
+    describe_where,
     ec2_filters,
     paginate,
     per_region,
@@ -180,36 +180,25 @@ class Ec2Instances(SourceType[InstanceOptions]):
                 for instance in reservation.get("Instances", [])
             ]
             # By filter, not by id: an id that no longer exists must not fail the whole call.
-            images = [
-                image
-                for chunk in chunks(
-                    (i["ImageId"] for i in instances if i.get("ImageId")), _FILTER_CHUNK
-                )
-                for image in paginate(
-                    ec2,
-                    "describe_images",
-                    "Images",
-                    Filters=[{"Name": "image-id", "Values": chunk}],
-                    IncludeDeprecated=True,
-                    IncludeDisabled=True,
-                )
-            ]
+            images = describe_where(
+                ec2,
+                "describe_images",
+                "Images",
+                "image-id",
+                (i["ImageId"] for i in instances if i.get("ImageId")),
+                _FILTER_CHUNK,
+                IncludeDeprecated=True,
+                IncludeDisabled=True,
+            )
             root_ids = [
                 m["Ebs"]["VolumeId"]
                 for i in instances
                 for m in i.get("BlockDeviceMappings", [])
                 if m.get("DeviceName") == i.get("RootDeviceName") and "VolumeId" in m.get("Ebs", {})
             ]
-            volumes = [
-                volume
-                for chunk in chunks(root_ids, _FILTER_CHUNK)
-                for volume in paginate(
-                    ec2,
-                    "describe_volumes",
-                    "Volumes",
-                    Filters=[{"Name": "volume-id", "Values": chunk}],
-                )
-            ]
+            volumes = describe_where(
+                ec2, "describe_volumes", "Volumes", "volume-id", root_ids, _FILTER_CHUNK
+            )
             return {"instances": instances, "images": images, "volumes": volumes}
 
         return [{"region": region, **data} for region, data in per_region(options, one)]

@@ -26,8 +26,8 @@ from typing import Any, ClassVar
 
 from collectors.aws.base import (
     AwsOptions,
-    chunks,
     client,
+    describe_where,
     ec2_filters,
     paginate,
     per_region,
@@ -159,26 +159,14 @@ class NetworkAcls(SourceType[NetworkAclOptions]):
             params = {"Filters": filters} if filters else {}
             acls = list(paginate(ec2, "describe_network_acls", "NetworkAcls", **params))
             # Only the VPCs and subnets the ACLs name: their labels, not the whole account.
-            vpcs = [
-                vpc
-                for chunk in chunks((a["VpcId"] for a in acls if a.get("VpcId")), _CHUNK)
-                for vpc in paginate(
-                    ec2, "describe_vpcs", "Vpcs", Filters=[{"Name": "vpc-id", "Values": chunk}]
-                )
-            ]
+            vpc_ids = (a["VpcId"] for a in acls if a.get("VpcId"))
+            vpcs = describe_where(ec2, "describe_vpcs", "Vpcs", "vpc-id", vpc_ids, _CHUNK)
             subnet_ids = (
                 s["SubnetId"] for a in acls for s in a.get("Associations", []) if s.get("SubnetId")
             )
-            subnets = [
-                subnet
-                for chunk in chunks(subnet_ids, _CHUNK)
-                for subnet in paginate(
-                    ec2,
-                    "describe_subnets",
-                    "Subnets",
-                    Filters=[{"Name": "subnet-id", "Values": chunk}],
-                )
-            ]
+            subnets = describe_where(
+                ec2, "describe_subnets", "Subnets", "subnet-id", subnet_ids, _CHUNK
+            )
             return {"acls": acls, "vpcs": vpcs, "subnets": subnets}
 
         return [{"region": region, **data} for region, data in per_region(options, one)]

@@ -21,6 +21,7 @@ from collectors.aws.base import (
     aws_errors,
     chunks,
     client,
+    describe_where,
     paginate,
     per_region,
     session_for,
@@ -256,16 +257,14 @@ class LoadBalancers(SourceType[LoadBalancerOptions]):
             groups = []
             if group_ids:
                 ec2 = client(session, "ec2", region, options)
-                groups = [
-                    group
-                    for chunk in chunks(group_ids, _FILTER_CHUNK)
-                    for group in paginate(
-                        ec2,
-                        "describe_security_groups",
-                        "SecurityGroups",
-                        Filters=[{"Name": "group-id", "Values": chunk}],
-                    )
-                ]
+                groups = describe_where(
+                    ec2,
+                    "describe_security_groups",
+                    "SecurityGroups",
+                    "group-id",
+                    group_ids,
+                    _FILTER_CHUNK,
+                )
             return {
                 "load_balancers": lbs,
                 "tags": tags,
