@@ -14,6 +14,8 @@ from moto.server import ThreadedMotoServer
 
 from collectors import registry
 from collectors.base import FetchContext, Resource
+from collectors.runner import SourceOutcome, run_source
+from collectors.secrets import Redactor, SecretHasher
 
 
 def _free_port() -> int:
@@ -63,6 +65,13 @@ class AwsHelper:
         assert cls is not None
         ctx = FetchContext(environment="staging", base_dir=Path("."))
         return cls().collect(self.options(type_name, **options), ctx)
+
+    def run(self, type_name: str, **options: Any) -> SourceOutcome:
+        """Through the scan's runner: timeout, errors caught, secrets hashed (key `k` * 32)."""
+        ctx = FetchContext(environment="staging", base_dir=Path("."))
+        return run_source(
+            self.options(type_name, **options), ctx, Redactor(SecretHasher(b"k" * 32))
+        )
 
     def by_key(self, type_name: str, **options: Any) -> dict[str, Resource]:
         return {r.key: r for r in self.collect(type_name, **options)}

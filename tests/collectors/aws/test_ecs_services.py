@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from collectors.aws.ecs_services import EcsServices, parse_image, service_resources
-from collectors.base import CollectorError, FetchContext
-from collectors.runner import SourceOutcome, run_source
-from collectors.secrets import Redactor, SecretHasher
+from collectors.base import CollectorError
+from collectors.runner import SourceOutcome
+from collectors.secrets import SecretHasher
 
 T = "aws.ecs.services"
 PLAINTEXT = "hunter2-correct-horse"
@@ -22,8 +21,7 @@ hasher = SecretHasher(b"k" * 32)
 
 
 def run(aws: Any, **options: Any) -> SourceOutcome:
-    ctx = FetchContext(environment="staging", base_dir=Path("."))
-    outcome = run_source(aws.options(T, **options), ctx, Redactor(hasher))
+    outcome: SourceOutcome = aws.run(T, **options)
     assert outcome.status == "ok", outcome.error
     return outcome
 

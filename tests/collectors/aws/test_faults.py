@@ -3,17 +3,11 @@ AccessDenied fails only its source, naming the IAM action."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from collectors.base import FetchContext
-from collectors.runner import run_source
-from collectors.secrets import Redactor, SecretHasher
 from tests.collectors.aws.fault_proxy import FaultProxy
-
-REDACTOR = Redactor(SecretHasher(b"k" * 32))
 
 
 def seed(aws: Any) -> None:
@@ -24,8 +18,7 @@ def seed(aws: Any) -> None:
 
 
 def run(aws: Any, type_name: str, endpoint: str, **options: Any) -> Any:
-    ctx = FetchContext("staging", Path("."))
-    return run_source(aws.options(type_name, endpoint_url=endpoint, **options), ctx, REDACTOR)
+    return aws.run(type_name, endpoint_url=endpoint, **options)
 
 
 @pytest.mark.parametrize("status", [503, 400])

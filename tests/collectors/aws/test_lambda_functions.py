@@ -5,15 +5,13 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from collectors.aws.lambda_functions import function_resources, layer_versions
-from collectors.base import FetchContext
-from collectors.runner import SourceOutcome, run_source
-from collectors.secrets import Redactor, SecretHasher
+from collectors.runner import SourceOutcome
+from collectors.secrets import SecretHasher
 
 T = "aws.lambda.functions"
 PLAINTEXT = "hunter2-correct-horse"
@@ -21,8 +19,7 @@ hasher = SecretHasher(b"k" * 32)
 
 
 def run(aws: Any, **options: Any) -> SourceOutcome:
-    ctx = FetchContext(environment="staging", base_dir=Path("."))
-    outcome = run_source(aws.options(T, **options), ctx, Redactor(hasher))
+    outcome: SourceOutcome = aws.run(T, **options)
     assert outcome.status == "ok", outcome.error
     return outcome
 

@@ -10,8 +10,8 @@ import pytest
 
 from collectors.aws.ssm_parameters import SsmParameters, parameter_attributes
 from collectors.base import FetchContext, Resource
-from collectors.runner import SourceOutcome, run_source
-from collectors.secrets import Redactor, SecretHasher
+from collectors.runner import SourceOutcome
+from collectors.secrets import SecretHasher
 
 T = "aws.ssm.parameters"
 PLAINTEXT = "hunter2-correct-horse"
@@ -19,8 +19,7 @@ hasher = SecretHasher(b"k" * 32)
 
 
 def run(aws: Any, **options: Any) -> SourceOutcome:
-    ctx = FetchContext(environment="staging", base_dir=Path("."))
-    outcome = run_source(aws.options(T, **options), ctx, Redactor(hasher))
+    outcome: SourceOutcome = aws.run(T, **options)
     assert outcome.status == "ok", outcome.error
     return outcome
 
