@@ -18,6 +18,7 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from app.errors import ConfigError
@@ -85,10 +86,27 @@ class GateConfig(_Model):
     categories: list[Category] = Field(default_factory=lambda: list(CATEGORIES))
 
 
+class SlackRoute(_Model):
+    """A comparison's own Slack route: fields left out come from `alerts.slack`."""
+
+    webhook_url: str | None = None
+    channel: str | None = None
+    min_severity: Severity | None = None
+
+
+class ComparisonAlerts(_Model):
+    """Where a comparison's alerts go. `slack: false` turns Slack off for it; `webhooks`
+    names the `alerts.webhooks` it posts to (all of them when left out, none with [])."""
+
+    slack: SlackRoute | bool = True
+    webhooks: list[str] | None = None
+
+
 class ComparisonConfig(_Model):
     source: str
     target: str
     gate: GateConfig = Field(default_factory=GateConfig)
+    alerts: ComparisonAlerts = Field(default_factory=ComparisonAlerts)
 
     @property
     def name(self) -> str:
@@ -122,13 +140,29 @@ class SeverityRule(_Matcher):
 
 
 class SlackConfig(_Model):
-    webhook_url: str
-    min_severity: Severity = "warning"
+    """An incoming webhook (`webhook_url`), or a bot token posting with chat.postMessage
+    (`bot_token` + `channel`), which threads a comparison's later messages under its first."""
+
+    webhook_url: str | None = None
+    bot_token: str | None = None
     channel: str | None = None
+    min_severity: Severity = "warning"
+    # Slack's Web API; another address only for a proxy or a test double.
+    api_url: str = "https://slack.com/api/"
+
+    @model_validator(mode="after")
+    def _one_way_to_post(self) -> SlackConfig:
+        if self.webhook_url and self.bot_token:
+            raise ValueError("give either webhook_url or bot_token (with channel), not both")
+        if not self.webhook_url and not (self.bot_token and self.channel):
+            raise ValueError("give webhook_url, or bot_token and channel")
+        return self
 
 
 class WebhookConfig(_Model):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")] | None = None
     url: str
+    # The HMAC-SHA256 key of the X-Envparity-Signature header.
     secret: str | None = None
     min_severity: Severity = "warning"
 
@@ -136,6 +170,23 @@ class WebhookConfig(_Model):
 class AlertsConfig(_Model):
     slack: SlackConfig | None = None
     webhooks: list[WebhookConfig] = Field(default_factory=list)
+    # A reminder of critical drift still open after this long (and again after as long).
+    repeat_after: Duration | None = None
+    # How long `envparity scan` / `push` wait for delivery before leaving the rest to
+    # `serve` / `scheduler` (or the next scan).
+    deliver_timeout: Duration = "60s"
+
+    @field_validator("webhooks")
+    @classmethod
+    def _webhook_names(cls, value: list[WebhookConfig]) -> list[WebhookConfig]:
+        names = [hook.name or f"webhook-{i + 1}" for i, hook in enumerate(value)]
+        duplicate = next((n for n in names if names.count(n) > 1), None)
+        if duplicate:
+            raise ValueError(f"two webhooks are named {duplicate!r}: give each its own name")
+        return value
+
+    def webhook_names(self) -> list[str]:
+        return [hook.name or f"webhook-{i + 1}" for i, hook in enumerate(self.webhooks)]
 
 
 class SecretsConfig(_Model):
@@ -399,6 +450,7 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
                     ("comparisons", i, end),
                     f"names an undeclared environment {getattr(comparison, end)!r}",
                 )
+        _check_routes(located, model, i, comparison)
     environments = {
         name: Environment(
             name=name,
@@ -409,6 +461,24 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
         for name, env in model.environments.items()
     }
     return Config(path=path.resolve(), model=model, environments=environments)
+
+
+def _check_routes(located: _Located, model: ConfigModel, i: int, comparison: Any) -> None:
+    routes = comparison.alerts
+    known = model.alerts.webhook_names()
+    for j, name in enumerate(routes.webhooks or []):
+        if name not in known:
+            raise located.error(
+                ("comparisons", i, "alerts", "webhooks", j),
+                f"names no webhook of alerts.webhooks: {name!r} (declared: "
+                f"{', '.join(known) or 'none'})",
+            )
+    route = routes.slack
+    if isinstance(route, SlackRoute) and model.alerts.slack is None and not route.webhook_url:
+        raise located.error(
+            ("comparisons", i, "alerts", "slack"),
+            "a Slack route needs a webhook_url here or an alerts.slack to inherit from",
+        )
 
 
 def _load_sources(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db.base import Base, UTCDateTime, utcnow
@@ -157,3 +157,90 @@ class Token(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ComparisonState(Base):
+    """Per declared comparison: what its last evaluation was judged from. Its row is also
+    the comparison's evaluation lock (updated first thing in an evaluation's transaction)."""
+
+    __tablename__ = "comparison_state"
+
+    comparison: Mapped[str] = mapped_column(String(210), primary_key=True)
+    left_snapshot_id: Mapped[int | None] = mapped_column(Integer)
+    right_snapshot_id: Mapped[int | None] = mapped_column(Integer)
+    # The stored waivers' state (count, highest id, newest) at the last evaluation.
+    waiver_state: Mapped[str | None] = mapped_column(String(100))
+    # The first waiver expiry after the last evaluation: due again from then on.
+    valid_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    evaluated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    evaluation_id: Mapped[int | None] = mapped_column(Integer)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Evaluation(Base):
+    """A comparison re-evaluated after a scan or push: its stored report and counts."""
+
+    __tablename__ = "evaluations"
+    __table_args__ = (Index("ix_evaluations_comparison", "comparison", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    comparison: Mapped[str] = mapped_column(String(210))
+    left_snapshot_id: Mapped[int] = mapped_column(ForeignKey("snapshots.id", ondelete="CASCADE"))
+    right_snapshot_id: Mapped[int] = mapped_column(ForeignKey("snapshots.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The report's JSON (as `diff --format json` gives it), a content-addressed document.
+    report: Mapped[str] = mapped_column(String(64))
+    unwaived: Mapped[int] = mapped_column(Integer, default=0)
+    critical: Mapped[int] = mapped_column(Integer, default=0)
+    warning: Mapped[int] = mapped_column(Integer, default=0)
+    info: Mapped[int] = mapped_column(Integer, default=0)
+    parity: Mapped[float] = mapped_column(Float, default=1.0)
+    unknown_sources: Mapped[int] = mapped_column(Integer, default=0)
+    opened: Mapped[int] = mapped_column(Integer, default=0)
+    resolved: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class OpenDrift(Base):
+    """Counting drift of a comparison as of its last evaluation: what has been announced as
+    opened and not yet as resolved."""
+
+    __tablename__ = "open_drift"
+
+    comparison: Mapped[str] = mapped_column(String(210), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    severity: Mapped[str] = mapped_column(String(10))
+    category: Mapped[str] = mapped_column(String(20))
+    resource_type: Mapped[str] = mapped_column(String(200))
+    key: Mapped[str] = mapped_column(Text)
+    path: Mapped[str] = mapped_column(Text)
+    change: Mapped[str] = mapped_column(String(20))
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AlertEvent(Base):
+    """The outbox: one message for one target, written in the evaluation's transaction and
+    sent by the deliverer (pending -> delivered | failed)."""
+
+    __tablename__ = "alert_events"
+    __table_args__ = (Index("ix_alert_events_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    comparison: Mapped[str] = mapped_column(String(210))
+    kind: Mapped[str] = mapped_column(String(20))  # drift.opened | drift.resolved | drift.reminder
+    target: Mapped[str] = mapped_column(String(120))  # slack | webhook:NAME
+    evaluation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("evaluations.id", ondelete="SET NULL")
+    )
+    payload: Mapped[str] = mapped_column(Text)  # the event as JSON; secrets already masked
+    items: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # A deliverer's claim: nobody else sends it until then.
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Slack bot mode: the posted message's channel:ts (later messages thread under the first).
+    remote_ref: Mapped[str | None] = mapped_column(String(100))

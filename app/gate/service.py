@@ -16,7 +16,13 @@ from app.config import Config, GateConfig, parse_duration
 from app.db.base import UTCDateTime
 from app.db.models import Snapshot
 from app.diff.model import SEVERITY_RANK
-from app.reports.service import Report, compare_snapshots, item_json, sort_items
+from app.reports.service import (
+    Report,
+    compare_snapshots,
+    first_waiver_expiry,
+    item_json,
+    sort_items,
+)
 from app.snapshots.repository import SnapshotRepository
 from app.snapshots.schemas import format_time
 
@@ -237,17 +243,10 @@ class GateCache:
         """Judges the gate from the database and keeps the answer under `key`."""
         with sessions.begin() as session:
             result = evaluate(session, config, source, target, now, report_url, categories)
-            valid_until = _first_expiry(session, config, now)
+            valid_until = first_waiver_expiry(session, config, now)
         if result.status in ("pass", "fail", "partial"):
             with self.lock:
                 if len(self.entries) >= self.size:
                     self.entries.pop(next(iter(self.entries)))
                 self.entries[key] = (result, valid_until)
         return result
-
-
-def _first_expiry(session: Session, config: Config, now: datetime) -> datetime | None:
-    from app.reports.service import rules_of
-
-    expiries = [w.expires for w in rules_of(config, session, now).waivers if w.expires]
-    return min((e for e in expiries if e > now), default=None)

@@ -282,6 +282,12 @@ def rules_of(config: Config, session: Session, now: datetime) -> Rules:
     )
 
 
+def first_waiver_expiry(session: Session, config: Config, now: datetime) -> datetime | None:
+    """When the first waiver in force runs out: a judgement holds until then at most."""
+    expiries = [w.expires for w in rules_of(config, session, now).waivers if w.expires]
+    return min((e for e in expiries if e > now), default=None)
+
+
 def meta(snapshot: Snapshot) -> SnapshotMeta:
     return SnapshotMeta(snapshot.environment.name, snapshot.id, snapshot.taken_at, snapshot.status)
 

@@ -1,0 +1,1 @@
+"""Alerts: new and resolved drift, through an outbox, to Slack and webhooks."""

@@ -1,0 +1,192 @@
+"""Every query of alerting: comparison state (and its lock), stored evaluations, open drift
+and the outbox."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from app.db.models import AlertEvent, ComparisonState, Evaluation, OpenDrift, WaiverRow
+from app.errors import Conflict, NotFound
+
+EVENT_STATUSES = ("pending", "delivered", "failed")
+
+
+class AlertRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    # ------------------------------------------------------------------ comparison state
+
+    def lock(self, comparison: str) -> ComparisonState:
+        """The comparison's state row, write-locked until the transaction ends: the first
+        write of the transaction, so SQLite takes its write lock here and PostgreSQL the
+        row's lock; two evaluations of one comparison never interleave."""
+        state = self.session.get(ComparisonState, comparison)
+        if state is None:
+            self.session.add(ComparisonState(comparison=comparison, version=0))
+            self.session.flush()
+        self.session.execute(
+            update(ComparisonState)
+            .where(ComparisonState.comparison == comparison)
+            .values(version=ComparisonState.version + 1)
+        )
+        state = self.session.get(ComparisonState, comparison, populate_existing=True)
+        assert state is not None
+        return state
+
+    def state(self, comparison: str) -> ComparisonState | None:
+        return self.session.get(ComparisonState, comparison)
+
+    def states(self) -> dict[str, ComparisonState]:
+        return {s.comparison: s for s in self.session.scalars(select(ComparisonState))}
+
+    def waiver_state(self) -> str:
+        """Changes whenever a stored waiver is added or removed."""
+        count, highest, newest = self.session.execute(
+            select(func.count(WaiverRow.id), func.max(WaiverRow.id), func.max(WaiverRow.created_at))
+        ).one()
+        return f"{count}:{highest}:{newest.isoformat() if newest else ''}"
+
+    # ------------------------------------------------------------------ evaluations
+
+    def add_evaluation(self, evaluation: Evaluation) -> Evaluation:
+        self.session.add(evaluation)
+        self.session.flush()
+        return evaluation
+
+    def evaluation(self, evaluation_id: int) -> Evaluation | None:
+        return self.session.get(Evaluation, evaluation_id)
+
+    def evaluations(self, comparison: str, limit: int = 50) -> list[Evaluation]:
+        return list(
+            self.session.scalars(
+                select(Evaluation)
+                .where(Evaluation.comparison == comparison)
+                .order_by(Evaluation.id.desc())
+                .limit(limit)
+            )
+        )
+
+    def evaluations_of_snapshots(self, snapshot_ids: Sequence[int]) -> list[Evaluation]:
+        """Evaluations judged from any of these snapshots (an environment's timeline)."""
+        if not snapshot_ids:
+            return []
+        ids = list(snapshot_ids)
+        return list(
+            self.session.scalars(
+                select(Evaluation)
+                .where(Evaluation.left_snapshot_id.in_(ids) | Evaluation.right_snapshot_id.in_(ids))
+                .order_by(Evaluation.id)
+            )
+        )
+
+    # ------------------------------------------------------------------ open drift
+
+    def open_drift(self, comparison: str) -> dict[str, OpenDrift]:
+        rows = self.session.scalars(select(OpenDrift).where(OpenDrift.comparison == comparison))
+        return {row.fingerprint: row for row in rows}
+
+    def open_rows(self, rows: list[OpenDrift]) -> None:
+        self.session.add_all(rows)
+
+    def close_rows(self, rows: list[OpenDrift]) -> None:
+        for row in rows:
+            self.session.delete(row)
+
+    # ------------------------------------------------------------------ outbox
+
+    def add_events(self, events: list[AlertEvent]) -> None:
+        self.session.add_all(events)
+        self.session.flush()
+
+    def event(self, event_id: int) -> AlertEvent:
+        event = self.session.get(AlertEvent, event_id)
+        if event is None:
+            raise NotFound(f"no alert event #{event_id}")
+        return event
+
+    def events(self, status: str | None = None, limit: int = 100) -> list[AlertEvent]:
+        query = select(AlertEvent).order_by(AlertEvent.id.desc()).limit(limit)
+        if status:
+            query = query.where(AlertEvent.status == status)
+        return list(self.session.scalars(query))
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        """Outbox events by (target, status)."""
+        rows = self.session.execute(
+            select(AlertEvent.target, AlertEvent.status, func.count()).group_by(
+                AlertEvent.target, AlertEvent.status
+            )
+        )
+        return {(target, status): count for target, status, count in rows}
+
+    def due(self, now: datetime, limit: int = 50) -> list[AlertEvent]:
+        """Pending events, oldest first, that nobody holds a claim on."""
+        return list(
+            self.session.scalars(
+                select(AlertEvent)
+                .where(
+                    AlertEvent.status == "pending",
+                    (AlertEvent.claimed_until.is_(None)) | (AlertEvent.claimed_until < now),
+                )
+                .order_by(AlertEvent.id)
+                .limit(limit)
+            )
+        )
+
+    def next_due(self) -> datetime | None:
+        return self.session.scalar(
+            select(func.min(AlertEvent.next_attempt_at)).where(AlertEvent.status == "pending")
+        )
+
+    def pending(self) -> int:
+        return (
+            self.session.scalar(
+                select(func.count()).select_from(AlertEvent).where(AlertEvent.status == "pending")
+            )
+            or 0
+        )
+
+    def claim(self, event_id: int, now: datetime, hold: timedelta) -> bool:
+        """Takes an event for sending; False if another deliverer holds it or it is done.
+        One UPDATE with its condition: atomic on SQLite and PostgreSQL alike."""
+        result = self.session.execute(
+            update(AlertEvent)
+            .where(
+                AlertEvent.id == event_id,
+                AlertEvent.status == "pending",
+                (AlertEvent.claimed_until.is_(None)) | (AlertEvent.claimed_until < now),
+            )
+            .values(claimed_until=now + hold)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def thread_root(self, comparison: str, target: str) -> str | None:
+        """The first delivered bot message of a comparison on a target (`channel:ts`)."""
+        return self.session.scalar(
+            select(AlertEvent.remote_ref)
+            .where(
+                AlertEvent.comparison == comparison,
+                AlertEvent.target == target,
+                AlertEvent.status == "delivered",
+                AlertEvent.remote_ref.is_not(None),
+            )
+            .order_by(AlertEvent.id)
+            .limit(1)
+        )
+
+    def retry(self, event_id: int, now: datetime) -> AlertEvent:
+        event = self.event(event_id)
+        if event.status != "failed":
+            raise Conflict(
+                f"alert event #{event_id} is {event.status}: only failed ones are retried"
+            )
+        event.status = "pending"
+        event.attempts = 0
+        event.next_attempt_at = now
+        event.claimed_until = None
+        return event
