@@ -90,23 +90,58 @@ def require(scope: str) -> Callable[..., Awaitable[None]]:
         runtime: RuntimeDep,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> None:
-        # async: a cached token costs no thread hop; a lookup runs in the thread pool.
         if not runtime.config.model.server.auth:
             return
         if credentials is None:
             raise Unauthorized("an API token is required: Authorization: Bearer envp_...")
-        cache: TokenCache = request.app.state.tokens
-        scope_granted = cache.cached(credentials.credentials) or await run_in_threadpool(
-            cache.scope_of, runtime, credentials.credentials
-        )
-        if scope_granted is None:
-            raise Unauthorized("the API token is unknown, revoked or expired")
-        if not allows(scope_granted, scope):
-            raise Forbidden(f"this needs a {scope!r} token; this one is {scope_granted!r}")
+        await check_token(request, runtime, credentials.credentials, scope)
 
     return check
+
+
+async def token_scope(request: Request, runtime: Runtime, token: str) -> str | None:
+    """The scope of a live token, or None (unknown, revoked or expired)."""
+    # async: a cached token costs no thread hop; a lookup runs in the thread pool.
+    cache: TokenCache = request.app.state.tokens
+    return cache.cached(token) or await run_in_threadpool(cache.scope_of, runtime, token)
+
+
+async def check_token(request: Request, runtime: Runtime, token: str, scope: str) -> None:
+    """Unauthorized or Forbidden unless `token` is live with at least `scope`."""
+    scope_granted = await token_scope(request, runtime, token)
+    if scope_granted is None:
+        raise Unauthorized("the API token is unknown, revoked or expired")
+    if not allows(scope_granted, scope):
+        raise Forbidden(f"this needs a {scope!r} token; this one is {scope_granted!r}")
 
 
 Read = Depends(require("read"))
 Gate = Depends(require("gate"))
 Write = Depends(require("write"))
+
+# The dashboard: the same tokens, sent once to /login and then kept in an HttpOnly cookie.
+SESSION_COOKIE = "envparity_token"
+
+
+class LoginRequired(Unauthorized):
+    """A dashboard page was asked for without a live token in the session cookie."""
+
+
+def require_cookie(scope: str) -> Callable[..., Awaitable[None]]:
+    """A dependency for dashboard pages: a live token of at least `scope` in the cookie."""
+
+    async def check(request: Request, runtime: RuntimeDep) -> None:
+        if not runtime.config.model.server.auth:
+            return
+        token = request.cookies.get(SESSION_COOKIE)
+        if not token:
+            raise LoginRequired("sign in with an API token of scope read or higher")
+        try:
+            await check_token(request, runtime, token, scope)
+        except Unauthorized as exc:
+            raise LoginRequired(exc.message) from None
+
+    return check
+
+
+PageRead = Depends(require_cookie("read"))

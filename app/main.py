@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app import __version__
+from app import __version__, web
 from app import runtime as runtime_mod
 from app.api import reports, snapshots
 from app.db import migrate
@@ -187,4 +187,5 @@ def create_app(
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(api)
+    web.install(app)  # the dashboard: GET / and its pages
     return app

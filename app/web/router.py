@@ -1,0 +1,268 @@
+"""The dashboard's pages (server-rendered HTML): overview, comparison report, environment,
+snapshot browser, and the login that turns a token into an HttpOnly cookie."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any, Literal
+from urllib.parse import parse_qs, urlencode
+
+from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.routing import APIRoute
+
+from app.api.schemas import MAX_ID
+from app.db.base import utcnow
+from app.deps import SESSION_COOKIE, LoginRequired, PageRead, RuntimeDep, token_scope
+from app.errors import EnvparityError, NotFound
+from app.gate.service import GateCache, gate_config
+from app.runtime import Runtime
+from app.snapshots.repository import SnapshotRepository
+from app.web import service, timeline, views
+from app.web.repository import DashboardRepository
+from app.web.templating import Pages
+from collectors.base import CATEGORIES, Category
+
+# Pages carry no inline script or style; the browser may load assets from here only.
+HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+COOKIE_MAX_AGE = 30 * 86400  # the token itself may expire or be revoked sooner
+MAX_LOGIN_BODY = 4096
+
+
+def _here(request: Request) -> str:
+    query = request.url.query
+    return request.url.path + (f"?{query}" if query else "")
+
+
+def _local(target: str) -> str:
+    """Where to go after login: a path on this server only (no open redirect)."""
+    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+def render(
+    request: Request, template: str, status_code: int = 200, /, **context: Any
+) -> HTMLResponse:
+    runtime: Runtime = request.app.state.runtime
+    pages: Pages = request.app.state.pages
+    auth = runtime.config.model.server.auth
+    html = pages.render(
+        template,
+        auth=auth,
+        signed_in=auth and SESSION_COOKIE in request.cookies,
+        environments=list(runtime.config.environments),
+        **context,
+    )
+    return HTMLResponse(html, status_code=status_code)
+
+
+def error_page(request: Request, status: int, message: str) -> HTMLResponse:
+    return render(request, "error.html", status, nav="", status=status, message=message)
+
+
+class PageRoute(APIRoute):
+    """Errors as HTML pages, a missing or dead session cookie as a redirect to the login,
+    and the pages' security headers."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def page(request: Request) -> Response:
+            response: Response
+            try:
+                response = await handler(request)
+            except LoginRequired:
+                response = RedirectResponse(
+                    "/login?" + urlencode({"next": _here(request)}), status_code=303
+                )
+            except EnvparityError as exc:
+                response = error_page(request, exc.status, exc.message)
+            except RequestValidationError as exc:
+                problems = "; ".join(
+                    f"{'.'.join(str(p) for p in e.get('loc', ())[1:])}: {e.get('msg', '')}"
+                    for e in exc.errors()
+                )
+                response = error_page(request, 422, problems or "invalid request")
+            response.headers.update(HEADERS)
+            return response
+
+        return page
+
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+
+
+def _declared(runtime: Runtime, *names: str) -> None:
+    for name in names:
+        if name not in runtime.config.environments:
+            raise NotFound(f"no environment {name!r}")
+
+
+@router.get("/", dependencies=[PageRead])
+def overview(request: Request, runtime: RuntimeDep) -> HTMLResponse:
+    now = utcnow()
+    gates: GateCache = request.app.state.gates
+    cells = [
+        views.cell(*service.comparison_state(runtime, gates, c.source, c.target, now), now)
+        for c in runtime.config.model.comparisons
+    ]
+    order = list(runtime.config.environments)
+    with runtime.sessions.begin() as session:
+        repo = SnapshotRepository(session)
+        scans = DashboardRepository(session).last_scans()
+        rows = [
+            views.EnvironmentRowView(
+                name, env.push_only, env.schedule, repo.latest(name), scans.get(name), now
+            )
+            for name, env in runtime.config.environments.items()
+        ]
+        return render(
+            request,
+            "overview.html",
+            nav="overview",
+            matrix=views.matrix(order, cells),
+            cells=cells,
+            rows=rows,
+            now=now,
+        )
+
+
+@router.get("/comparisons/{source}/{target}", dependencies=[PageRead])
+def comparison(
+    request: Request,
+    runtime: RuntimeDep,
+    source: str,
+    target: str,
+    category: Category | Literal[""] = "",
+    severity: Literal["", "critical", "warning", "info"] = "",
+    waived: Literal["", "hide", "only"] = "",
+) -> HTMLResponse:
+    _declared(runtime, source, target)
+    now = utcnow()
+    gate, report = service.comparison_state(runtime, request.app.state.gates, source, target, now)
+    settings = gate_config(runtime.config, source, target)
+    view = views.comparison_view(
+        gate,
+        settings.fail_on,
+        settings.max_age,
+        report,
+        views.Filters(category, severity, waived),
+        now,
+    )
+    return render(
+        request,
+        "comparison.html",
+        nav="",
+        view=view,
+        declared=runtime.config.comparison(source, target) is not None,
+        all_categories=CATEGORIES,
+        severities=views.SEVERITIES,
+    )
+
+
+@router.get("/environments/{name}", dependencies=[PageRead])
+def environment(request: Request, runtime: RuntimeDep, name: str) -> HTMLResponse:
+    _declared(runtime, name)
+    env = runtime.config.environment(name)
+    now = utcnow()
+    with runtime.sessions.begin() as session:
+        repo = SnapshotRepository(session)
+        events = service.timeline(
+            session, runtime.config, request.app.state.drift_history, name, now
+        )
+        latest = repo.latest(name)
+        baseline = repo.baseline(name)
+        return render(
+            request,
+            "environment.html",
+            nav=name,
+            name=name,
+            env=env,
+            events=events,
+            chart=timeline.chart(events),
+            latest=latest,
+            baseline=baseline,
+            last_ok=DashboardRepository(session).last_ok(name),
+            last_scan=DashboardRepository(session).last_scans().get(name),
+            comparisons=[
+                c for c in runtime.config.model.comparisons if name in (c.source, c.target)
+            ],
+            now=now,
+        )
+
+
+@router.get("/snapshots/{snapshot_id}", dependencies=[PageRead])
+def snapshot(
+    request: Request,
+    runtime: RuntimeDep,
+    snapshot_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    q: Annotated[str, Query(max_length=200)] = "",
+    category: Category | Literal[""] = "",
+) -> HTMLResponse:
+    with runtime.sessions.begin() as session:
+        repo = SnapshotRepository(session)
+        found = repo.snapshot(snapshot_id)
+        view = views.snapshot_view(found, repo.resources(found), q, category)
+        return render(
+            request,
+            "snapshot.html",
+            nav=found.environment.name,
+            view=view,
+            all_categories=CATEGORIES,
+            limit=views.MAX_RESOURCES,
+            now=utcnow(),
+        )
+
+
+# ----------------------------------------------------------------------------- login
+
+
+@router.get("/login")
+def login_form(request: Request, runtime: RuntimeDep, next: str = "/") -> Response:
+    if not runtime.config.model.server.auth:
+        return RedirectResponse(_local(next), status_code=303)
+    return render(request, "login.html", nav="", next=_local(next), error=None)
+
+
+@router.post("/login")
+async def login(request: Request, runtime: RuntimeDep) -> Response:
+    """A token posted once (a form, not a query string: it stays out of logs and history)."""
+    body = await request.body()
+    form = parse_qs(body[:MAX_LOGIN_BODY].decode("utf-8", "replace"))
+    token = (form.get("token") or [""])[0].strip()
+    target = _local((form.get("next") or ["/"])[0])
+    if not runtime.config.model.server.auth:
+        return RedirectResponse(target, status_code=303)
+    if not token or await token_scope(request, runtime, token) is None:
+        error = "That token is unknown, revoked or expired." if token else "Enter a token."
+        return render(request, "login.html", 401, nav="", next=target, error=error)
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=COOKIE_MAX_AGE,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        # Behind a TLS proxy the request itself may be plain http: public_url tells.
+        secure=request.url.scheme == "https"
+        or (runtime.config.model.server.public_url or "").startswith("https://"),
+    )
+    return response
+
+
+@router.post("/logout")
+def logout() -> Response:
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+    return response
