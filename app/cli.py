@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app import runtime as runtime_mod
 from app.auth.tokens import TokenRepository
-from app.config import find_config_path, load_config
+from app.config import find_config_path, load_config, parse_duration
 from app.db import migrate
 from app.db.base import utcnow
 from app.db.models import WaiverRow
@@ -57,6 +57,12 @@ waiver_app = typer.Typer(
     help="Reviewed, expected differences.", no_args_is_help=True, rich_markup_mode=None
 )
 app.add_typer(waiver_app, name="waiver")
+alerts_app = typer.Typer(
+    help="The alert outbox: what was sent, what waits, what failed.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(alerts_app, name="alerts")
 
 # No emoji codes: `tag:KEY:` in a message must print as written.
 out = Console(highlight=False, soft_wrap=True, emoji=False)
@@ -220,6 +226,7 @@ def scan(
         try:
             names = _scan_targets(rt.config, environments or [], all_)
             worst = _run_scans(rt, names, wait)
+            _deliver_alerts(rt)
         finally:
             rt.close()
     raise typer.Exit(worst)
@@ -243,7 +250,9 @@ def _scan_targets(cfg: Any, names: list[str], all_: bool) -> list[str]:
 
 
 def _run_scans(rt: runtime_mod.Runtime, names: list[str], wait: float) -> int:
-    scanner = service.Scanner(rt.config, rt.sessions, rt.redactor)
+    from app.alerts.evaluate import evaluating_scanner
+
+    scanner = evaluating_scanner(rt)
     worst = 0
     results = []
     with _progress() as progress:
@@ -273,6 +282,26 @@ def _run_scans(rt: runtime_mod.Runtime, names: list[str], wait: float) -> int:
         )
     out.print(table)
     return worst
+
+
+def _deliver_alerts(rt: runtime_mod.Runtime) -> None:
+    """Sends the alerts the evaluations wrote, before the command exits; what cannot go
+    within `alerts.deliver_timeout` stays in the outbox for serve / scheduler / next scan."""
+    alerts = rt.config.model.alerts
+    from app.alerts.deliver import Deliverer
+
+    deliverer = Deliverer(rt.config, rt.sessions, rt.redactor)
+    done = deliverer.drain(parse_duration(alerts.deliver_timeout).total_seconds())
+    if done.delivered or done.failed or done.pending:
+        parts = [f"{done.delivered} delivered"]
+        if done.failed:
+            parts.append(f"[red]{done.failed} failed[/red] (see `envparity alerts list`)")
+        if done.pending:
+            parts.append(
+                f"[yellow]{done.pending} pending[/yellow] "
+                "(sent by serve, scheduler or the next scan)"
+            )
+        err.print("alerts: " + ", ".join(parts))
 
 
 @contextmanager
@@ -321,7 +350,15 @@ def push(
             return
         with runtime_mod.unit_of_work(config) as (rt, session):
             snapshot_id, status = service.push(session, rt.config, environment, data, rt.redactor)
-    out.print(f"{environment}: stored snapshot #{snapshot_id} ({status})")
+        out.print(f"{environment}: stored snapshot #{snapshot_id} ({status})")
+        from app.alerts.evaluate import Evaluator
+
+        rt = runtime_mod.load(config)
+        try:
+            Evaluator(rt.config, rt.sessions).after_snapshot(environment)
+            _deliver_alerts(rt)
+        finally:
+            rt.close()
 
 
 def _read_json(file: str) -> Any:
@@ -755,6 +792,58 @@ def token_revoke(
     out.print(f"token #{token_id} revoked")
 
 
+@alerts_app.command("list")
+def alerts_list(
+    status: Annotated[
+        str | None, typer.Option(help="Only events in this state: pending, delivered or failed.")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 50,
+    config: ConfigOption = None,
+) -> None:
+    """The outbox's events, newest first, with their delivery state and last error."""
+    from app.alerts.repository import EVENT_STATUSES, AlertRepository
+
+    with _errors():
+        if status is not None and status not in EVENT_STATUSES:
+            raise InvalidInput(f"--status must be one of {', '.join(EVENT_STATUSES)}")
+        with runtime_mod.unit_of_work(config) as (_rt, session):
+            table = Table("id", "comparison", "event", "target", "items", "created", "state",
+                          "attempts", "last error")  # fmt: skip
+            for e in AlertRepository(session).events(status, limit):
+                colour = {"delivered": "green", "failed": "red"}.get(e.status, "yellow")
+                table.add_row(
+                    str(e.id),
+                    e.comparison,
+                    e.kind,
+                    e.target,
+                    str(e.items),
+                    format_time(e.created_at),
+                    f"[{colour}]{e.status}[/{colour}]",
+                    str(e.attempts),
+                    escape(e.last_error or ""),
+                )
+    out.print(table)
+
+
+@alerts_app.command("retry")
+def alerts_retry(
+    event_id: Annotated[int, typer.Argument(help="A failed event's id (see `alerts list`).")],
+    config: ConfigOption = None,
+) -> None:
+    """Queue a failed event again (after fixing its webhook or token), and send it now."""
+    from app.alerts.repository import AlertRepository
+
+    with _errors():
+        with runtime_mod.unit_of_work(config) as (_rt, session):
+            AlertRepository(session).retry(event_id, utcnow())
+        rt = runtime_mod.load(config)
+        try:
+            _deliver_alerts(rt)
+        finally:
+            rt.close()
+    out.print(f"alert event #{event_id} queued again")
+
+
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
@@ -785,7 +874,7 @@ def serve(
                 f"server.auth is off: refusing to listen on {bind}; "
                 "auth can be off only on a loopback address"
             )
-        application = create_app(runtime=rt, scheduler=not no_scheduler)
+        application = create_app(runtime=rt, scheduler=not no_scheduler, alerts=True)
     uvicorn.run(application, host=bind, port=port or server.port, log_level="warning")
     rt.close()
 
@@ -809,12 +898,17 @@ def scheduler_command(config: ConfigOption = None) -> None:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_args: stop.set())
+    from app.alerts.deliver import Background, Deliverer
+
+    delivery = Background(Deliverer(rt.config, rt.sessions, rt.redactor))
     jobs.start()
+    delivery.start()
     for job in jobs.get_jobs():
         out.print(f"{job.name}: next run {job.next_run_time.isoformat()}")
     try:
         stop.wait()
     finally:
+        delivery.close()
         jobs.shutdown(wait=True)
         leadership.release()
         rt.close()

@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import __version__, web
 from app import runtime as runtime_mod
+from app.api import alerts as alerts_api
 from app.api import reports, snapshots
 from app.db import migrate
 from app.deps import Read, RuntimeDep, TokenCache
@@ -70,9 +71,11 @@ def create_app(
     *,
     runtime: runtime_mod.Runtime | None = None,
     scheduler: bool = False,
+    alerts: bool = False,
 ) -> FastAPI:
     """The API application; it loads the config and opens the database when it starts.
-    `scheduler`: also run the scheduled scans in this process (`envparity serve`)."""
+    `scheduler`: also run the scheduled scans in this process (`envparity serve`);
+    `alerts`: also deliver the alert outbox continuously (`envparity serve`)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -87,9 +90,19 @@ def create_app(
 
             jobs, leadership = scheduler_mod.build(rt)
             jobs.start()
+        delivery = None
+        if alerts:
+            from app.alerts.deliver import Background, Deliverer
+
+            delivery = Background(
+                Deliverer(rt.config, rt.sessions, rt.redactor, on_result=metrics.alert_sent)
+            )
+            delivery.start()
         try:
             yield
         finally:
+            if delivery is not None:
+                delivery.close()
             if jobs is not None:
                 jobs.shutdown(wait=False)
                 leadership.release()
@@ -146,6 +159,7 @@ def create_app(
     api = APIRouter(prefix=API)
     api.include_router(snapshots.router)
     api.include_router(reports.router)
+    api.include_router(alerts_api.router)
 
     @api.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:
@@ -182,8 +196,12 @@ def create_app(
         )
 
     @api.get("/metrics", tags=["operations"], dependencies=[Read])
-    def prometheus() -> Response:
+    def prometheus(runtime: RuntimeDep) -> Response:
         """Prometheus metrics (a `read` token)."""
+        from app.alerts.repository import AlertRepository
+
+        with runtime.sessions.begin() as session:
+            metrics.outbox(AlertRepository(session).counts())
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(api)

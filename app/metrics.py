@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from app.alerts.repository import EVENT_STATUSES
+from app.alerts.senders import Sent
+from app.db.models import AlertEvent
 from app.reports.service import Report
 from app.snapshots.service import ScanResult
 
@@ -42,6 +45,28 @@ class Metrics:
             ["comparison", "status"],
             registry=self.registry,
         )
+
+        self.alerts = Counter(
+            "envparity_alert_deliveries_total",
+            "Alert delivery attempts this process made, by target, event and outcome",
+            ["target", "event", "outcome"],
+            registry=self.registry,
+        )
+        self.outbox_events = Gauge(
+            "envparity_alert_events",
+            "Alert events in the outbox by target and state (failed ones need a person)",
+            ["target", "status"],
+            registry=self.registry,
+        )
+
+    def alert_sent(self, event: AlertEvent, sent: Sent) -> None:
+        self.alerts.labels(event.target, event.kind, sent.outcome).inc()
+
+    def outbox(self, counts: dict[tuple[str, str], int]) -> None:
+        targets = {target for target, _ in counts}
+        for target in targets:
+            for status in EVENT_STATUSES:
+                self.outbox_events.labels(target, status).set(counts.get((target, status), 0))
 
     def scanned(self, result: ScanResult, seconds: float) -> None:
         for source in result.sources:

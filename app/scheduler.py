@@ -14,10 +14,10 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.alerts.evaluate import evaluating_scanner
 from app.config import parse_duration
 from app.errors import EnvparityError, ScanInProgress
 from app.runtime import Runtime
-from app.snapshots.service import Scanner
 
 log = logging.getLogger(__name__)
 LEADER_LOCK = zlib.crc32(b"envparity-scheduler-leader")
@@ -82,7 +82,7 @@ def build(runtime: Runtime) -> tuple[BackgroundScheduler, Leadership]:
         timezone=UTC,
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": MISFIRE_GRACE},
     )
-    scanner = Scanner(runtime.config, runtime.sessions, runtime.redactor)
+    scanner = evaluating_scanner(runtime)
 
     def scan(environment: str) -> None:
         if not leadership.is_leader():

@@ -19,8 +19,10 @@ from app.db.models import AlertEvent, Evaluation, OpenDrift
 from app.diff.model import SEVERITY_RANK, DriftItem
 from app.errors import EnvparityError
 from app.reports.service import Report, compare_snapshots, first_waiver_expiry, item_json
+from app.runtime import Runtime
 from app.snapshots.repository import SnapshotRepository
 from app.snapshots.schemas import format_time
+from app.snapshots.service import Scanner
 from app.snapshots.store import DocumentStore, canonical_json, content_hash
 
 log = logging.getLogger(__name__)
@@ -316,3 +318,11 @@ def _events(
             if items:
                 events.append(_event(kind, target.key, context, evaluation_id, items, now))
     return events
+
+
+def evaluating_scanner(runtime: Runtime) -> Scanner:
+    """A scanner whose every stored snapshot re-evaluates the comparisons it is part of."""
+    evaluator = Evaluator(runtime.config, runtime.sessions)
+    return Scanner(
+        runtime.config, runtime.sessions, runtime.redactor, on_stored=evaluator.after_snapshot
+    )

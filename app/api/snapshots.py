@@ -10,6 +10,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from app.alerts.evaluate import Evaluator, evaluating_scanner
 from app.api.schemas import (
     ERRORS,
     MAX_ID,
@@ -146,7 +147,9 @@ async def push_snapshot(name: str, request: Request, runtime: RuntimeDep) -> JSO
 
     def store() -> tuple[int, str]:
         with runtime.sessions.begin() as session:
-            return service.push(session, runtime.config, name, data, runtime.redactor)
+            stored = service.push(session, runtime.config, name, data, runtime.redactor)
+        Evaluator(runtime.config, runtime.sessions).after_snapshot(name)
+        return stored
 
     snapshot_id, status = await run_in_threadpool(store)
     return JSONResponse(
@@ -171,7 +174,7 @@ def start_scan(
     timeout: Annotated[float, Query(gt=0, le=3600)] = 600,
 ) -> JSONResponse:
     """Starts a scan (202), or answers the running one's id; `wait=true` blocks until done."""
-    scanner = service.Scanner(runtime.config, runtime.sessions, runtime.redactor)
+    scanner = evaluating_scanner(runtime)
     try:
         scan_id = scanner.start(name, trigger="api")
     except ScanInProgress as exc:

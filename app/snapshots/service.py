@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -54,11 +55,15 @@ class Scanner:
         sessions: sessionmaker[Session],
         redactor: Redactor,
         heartbeat_every: float = HEARTBEAT_EVERY,
+        on_stored: Callable[[str], object] | None = None,
     ) -> None:
+        """`on_stored(environment)` runs after each stored snapshot (the comparisons'
+        evaluation); what it raises is logged, never the scan's failure."""
         self.config = config
         self.sessions = sessions
         self.redactor = redactor
         self.heartbeat_every = heartbeat_every
+        self.on_stored = on_stored
 
     def scan(
         self,
@@ -103,6 +108,11 @@ class Scanner:
                 repo.finish_scan(repo.scan(scan_id), None, self.redactor.scrub(repr(exc)))
             raise
         log.info("scan #%s of %s: %s", scan_id, env.name, status)
+        if self.on_stored is not None:
+            try:
+                self.on_stored(env.name)
+            except Exception:  # the snapshot is stored: evaluation catches up later
+                log.exception("scan #%s of %s: evaluation after the scan failed", scan_id, env.name)
         return ScanResult(scan_id, snapshot_id, env.name, status, outcomes)
 
     def _acquire(self, env: Environment, trigger: str, wait: float) -> int:

@@ -1,0 +1,316 @@
+"""Alerts end to end: real scans of local files, a real local HTTP server for Slack and a
+webhook, the real CLI. Each new drift is posted once, each fix once, nothing lost."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from app import runtime
+from app.db.models import AlertEvent
+from tests.alerts.recorder import Recorder
+from tests.support import Project
+
+SECRET_STAGING = "stg-Pa55word-7f3a9c"
+SECRET_PRODUCTION = "prd-Pa55word-0b1e2d"
+HOOK_KEY = "hook-signing-key-42"
+
+STAGING_REQS = "requests==2.31.0\nflask==3.0.0\n"
+PRODUCTION_REQS = "requests==2.32.3\nflask==3.0.0\nhotfix-lib==1.0.0\n"
+
+
+def config(recorder: Recorder, *, extra: str = "", slack: str | None = None) -> str:
+    slack = slack or f'slack: {{webhook_url: "{recorder.url("/slack")}", min_severity: info}}'
+    return f"""
+environments:
+  staging:
+    sources:
+      - {{type: file, name: dotenv, path: staging/app.env, format: env}}
+      - {{type: command, name: pkgs, command: [cat, staging/requirements.txt], parser: pip_freeze}}
+  production:
+    sources:
+      - {{type: file, name: dotenv, path: production/app.env, format: env}}
+      - type: command
+        name: pkgs
+        command: [cat, production/requirements.txt]
+        parser: pip_freeze
+comparisons:
+  - {{source: staging, target: production}}
+alerts:
+  {slack}
+  webhooks:
+    - {{name: ops, url: "{recorder.url("/hook")}", secret: "{HOOK_KEY}", min_severity: info}}
+  deliver_timeout: 20s
+{extra}
+"""
+
+
+def seed(project: Project, recorder: Recorder, **kwargs: str) -> None:
+    project.write_config(config(recorder, **kwargs))
+    project.write("staging/app.env", f"DB_PASSWORD={SECRET_STAGING}\nLOG_LEVEL=info\n")
+    project.write("production/app.env", f"DB_PASSWORD={SECRET_PRODUCTION}\nLOG_LEVEL=info\n")
+    project.write("staging/requirements.txt", STAGING_REQS)
+    project.write("production/requirements.txt", PRODUCTION_REQS)
+
+
+def scan(project: Project) -> None:
+    result = project.invoke("scan", "--all")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def events(project: Project) -> list[AlertEvent]:
+    rt = runtime.load(project.config)
+    try:
+        with rt.sessions.begin() as session:
+            return list(session.scalars(select(AlertEvent).order_by(AlertEvent.id)))
+    finally:
+        rt.close()
+
+
+def posted(recorder: Recorder) -> tuple[int, int]:
+    """Messages accepted by Slack and by the webhook."""
+    return len(recorder.to("/slack")), len(recorder.to("/hook"))
+
+
+def slack_text(recorded: list) -> str:
+    return "\n".join(json.dumps(r.json()) for r in recorded)
+
+
+def test_new_drift_posts_once_and_its_fix_posts_once(project: Project, recorder: Recorder) -> None:
+    seed(project, recorder)
+    scan(project)
+    slack, hook = recorder.to("/slack"), recorder.to("/hook")
+    assert (len(slack), len(hook)) == (1, 1)
+    message = slack[0].json()
+    assert message["blocks"][0]["text"]["text"] == "staging → production: 2 new drift items"
+    text = slack_text(slack)
+    assert "hotfix-lib" in text
+    assert "requests" in text
+    assert "2.31.0" in text
+    assert "2.32.3" in text
+
+    body = hook[0].json()
+    assert body["event"] == "drift.opened"
+    assert body["comparison"] == "staging->production"
+    assert {i["key"] for i in body["items"]} == {"requests", "hotfix-lib"}
+    signed = hook[0].headers["X-Envparity-Signature"]
+    stamp, mac = (part.split("=", 1)[1] for part in signed.split(","))
+    expected = hmac.new(HOOK_KEY.encode(), f"{stamp}.".encode() + hook[0].body, hashlib.sha256)
+    assert hmac.compare_digest(mac, expected.hexdigest())
+    assert abs(time.time() - int(stamp)) < 60
+
+    scan(project)  # the same drift again: nothing
+    assert posted(recorder) == (1, 1)
+
+    project.write("production/requirements.txt", STAGING_REQS)  # the fix
+    scan(project)
+    slack, hook = recorder.to("/slack"), recorder.to("/hook")
+    assert (len(slack), len(hook)) == (2, 2)
+    assert slack[1].json()["blocks"][0]["text"]["text"] == (
+        "staging → production: 2 drift items resolved"
+    )
+    assert hook[1].json()["event"] == "drift.resolved"
+    assert {i["key"] for i in hook[1].json()["items"]} == {"requests", "hotfix-lib"}
+
+    scan(project)  # fixed and quiet
+    assert posted(recorder) == (2, 2)
+    assert {e.status for e in events(project)} == {"delivered"}
+
+    everything = b"".join(r.body for r in recorder.requests)
+    for secret in (SECRET_STAGING, SECRET_PRODUCTION, HOOK_KEY):
+        assert secret.encode() not in everything
+    assert b"hmac-sha256" not in everything
+
+
+def test_429_waits_for_retry_after(project: Project, recorder: Recorder) -> None:
+    seed(project, recorder)
+    recorder.respond("/slack", (429, {"Retry-After": "2"}, "rate_limited"))
+    scan(project)
+    tried = recorder.to("/slack", accepted_only=False)
+    assert [r.status for r in tried] == [429, 200]
+    assert tried[1].at - tried[0].at >= 1.9
+    assert len(recorder.to("/hook")) == 1  # the webhook did not wait for Slack
+
+
+def test_5xx_is_retried_with_backoff(project: Project, recorder: Recorder) -> None:
+    seed(project, recorder)
+    recorder.respond("/hook", (500, {}, "oops"), (503, {}, "busy"))
+    scan(project)
+    tried = recorder.to("/hook", accepted_only=False)
+    assert [r.status for r in tried] == [500, 503, 200]
+    assert tried[1].at - tried[0].at >= 1.5  # backoff, not a hot loop
+    assert len(recorder.to("/slack")) == 1
+
+
+def test_permanent_error_is_failed_visible_and_retried_on_demand(
+    project: Project, recorder: Recorder
+) -> None:
+    seed(project, recorder)
+    recorder.respond("/slack", (404, {}, "no_service"))
+    scan(project)
+    assert len(recorder.to("/slack", accepted_only=False)) == 1  # not retried forever
+    failed = [e for e in events(project) if e.status == "failed"]
+    assert [(e.target, e.last_error) for e in failed] == [("slack", "HTTP 404: no_service")]
+
+    listing = project.invoke("alerts", "list", "--status", "failed")
+    assert "404" in listing.stdout
+    assert "slack" in listing.stdout
+
+    retried = project.invoke("alerts", "retry", str(failed[0].id))
+    assert retried.returncode == 0, retried.stdout + retried.stderr
+    assert len(recorder.to("/slack")) == 1
+    assert {e.status for e in events(project)} == {"delivered"}
+
+
+def test_failed_source_never_resolves(project: Project, recorder: Recorder) -> None:
+    seed(project, recorder)
+    scan(project)
+    (project.root / "production/requirements.txt").unlink()  # the source fails
+    result = project.invoke("scan", "--all")
+    assert result.returncode == 1  # partial
+    assert posted(recorder) == (1, 1)
+
+
+KILL_AFTER_SCAN = """
+import os, signal
+from app import runtime
+from app.alerts.evaluate import evaluating_scanner
+rt = runtime.load()
+scanner = evaluating_scanner(rt)
+scanner.scan("staging")
+scanner.scan("production")
+os.kill(os.getpid(), signal.SIGKILL)  # after the scan and its evaluation, before delivery
+"""
+
+
+def test_killed_before_delivery_is_delivered_by_the_next_process_once(
+    project: Project, recorder: Recorder
+) -> None:
+    seed(project, recorder)
+    killed = subprocess.run(
+        [sys.executable, "-c", KILL_AFTER_SCAN],
+        cwd=project.root,
+        env={**os.environ, **project.env()},
+        capture_output=True,
+        timeout=120,
+    )
+    assert killed.returncode == -signal.SIGKILL
+    assert recorder.requests == []
+    assert {e.status for e in events(project)} == {"pending"}
+
+    scan(project)  # the next process: delivers what the killed one left, once
+    assert posted(recorder) == (1, 1)
+    scan(project)  # and a later one does not resend
+    assert posted(recorder) == (1, 1)
+
+
+def test_waiver_expiry_reopens_and_reminders_repeat(project: Project, recorder: Recorder) -> None:
+    seed(project, recorder, extra="severity:\n  - {key: hotfix-lib, severity: critical}\n")
+    project.write_config(
+        project.config.read_text().replace(
+            "deliver_timeout: 20s", "deliver_timeout: 20s\n  repeat_after: 2s"
+        )
+    )
+    expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3))
+    added = project.invoke(
+        "waiver", "add", "--comparison", "staging->production", "--key", "requests",
+        "--reason", "upgrade rolling out", "--expires", expires,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stdout + added.stderr
+    scan(project)
+    first = recorder.to("/hook")[0].json()
+    assert [i["key"] for i in first["items"]] == ["hotfix-lib"]  # requests is waived
+
+    time.sleep(3.2)  # the waiver expires; the critical item has been open past repeat_after
+    from app.alerts.deliver import Deliverer
+    from app.alerts.evaluate import Evaluator
+
+    rt = runtime.load(project.config)
+    try:
+        Evaluator(rt.config, rt.sessions).catch_up()
+        Deliverer(rt.config, rt.sessions, rt.redactor).drain(20)
+    finally:
+        rt.close()
+    kinds = {r.json()["event"]: r.json() for r in recorder.to("/hook")[1:]}
+    assert [i["key"] for i in kinds["drift.opened"]["items"]] == ["requests"]
+    assert [i["key"] for i in kinds["drift.reminder"]["items"]] == ["hotfix-lib"]
+    assert len(recorder.to("/hook")) == 3
+
+
+def test_bot_token_threads_later_messages_under_the_first(
+    project: Project, recorder: Recorder
+) -> None:
+    bot = (
+        f'slack: {{bot_token: "xoxb-test-token", channel: "#parity", '
+        f'api_url: "{recorder.url("/api/")}", min_severity: info}}'
+    )
+    seed(project, recorder, slack=bot)
+    scan(project)
+    project.write("production/requirements.txt", STAGING_REQS)
+    scan(project)
+    posts = recorder.to("/api/chat.postMessage")
+    assert len(posts) == 2
+    forms = [json.loads(p.body) if p.body.startswith(b"{") else p.body.decode() for p in posts]
+    assert "thread_ts" not in json.dumps(forms[0])
+    assert "1700000000.000001" in json.dumps(forms[1])  # threaded under the first message
+    assert posts[0].headers["Authorization"] == "Bearer xoxb-test-token"
+    assert b"xoxb-test-token" not in b"".join(p.body for p in posts)
+
+
+def test_routes_per_comparison(project: Project, recorder: Recorder) -> None:
+    seed(project, recorder)
+    text = project.config.read_text().replace(
+        "  - {source: staging, target: production}",
+        "  - source: staging\n    target: production\n"
+        "    alerts: {slack: {min_severity: critical}, webhooks: []}",
+    )
+    project.write_config(text)
+    scan(project)
+    assert recorder.requests == []  # nothing critical for Slack, no webhook for this one
+    assert events(project) == []
+
+
+def test_serve_delivers_what_pushes_open(project: Project, recorder: Recorder) -> None:
+    seed(project, recorder)
+    project.write_config(project.config.read_text() + "server: {auth: false}\n")
+    from app.main import create_app
+
+    def push(env: str, version: str) -> None:
+        doc = {
+            "taken_at": "2026-11-22T04:00:00Z",
+            "sources": [{"name": "agent", "type": "push", "status": "ok", "error": None}],
+            "resources": [
+                {"source": "agent", "category": "packages", "resource_type": "pip",
+                 "key": "openssl", "attributes": {"version": version}}
+            ],
+        }  # fmt: skip
+        answer = client.post(f"/api/v1/environments/{env}/snapshots", json=doc)
+        assert answer.status_code == 201, answer.text
+
+    with TestClient(create_app(project.config, alerts=True)) as client:
+        push("staging", "3.0.13")
+        push("production", "3.0.2")
+        assert len(recorder.wait_for("/slack", 1)) == 1
+        recorder.wait_for("/hook", 1)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            metrics = client.get("/api/v1/metrics").text
+            if 'envparity_alert_events{status="delivered",target="webhook:ops"} 1.0' in metrics:
+                break
+            time.sleep(0.1)
+        assert 'envparity_alert_events{status="delivered",target="slack"} 1.0' in metrics
+        assert 'envparity_alert_events{status="failed",target="slack"} 0.0' in metrics
+        assert (
+            'envparity_alert_deliveries_total{event="drift.opened",outcome="delivered",' in metrics
+        )
+        listed = client.get("/api/v1/alerts").json()
+        assert {e["target"] for e in listed} == {"slack", "webhook:ops"}
