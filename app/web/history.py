@@ -1,6 +1,7 @@
-"""Drift counts of past snapshot pairs for the environment timeline, computed with the reports
-service and kept per process: a snapshot never changes, so a pair's counts change only with the
-stored waivers (part of the key) or when a waiver expires (entries live a few minutes)."""
+"""Drift counts of past snapshot pairs for the environment timeline, where no stored evaluation
+has them: computed with the reports service and kept per process. A snapshot never changes, so
+a pair's counts change only with the stored waivers (their state is in the key) or when a
+waiver expires (entries live a few minutes)."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ class DriftHistory:
         config: Config,
         left: Snapshot,
         right: Snapshot,
-        waivers: tuple[Any, ...],
+        waivers: str,
         now: datetime,
     ) -> dict[str, int]:
         """Unwaived drift items by severity between two snapshots, as the report judges them."""

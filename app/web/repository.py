@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from app.db.models import EnvironmentRow, Scan, Snapshot, SnapshotSource, WaiverRow
+from app.db.models import EnvironmentRow, Scan, Snapshot, SnapshotSource
 
 
 class DashboardRepository:
@@ -44,10 +44,3 @@ class DashboardRepository:
             .group_by(SnapshotSource.name)
         )
         return {name: taken for name, taken in rows}
-
-    def waiver_state(self) -> tuple[int, int | None, datetime | None]:
-        """What changes whenever a stored waiver is added or removed (count, newest id, time)."""
-        count, newest_id, newest_at = self.session.execute(
-            select(func.count(WaiverRow.id), func.max(WaiverRow.id), func.max(WaiverRow.created_at))
-        ).one()
-        return int(count), newest_id, newest_at

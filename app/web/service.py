@@ -7,8 +7,10 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from app.alerts.repository import AlertRepository
 from app.api.reports import report_url
 from app.config import Config
+from app.db.models import Evaluation
 from app.gate.service import GateCache, GateResult
 from app.reports.service import Report, compare_refs
 from app.runtime import Runtime
@@ -40,12 +42,21 @@ def timeline(
     session: Session, config: Config, history: DriftHistory, name: str, now: datetime
 ) -> list[Event]:
     """The environment's last scans and snapshots, oldest first, each snapshot with its
-    unwaived drift in every declared comparison that involves the environment, judged
-    against the other side's latest snapshot at that time."""
+    unwaived drift in every declared comparison that involves the environment.
+
+    The drift is the stored evaluation made when the snapshot arrived (the first one judged
+    from it: app/alerts evaluates after every scan and push). A snapshot that has none (taken
+    before alerting existed, or its evaluation failed) is judged here against the other
+    side's latest snapshot at that time, with the reports service, and kept in `history`."""
     repo = SnapshotRepository(session)
     dashboard = DashboardRepository(session)
     out = events(repo.list_snapshots(name, TIMELINE), dashboard.scans(name, TIMELINE), TIMELINE)
-    waivers = dashboard.waiver_state()
+    ids = [e.snapshot.id for e in out if e.snapshot is not None]
+    first: dict[tuple[str, int, int], Evaluation] = {}
+    for evaluation in AlertRepository(session).evaluations_of_snapshots(ids):  # oldest first
+        first.setdefault((evaluation.comparison, 0, evaluation.left_snapshot_id), evaluation)
+        first.setdefault((evaluation.comparison, 1, evaluation.right_snapshot_id), evaluation)
+    waivers: str | None = None
     for comparison in config.model.comparisons:
         if name not in (comparison.source, comparison.target):
             continue
@@ -54,12 +65,22 @@ def timeline(
         for event in out:
             if event.snapshot is None:
                 continue
+            stored = first.get((comparison.name, 0 if mine_left else 1, event.snapshot.id))
+            if stored is not None:
+                event.drift[comparison.name] = {
+                    "critical": stored.critical,
+                    "warning": stored.warning,
+                    "info": stored.info,
+                }
+                event.changes[comparison.name] = (stored.opened, stored.resolved)
+                continue
             counterpart = repo.latest(other, at_or_before=event.snapshot.taken_at)
             if counterpart is None:
                 continue
             left, right = (
                 (event.snapshot, counterpart) if mine_left else (counterpart, event.snapshot)
             )
+            waivers = waivers or AlertRepository(session).waiver_state()
             event.drift[comparison.name] = history.counts(
                 session, config, left, right, waivers, now
             )

@@ -22,6 +22,8 @@ class Event:
     # comparison name -> unwaived drift items by severity, against the other side's
     # latest snapshot at that time; absent when the other side had no snapshot yet
     drift: dict[str, dict[str, int]] = field(default_factory=dict)
+    # comparison name -> (opened, resolved) drift items, from the stored evaluation
+    changes: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def origin(self) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from app import runtime
+from app.alerts.evaluate import Evaluator
 from app.auth.tokens import TokenRepository
 from app.db.base import utcnow
 from app.snapshots import service
@@ -92,9 +93,10 @@ class Seeded:
 
 
 @contextmanager
-def seeded(root: Path, *, auth: bool = True) -> Iterator[Seeded]:
+def seeded(root: Path, *, auth: bool = True, evaluate: bool = True) -> Iterator[Seeded]:
     """The installation, for as long as the block runs (its own environment variables: this
-    outlives one test, and the autouse isolation fixture is per test)."""
+    outlives one test, and the autouse isolation fixture is per test). `evaluate`: store the
+    comparisons' evaluations after each push, as `envparity push` and the API do."""
     with pytest.MonkeyPatch.context() as mp:
         for name in list(os.environ):
             if name.startswith("ENVPARITY_"):
@@ -111,11 +113,14 @@ def seeded(root: Path, *, auth: bool = True) -> Iterator[Seeded]:
         ("staging", now - timedelta(minutes=30), {"banner": BANNER}),
         ("production", now - timedelta(minutes=10), {"pool_size": 40, "open_ssh": True}),
     ]
-    with rt.sessions.begin() as session:
-        for env, taken_at, extra in pushes:
-            open_ssh = bool(extra.pop("open_ssh", False))
+    for env, taken_at, extra in pushes:
+        open_ssh = bool(extra.pop("open_ssh", False))
+        with rt.sessions.begin() as session:
             doc = document(env, taken_at, open_ssh=open_ssh, **extra)
             service.push(session, rt.config, env, doc, rt.redactor)
+        if evaluate:
+            Evaluator(rt.config, rt.sessions).after_snapshot(env)
+    with rt.sessions.begin() as session:
         _, token = TokenRepository(session).create("read", "dashboard", None)
     try:
         yield Seeded(rt, token, root)
