@@ -185,6 +185,44 @@ def test_spec_example_loads_with_typed_sources(tmp_path: Path) -> None:
             ["envparity.yaml:", "not valid YAML"],
             id="broken-yaml",
         ),
+        pytest.param(
+            """
+            environments:
+              staging: {}
+              production: {}
+            alerts:
+              webhooks: [{name: pager, url: "http://x"}]
+            comparisons:
+              - source: staging
+                target: production
+                alerts:
+                  webhooks: [pagr]
+            """,
+            ["envparity.yaml:10:", "comparisons[0].alerts.webhooks[0]", "'pagr'", "pager"],
+            id="unknown-webhook-route",
+        ),
+        pytest.param(
+            """
+            environments:
+              staging: {}
+            alerts:
+              slack: {bot_token: "xoxb-1", min_severity: warning}
+            """,
+            ["envparity.yaml:4:", "alerts.slack", "bot_token and channel"],
+            id="slack-bot-without-channel",
+        ),
+        pytest.param(
+            """
+            environments:
+              staging: {}
+            alerts:
+              webhooks:
+                - {name: ops, url: "http://a"}
+                - {name: ops, url: "http://b"}
+            """,
+            ["envparity.yaml:", "alerts.webhooks", "two webhooks are named 'ops'"],
+            id="duplicate-webhook-name",
+        ),
     ],
 )
 def test_mistakes_name_file_line_and_key(tmp_path: Path, text: str, expected: list[str]) -> None:

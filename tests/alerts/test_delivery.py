@@ -314,3 +314,33 @@ def test_serve_delivers_what_pushes_open(project: Project, recorder: Recorder) -
         )
         listed = client.get("/api/v1/alerts").json()
         assert {e["target"] for e in listed} == {"slack", "webhook:ops"}
+
+
+def test_scheduled_scans_alert_once(project: Project, recorder: Recorder) -> None:
+    seed(project, recorder)
+    text = project.config.read_text().replace("    sources:\n", "    schedule: 1s\n    sources:\n")
+    project.write_config(text)
+    from app import scheduler as scheduler_mod
+    from app.alerts.deliver import Background, Deliverer
+    from app.db.models import Scan
+
+    rt = runtime.load(project.config)
+    jobs, leadership = scheduler_mod.build(rt)
+    delivery = Background(Deliverer(rt.config, rt.sessions, rt.redactor), every=0.2)
+    jobs.start()
+    delivery.start()
+    try:
+        recorder.wait_for("/slack", 1)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # several more scans of each, nobody calling scan
+            with rt.sessions.begin() as session:
+                if len(session.scalars(select(Scan.id)).all()) >= 6:
+                    break
+            time.sleep(0.2)
+        time.sleep(0.5)
+    finally:
+        jobs.shutdown(wait=True)
+        delivery.close()
+        leadership.release()
+        rt.close()
+    assert posted(recorder) == (1, 1)
