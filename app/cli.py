@@ -28,6 +28,7 @@ from app.errors import EnvparityError, InvalidInput, ScanInProgress
 from app.gate import service as gate_service
 from app.reports import render
 from app.reports import service as reports
+from app.reports.stored import stored_report
 from app.settings import get_settings
 from app.snapshots import service
 from app.snapshots.repository import SnapshotRepository, process_owner
@@ -459,7 +460,15 @@ def diff(
         chosen = _format(fmt)
         categories = _categories(category)
         with runtime_mod.unit_of_work(config) as (rt, session):
-            report = reports.compare_refs(session, rt.config, left, right, utcnow())
+            now = utcnow()
+            stored = None if categories else stored_report(session, rt.config, left, right, now)
+            if stored is not None and chosen == "json":  # as stored: nothing to render
+                _emit(stored.text, output)
+                raise typer.Exit(1 if stored.unwaived else 0)
+            if stored is not None:
+                report = stored.report(now)
+            else:
+                report = reports.compare_refs(session, rt.config, left, right, now)
         if categories:
             report = reports.only_categories(report, categories)
         if chosen == "table" and output is None:

@@ -18,12 +18,15 @@ from app.db.base import utcnow
 from app.db.models import AlertEvent, Evaluation, OpenDrift
 from app.diff.model import SEVERITY_RANK, DriftItem
 from app.errors import EnvparityError
+from app.reports.render import to_json
 from app.reports.service import Report, compare_snapshots, first_waiver_expiry, item_json
+from app.reports.stored import rules_digest
 from app.runtime import Runtime
 from app.snapshots.repository import SnapshotRepository
 from app.snapshots.schemas import format_time
 from app.snapshots.service import Scanner
 from app.snapshots.store import DocumentStore, canonical_json, content_hash
+from app.waivers.repository import WaiverRepository
 
 log = logging.getLogger(__name__)
 
@@ -127,21 +130,24 @@ def evaluate(
     left, right = snapshots.latest(comparison.source), snapshots.latest(comparison.target)
     if left is None or right is None:
         return None
-    waivers = alerts.waiver_state()
+    waivers = WaiverRepository(session).state()
+    rules = rules_digest(config)
     unchanged = (
         state.left_snapshot_id == left.id
         and state.right_snapshot_id == right.id
         and state.waiver_state == waivers
+        and state.rules == rules
         and (state.valid_until is None or now < state.valid_until)
     )
     if unchanged and not force:
         return None
 
     report = compare_snapshots(session, config, left, right, now)
-    body = report.as_json()
-    document = canonical_json(body)
-    digest = content_hash(document)
-    DocumentStore(session).put({digest: document})
+    text = to_json(report)
+    compared = canonical_json(report.result.resources)
+    digest, resources = content_hash(text), content_hash(compared)
+    DocumentStore(session).put({digest: text, resources: compared})
+    summary = json.loads(text)["summary"]
 
     counting = {i.fingerprint: i for i in report.counting}
     already = alerts.open_drift(comparison.name)
@@ -149,7 +155,6 @@ def evaluate(
     resolved = [row for f, row in already.items() if f not in counting and _known(report, row)]
     reminders = _reminders(config, already, counting, resolved, now)
 
-    summary = body["summary"]
     evaluation = alerts.add_evaluation(
         Evaluation(
             comparison=comparison.name,
@@ -157,6 +162,7 @@ def evaluate(
             right_snapshot_id=right.id,
             created_at=now,
             report=digest,
+            resources=resources,
             unwaived=summary["unwaived"],
             critical=sum(i.severity == "critical" for i in counting.values()),
             warning=sum(i.severity == "warning" for i in counting.values()),
@@ -185,6 +191,7 @@ def evaluate(
 
     state.left_snapshot_id, state.right_snapshot_id = left.id, right.id
     state.waiver_state = waivers
+    state.rules = rules
     state.valid_until = first_waiver_expiry(session, config, now)
     state.evaluated_at = now
     state.evaluation_id = evaluation.id

@@ -9,8 +9,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from app.db.models import AlertEvent, ComparisonState, Evaluation, OpenDrift, WaiverRow
+from app.db.models import AlertEvent, ComparisonState, Evaluation, OpenDrift
 from app.errors import Conflict, NotFound
+from app.waivers.repository import WaiverRepository
 
 EVENT_STATUSES = ("pending", "delivered", "failed")
 
@@ -45,11 +46,7 @@ class AlertRepository:
         return {s.comparison: s for s in self.session.scalars(select(ComparisonState))}
 
     def waiver_state(self) -> str:
-        """Changes whenever a stored waiver is added or removed."""
-        count, highest, newest = self.session.execute(
-            select(func.count(WaiverRow.id), func.max(WaiverRow.id), func.max(WaiverRow.created_at))
-        ).one()
-        return f"{count}:{highest}:{newest.isoformat() if newest else ''}"
+        return WaiverRepository(self.session).state()
 
     # ------------------------------------------------------------------ evaluations
 

@@ -17,6 +17,7 @@ from app.errors import InvalidInput
 from app.gate import service as gate_service
 from app.reports import render
 from app.reports import service as reports
+from app.reports.stored import stored_report
 from app.waivers.repository import WaiverRepository, as_waiver
 from collectors.base import Category
 
@@ -44,10 +45,16 @@ def comparisons(runtime: RuntimeDep) -> list[dict[str, Any]]:
 )
 def comparison_report(
     source: str, target: str, runtime: RuntimeDep, session: SessionDep, request: Request
-) -> dict[str, Any]:
+) -> Any:
+    """The latest snapshots compared: the report stored by the last evaluation while it
+    still holds, else computed now."""
     runtime.config.environment(source)
     runtime.config.environment(target)
-    report = reports.compare_refs(session, runtime.config, source, target, utcnow())
+    now = utcnow()
+    stored = stored_report(session, runtime.config, source, target, now)
+    if stored is not None:
+        return Response(stored.text, media_type="application/json")
+    report = reports.compare_refs(session, runtime.config, source, target, now)
     request.app.state.metrics.evaluated(report)
     return report.as_json()
 

@@ -172,6 +172,8 @@ class ComparisonState(Base):
     waiver_state: Mapped[str | None] = mapped_column(String(100))
     # The first waiver expiry after the last evaluation: due again from then on.
     valid_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The digest of the config that shapes a report (vars, rules, waivers in the file).
+    rules: Mapped[str | None] = mapped_column(String(64))
     evaluated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     evaluation_id: Mapped[int | None] = mapped_column(Integer)
     version: Mapped[int] = mapped_column(Integer, default=0)
@@ -190,6 +192,8 @@ class Evaluation(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # The report's JSON (as `diff --format json` gives it), a content-addressed document.
     report: Mapped[str] = mapped_column(String(64))
+    # The compared resources (category, resource type, key), a document too (for JUnit).
+    resources: Mapped[str] = mapped_column(String(64))
     unwaived: Mapped[int] = mapped_column(Integer, default=0)
     critical: Mapped[int] = mapped_column(Integer, default=0)
     warning: Mapped[int] = mapped_column(Integer, default=0)

@@ -187,7 +187,7 @@ def to_junit(report: Report) -> str:
     data = report.as_json()
     name = f"envparity {data['comparison']}"
     by_resource: dict[tuple[str, str, str], list[DriftItem]] = {}
-    for item in report.result.items:
+    for item in sort_items(report.result.items):  # worst first within each case
         by_resource.setdefault((item.category, item.resource_type, item.key), []).append(item)
     cases: list[ET.Element] = []
     failures = 0

@@ -1,0 +1,65 @@
+"""`diff` of a declared comparison serves the report stored by the last evaluation, and it
+says exactly what a fresh comparison says; anything that would change the report (a new
+snapshot, a waiver, a rule, an expiry) makes it compute afresh."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from tests.support import REPO, Project
+
+
+@pytest.fixture
+def examples(project: Project) -> Project:
+    shutil.copytree(REPO / "examples", project.root, dirs_exist_ok=True)
+    for leftover in project.root.glob("envparity.db*"):
+        leftover.unlink()
+    assert project.invoke("scan", "--all").returncode == 0
+    return project
+
+
+def ids(project: Project) -> tuple[str, str]:
+    report = json.loads(project.invoke("diff", "staging", "production", "-f", "json").stdout)
+    return (
+        f"staging@{report['left']['snapshot_id']}",
+        f"production@{report['right']['snapshot_id']}",
+    )
+
+
+@pytest.mark.parametrize("fmt", ["json", "markdown", "junit", "table"])
+def test_stored_report_says_what_a_fresh_comparison_says(examples: Project, fmt: str) -> None:
+    left, right = ids(examples)  # refs by id: never served from the stored report
+    stored = examples.invoke("diff", "staging", "production", "--format", fmt)
+    fresh = examples.invoke("diff", left, right, "--format", fmt)
+    assert stored.returncode == fresh.returncode == 1
+    assert stored.stdout == fresh.stdout
+    assert stored.stdout.strip()
+
+
+def test_a_new_waiver_or_rule_is_seen_at_once(examples: Project) -> None:
+    before = json.loads(examples.invoke("diff", "staging", "production", "-f", "json").stdout)
+    assert before["summary"]["unwaived"] == 6
+    added = examples.invoke(
+        "waiver", "add", "--comparison", "staging->production", "--key", "requests",
+        "--path", "version", "--reason", "rolling out",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stdout + added.stderr
+    after = json.loads(examples.invoke("diff", "staging", "production", "-f", "json").stdout)
+    assert after["summary"]["unwaived"] == 5
+
+    config = examples.config.read_text() + "severity:\n  - {key: requests, severity: critical}\n"
+    examples.write_config(config)
+    ruled = json.loads(examples.invoke("diff", "staging", "production", "-f", "json").stdout)
+    requests = next(i for i in ruled["items"] if i["key"] == "requests")
+    assert requests["severity"] == "critical"
+
+
+def test_a_new_snapshot_is_seen_at_once(examples: Project) -> None:
+    path = examples.root / "deploy/production/app.yaml"
+    path.write_text(path.read_text().replace("pool_size: 20", "pool_size: 10"))
+    assert examples.invoke("scan", "production").returncode == 0
+    report = json.loads(examples.invoke("diff", "staging", "production", "-f", "json").stdout)
+    assert not any(i["path"] == "database.pool_size" for i in report["items"])
