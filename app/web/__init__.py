@@ -10,6 +10,7 @@ from starlette.responses import RedirectResponse
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.web.fragments import Fragments
 from app.web.history import DriftHistory
 from app.web.router import router
 from app.web.templating import STATIC, Pages
@@ -45,6 +46,7 @@ def install(app: FastAPI) -> None:
     """Adds the pages, their assets and the report-link redirect to the application."""
     app.state.pages = Pages()
     app.state.drift_history = DriftHistory()
+    app.state.fragments = Fragments()
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(BrowserReports)

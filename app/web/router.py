@@ -20,6 +20,7 @@ from app.gate.service import GateCache, gate_config
 from app.runtime import Runtime
 from app.snapshots.repository import SnapshotRepository
 from app.web import service, timeline, views
+from app.web.fragments import Fragments
 from app.web.repository import DashboardRepository
 from app.web.templating import Pages
 from collectors.base import CATEGORIES, Category
@@ -151,19 +152,23 @@ def comparison(
     now = utcnow()
     gate, report = service.comparison_state(runtime, request.app.state.gates, source, target, now)
     settings = gate_config(runtime.config, source, target)
-    view = views.comparison_view(
-        gate,
-        settings.fail_on,
-        settings.max_age,
-        report,
-        views.Filters(category, severity, waived),
-        now,
-    )
+    filters = views.Filters(category, severity, waived)
+    view = views.comparison_view(gate, settings.fail_on, settings.max_age, report, filters, now)
+    items = ""
+    if report is not None:
+        pages: Pages = request.app.state.pages
+        fragments: Fragments = request.app.state.fragments
+        items = fragments.items(
+            report,
+            filters,
+            lambda: pages.render("comparison_items.html", **views.grouped(report, filters)),
+        )
     return render(
         request,
         "comparison.html",
         nav="",
         view=view,
+        items=items,
         declared=runtime.config.comparison(source, target) is not None,
         all_categories=CATEGORIES,
         severities=views.SEVERITIES,

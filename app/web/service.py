@@ -13,6 +13,7 @@ from app.config import Config
 from app.db.models import Evaluation
 from app.gate.service import GateCache, GateResult
 from app.reports.service import Report, compare_refs
+from app.reports.stored import stored_report
 from app.runtime import Runtime
 from app.snapshots.repository import SnapshotRepository
 from app.web.history import DriftHistory
@@ -26,15 +27,21 @@ def comparison_state(
     runtime: Runtime, gates: GateCache, source: str, target: str, now: datetime
 ) -> tuple[GateResult, Report | None]:
     """The gate's answer (through the API's cache, so the dashboard and CI agree and warm
-    each other) and the report behind it; a stale or partial answer carries no report, so
-    that one is computed here; `missing` has none."""
+    each other) and the report behind it. A stale or partial answer carries no report: that
+    one is the report stored by the last evaluation while it holds, else computed here;
+    `missing` has none."""
     gate = gates.evaluate(
         runtime.sessions, runtime.config, source, target, now, report_url(runtime, source, target)
     )
     report = gate.report
     if report is None and gate.status in ("stale", "partial"):
         with runtime.sessions.begin() as session:
-            report = compare_refs(session, runtime.config, source, target, now)
+            stored = stored_report(session.connection(), runtime.config, source, target, now)
+            report = (
+                stored.report(now)
+                if stored is not None
+                else compare_refs(session, runtime.config, source, target, now)
+            )
     return gate, report
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +32,14 @@ def age(value: timedelta | None) -> str:
     return f"{seconds // 86400} d"
 
 
+# A report's items share few distinct times (first seen): format each once.
+@lru_cache(maxsize=4096)
 def when(value: datetime | None) -> str:
     """A time for people: UTC, to the minute (the exact time is in `<time datetime>`)."""
     return "" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+@lru_cache(maxsize=4096)
 def iso(value: datetime | None) -> str:
     return "" if value is None else format_time(value)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -218,10 +218,6 @@ class ComparisonView:
     now: datetime
     report: Report | None = None
     summary: Summary | None = None
-    groups: list[Group] = field(default_factory=list)
-    shown: int = 0
-    total: int = 0
-    categories: list[str] = field(default_factory=list)  # with items, for the filter
 
     @property
     def left(self) -> SnapshotMeta | None:
@@ -240,18 +236,6 @@ class ComparisonView:
         return f"envparity gate {self.source} {self.target}"
 
 
-def grouped(report: Report, filters: Filters) -> tuple[list[Group], int]:
-    """The report's items that pass the filters, by category (in the usual order), counting
-    drift first and worst first within each."""
-    by_category: dict[str, list[ItemRow]] = {c: [] for c in CATEGORIES}
-    shown = 0
-    for item in sort_items(report.result.items):
-        if filters.keep(item):
-            by_category.setdefault(item.category, []).append(item_row(item))
-            shown += 1
-    return [Group(c, rows) for c, rows in by_category.items() if rows], shown
-
-
 def comparison_view(
     gate: GateResult,
     fail_on: str,
@@ -261,15 +245,29 @@ def comparison_view(
     now: datetime,
 ) -> ComparisonView:
     view = ComparisonView(gate.source, gate.target, gate, fail_on, max_age, filters, now)
-    if report is None:
-        return view
-    view.report = report
-    view.summary = summary(report)
-    view.groups, view.shown = grouped(report, filters)
-    view.total = len(report.result.items)
-    present = {i.category for i in report.result.items}
-    view.categories = [c for c in CATEGORIES if c in present]
+    if report is not None:
+        view.report = report
+        view.summary = summary(report)
     return view
+
+
+def grouped(report: Report, filters: Filters) -> dict[str, Any]:
+    """The report's items that pass the filters, by category (in the usual order), counting
+    drift first and worst first within each: the context of comparison_items.html."""
+    by_category: dict[str, list[ItemRow]] = {c: [] for c in CATEGORIES}
+    shown = 0
+    for item in sort_items(report.result.items):
+        if filters.keep(item):
+            by_category.setdefault(item.category, []).append(item_row(item))
+            shown += 1
+    return {
+        "groups": [Group(c, rows) for c, rows in by_category.items() if rows],
+        "shown": shown,
+        "total": len(report.result.items),
+        "filters": filters,
+        "source": report.left.environment,
+        "target": report.right.environment,
+    }
 
 
 # ----------------------------------------------------------------------------- snapshot

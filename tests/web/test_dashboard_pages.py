@@ -290,3 +290,15 @@ def test_the_gates_report_url_lands_on_the_comparison_page(
     assert api.status_code == 200
     assert api.json()["comparison"] == "staging->production"
     assert client.get(url).status_code == 401  # no Accept: an API client, without its token
+
+
+def test_a_stale_comparison_shows_the_stored_report(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def computed(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the report was computed, not read from the stored evaluation")
+
+    monkeypatch.setattr("app.web.service.compare_refs", computed)
+    page = client.get("/comparisons/dev/staging").text
+    assert '<span class="gate gate-stale">stale</span>' in page
+    assert "&lt;script&gt;alert(" in page  # the banner drift, from the stored report
