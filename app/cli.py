@@ -8,35 +8,50 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
 from app import runtime as runtime_mod
-from app.auth.tokens import TokenRepository
 from app.config import find_config_path, load_config, parse_duration
 from app.db import migrate
-from app.db.base import utcnow
-from app.db.models import WaiverRow
 from app.db.session import make_engine
+from app.db.types import utcnow
 from app.errors import EnvparityError, InvalidInput, ScanInProgress
-from app.gate import service as gate_service
-from app.reports import render
-from app.reports import service as reports
-from app.reports.stored import stored_report
+from app.reports import FORMATS
 from app.settings import get_settings
-from app.snapshots import service
-from app.snapshots.repository import SnapshotRepository, process_owner
 from app.snapshots.schemas import format_time
-from app.waivers.repository import WaiverRepository
 from collectors import registry
 from collectors.base import CATEGORIES, FetchContext
-from collectors.runner import SourceOutcome, run_source
+
+if TYPE_CHECKING:  # the heavier modules load in the commands that use them
+    from rich.progress import Progress
+
+    from app.gate import service as gate_service
+    from collectors.runner import SourceOutcome
+
+
+def _render() -> Any:
+    from app.reports import render  # Rich tables and XML: not needed to print stored JSON
+
+    return render
+
+
+def _gate() -> Any:
+    from app.gate import service
+
+    return service
+
+
+def _tokens(session: Any) -> Any:
+    from app.auth.tokens import TokenRepository
+
+    return TokenRepository(session)
+
 
 app = typer.Typer(
     name="envparity",
@@ -142,6 +157,8 @@ def validate(
         failures = 0
         redactor = runtime_mod.redactor_for(settings, cfg)
         for env in cfg.environments.values():
+            from collectors.runner import run_source
+
             ctx = FetchContext(env.name, cfg.base_dir, env.vars, redactor.hash)
             for options in env.sources:
                 outcome = run_source(options, ctx, redactor)
@@ -310,6 +327,8 @@ def _progress() -> Iterator[Any]:
     if not out.is_terminal:
         yield _PlainProgress()
         return
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -349,6 +368,8 @@ def push(
                 f"{environment}: stored snapshot #{stored['snapshot_id']} ({stored['status']})"
             )
             return
+        from app.snapshots import service
+
         with runtime_mod.unit_of_work(config) as (rt, session):
             snapshot_id, status = service.push(session, rt.config, environment, data, rt.redactor)
         out.print(f"{environment}: stored snapshot #{snapshot_id} ({status})")
@@ -386,6 +407,8 @@ def export(
 ) -> None:
     """Write a snapshot in the push format."""
     with _errors(), runtime_mod.unit_of_work(config) as (_rt, session):
+        from app.snapshots import service
+
         document = service.export(session, environment, snapshot_id)
     text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
     if output is None:
@@ -432,8 +455,8 @@ def _categories(values: list[str] | None) -> set[str] | None:
 
 def _format(fmt: str | None) -> str:
     chosen = fmt or ("table" if out.is_terminal else "json")
-    if chosen not in render.FORMATS:
-        raise EnvparityError(f"--format must be one of {', '.join(render.FORMATS)}")
+    if chosen not in FORMATS:
+        raise EnvparityError(f"--format must be one of {', '.join(FORMATS)}")
     return chosen
 
 
@@ -455,26 +478,36 @@ def diff(
     config: ConfigOption = None,
 ) -> None:
     """Compare two snapshots. Exit 0 no unwaived drift, 1 drift, 2 error."""
+    from app.reports.stored import stored_report
+
     _setup_logging()
     with _errors():
         chosen = _format(fmt)
         categories = _categories(category)
-        with runtime_mod.unit_of_work(config) as (rt, session):
-            now = utcnow()
-            stored = None if categories else stored_report(session, rt.config, left, right, now)
-            if stored is not None and chosen == "json":  # as stored: nothing to render
-                _emit(stored.text, output)
-                raise typer.Exit(1 if stored.unwaived else 0)
-            if stored is not None:
-                report = stored.report(now)
-            else:
-                report = reports.compare_refs(session, rt.config, left, right, now)
+        now = utcnow()
+        rt = runtime_mod.load(config)
+        try:
+            with rt.engine.connect() as conn:
+                stored = None if categories else stored_report(conn, rt.config, left, right, now)
+                if stored is not None and chosen == "json":  # as stored: nothing to render
+                    _emit(stored.text, output)
+                    raise typer.Exit(1 if stored.unwaived else 0)
+                report = stored.report(now) if stored is not None else None
+            if report is None:
+                from app.reports import service as reports
+
+                with rt.sessions.begin() as session:
+                    report = reports.compare_refs(session, rt.config, left, right, now)
+        finally:
+            rt.close()
         if categories:
-            report = reports.only_categories(report, categories)
+            from app.reports.service import only_categories
+
+            report = only_categories(report, categories)
         if chosen == "table" and output is None:
-            out.print(render.to_rich(report))
+            out.print(_render().to_rich(report))
         else:
-            _emit(render.render(report, chosen), output)
+            _emit(_render().render(report, chosen), output)
     raise typer.Exit(1 if report.counting else 0)
 
 
@@ -503,7 +536,7 @@ def gate(
         chosen = _format(fmt)
         categories = _categories(category)
         with runtime_mod.unit_of_work(config) as (rt, session):
-            result = gate_service.evaluate(
+            result = _gate().evaluate(
                 session, rt.config, source, target, utcnow(), categories=categories
             )
         _print_gate(result, chosen, output)
@@ -549,14 +582,15 @@ def _remote_gate(
                     out.print(f"  report: {body['report_url']}")
     finally:
         client.close()
-    return gate_service.EXIT_BY_STATUS.get(status, 2)
+    code: int = _gate().EXIT_BY_STATUS.get(status, 2)
+    return code
 
 
 def _print_gate(
     result: gate_service.GateResult, fmt: str, output: Path | None, details: bool = True
 ) -> None:
     if fmt != "table":
-        _emit(render.gate_text(result, fmt), output)
+        _emit(_render().gate_text(result, fmt), output)
         return
     colour = {"pass": "green", "fail": "red"}.get(result.status, "yellow")
     out.print(
@@ -565,8 +599,10 @@ def _print_gate(
     for reason in result.reasons:
         out.print(f"  {escape(reason)}")
     if details and result.report is not None and result.failing:
+        from app.reports import service as reports
+
         out.print(
-            render.to_rich(
+            _render().to_rich(
                 reports.only_fingerprints(result.report, {i["fingerprint"] for i in result.failing})
             )
         )
@@ -584,10 +620,13 @@ def baseline_set(
     config: ConfigOption = None,
 ) -> None:
     """Mark the approved baseline of an environment (for ENV@baseline)."""
+    from app.reports.service import resolve
+    from app.snapshots.repository import SnapshotRepository, process_owner
+
     with _errors(), runtime_mod.unit_of_work(config) as (_rt, session):
         repo = SnapshotRepository(session)
         ref = environment if snapshot_id is None else f"{environment}@{snapshot_id}"
-        snapshot = reports.resolve(repo, ref)
+        snapshot = resolve(repo, ref)
         repo.set_baseline(snapshot, process_owner())
         chosen = snapshot.id
     out.print(f"{environment}: baseline is now snapshot #{chosen}")
@@ -613,12 +652,16 @@ def waiver_add(
     config: ConfigOption = None,
 ) -> None:
     """Store a waiver: matching drift stays in reports, marked waived, and passes the gate."""
+    from app.db.models import WaiverRow
+    from app.reports.service import parse_expiry
+    from app.waivers.repository import WaiverRepository
+
     with _errors():
         if category is not None and category not in CATEGORIES:
             raise InvalidInput(f"--category must be one of {', '.join(CATEGORIES)}")
         if not reason.strip():
             raise InvalidInput("--reason must say why the difference is expected")
-        expires_at = reports.parse_expiry(expires) if expires else None
+        expires_at = parse_expiry(expires) if expires else None
         with runtime_mod.unit_of_work(config) as (_rt, session):
             row = WaiverRepository(session).add(
                 WaiverRow(
@@ -639,6 +682,8 @@ def waiver_add(
 @waiver_app.command("list")
 def waiver_list(config: ConfigOption = None) -> None:
     """List waivers: stored ones and the config's `ignore:` rules."""
+    from app.waivers.repository import WaiverRepository
+
     with _errors(), runtime_mod.unit_of_work(config) as (rt, session):
         rows = WaiverRepository(session).all()
         now = utcnow()
@@ -677,6 +722,8 @@ def waiver_rm(
     config: ConfigOption = None,
 ) -> None:
     """Remove a stored waiver."""
+    from app.waivers.repository import WaiverRepository
+
     with _errors(), runtime_mod.unit_of_work(config) as (_rt, session):
         WaiverRepository(session).remove(waiver_id)
     out.print(f"waiver #{waiver_id} removed")
@@ -712,6 +759,7 @@ def demo(
     import tempfile
 
     from app import demo as demo_mod
+    from app.reports import service as reports
 
     _setup_logging()
     with _errors(), tempfile.TemporaryDirectory(prefix="envparity-demo-") as scratch:
@@ -730,13 +778,13 @@ def demo(
                         session, rt.config, "staging", "production", utcnow()
                     )
                     gates = [
-                        gate_service.evaluate(session, rt.config, c.source, c.target, utcnow())
+                        _gate().evaluate(session, rt.config, c.source, c.target, utcnow())
                         for c in rt.config.model.comparisons
                     ]
             finally:
                 rt.close()
             out.rule("staging → production")
-            out.print(render.to_rich(report))
+            out.print(_render().to_rich(report))
             out.rule("promotion gates")
             for result in gates:
                 _print_gate(result, "table", None, details=False)
@@ -756,10 +804,12 @@ def token_create(
     config: ConfigOption = None,
 ) -> None:
     """Print a new API token, once: only its SHA-256 is kept."""
+    from app.reports.service import parse_expiry
+
     with _errors():
-        expires_at = reports.parse_expiry(expires) if expires else None
+        expires_at = parse_expiry(expires) if expires else None
         with runtime_mod.unit_of_work(config) as (_rt, session):
-            row, token = TokenRepository(session).create(scope, name or scope, expires_at)
+            row, token = _tokens(session).create(scope, name or scope, expires_at)
             token_id = row.id
     err.print(f"token #{token_id} ({scope}); shown once, store it now:")
     sys.stdout.write(token + "\n")
@@ -771,7 +821,7 @@ def token_list(config: ConfigOption = None) -> None:
     with _errors(), runtime_mod.unit_of_work(config) as (_rt, session):
         table = Table("id", "name", "scope", "prefix", "created", "expires", "last used", "state")
         now = utcnow()
-        for row in TokenRepository(session).all():
+        for row in _tokens(session).all():
             state = (
                 "revoked"
                 if row.revoked_at
@@ -797,7 +847,7 @@ def token_revoke(
 ) -> None:
     """Revoke a token: refused at once by new processes, by a running server within 10 s."""
     with _errors(), runtime_mod.unit_of_work(config) as (_rt, session):
-        TokenRepository(session).revoke(token_id)
+        _tokens(session).revoke(token_id)
     out.print(f"token #{token_id} revoked")
 
 

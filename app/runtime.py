@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import URL
-from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Config, find_config_path, load_config
 from app.db.migrate import ensure_schema
@@ -18,6 +19,9 @@ from app.secrets import make_redactor
 from app.settings import Settings, get_settings
 from collectors.secrets import Redactor
 
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
 
 @dataclass
 class Runtime:
@@ -25,8 +29,12 @@ class Runtime:
     config: Config
     database_url: URL
     engine: Engine
-    sessions: sessionmaker[Session]
     redactor: Redactor
+
+    @cached_property
+    def sessions(self) -> sessionmaker[Session]:
+        """Made on first use: a command that reads with Core alone never loads the ORM."""
+        return make_sessionmaker(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -69,7 +77,6 @@ def load(
         config=config,
         database_url=url,
         engine=engine,
-        sessions=make_sessionmaker(engine),
         redactor=redactor_for(settings, config),
     )
 

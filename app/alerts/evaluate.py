@@ -22,10 +22,11 @@ from app.reports.render import to_json
 from app.reports.service import Report, compare_snapshots, first_waiver_expiry, item_json
 from app.reports.stored import rules_digest
 from app.runtime import Runtime
+from app.snapshots.canonical import canonical_json, content_hash
 from app.snapshots.repository import SnapshotRepository
 from app.snapshots.schemas import format_time
 from app.snapshots.service import Scanner
-from app.snapshots.store import DocumentStore, canonical_json, content_hash
+from app.snapshots.store import DocumentStore
 from app.waivers.repository import WaiverRepository
 
 log = logging.getLogger(__name__)

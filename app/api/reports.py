@@ -51,7 +51,7 @@ def comparison_report(
     runtime.config.environment(source)
     runtime.config.environment(target)
     now = utcnow()
-    stored = stored_report(session, runtime.config, source, target, now)
+    stored = stored_report(session.connection(), runtime.config, source, target, now)
     if stored is not None:
         return Response(stored.text, media_type="application/json")
     report = reports.compare_refs(session, runtime.config, source, target, now)

@@ -23,6 +23,7 @@ from app.reports.service import (
     item_json,
     sort_items,
 )
+from app.reports.stored import WAIVER_STATE_SQL, latest_snapshot_sql
 from app.snapshots.repository import SnapshotRepository
 from app.snapshots.schemas import format_time
 
@@ -147,20 +148,13 @@ def evaluate(
 # ----------------------------------------------------------------------------- cached gate
 
 
-def _latest(column: str, env: str) -> str:
-    return (
-        f"(SELECT s.{column} FROM snapshots s JOIN environments e ON e.id = s.environment_id"
-        f" WHERE e.name = :{env} ORDER BY s.taken_at DESC, s.id DESC LIMIT 1)"
-    )
-
+_latest = latest_snapshot_sql
 
 # Everything a cached answer depends on, in one round trip.
 _HEAD = text(
     f"SELECT {_latest('id', 'source')} AS left_id, {_latest('taken_at', 'source')} AS left_taken,"
     f" {_latest('id', 'target')} AS right_id, {_latest('taken_at', 'target')} AS right_taken,"
-    " (SELECT COUNT(*) FROM waivers) AS waiver_count, (SELECT MAX(id) FROM waivers) AS waiver_max,"
-    # SQLite reuses the highest id after a delete: the newest creation time tells them apart
-    " (SELECT MAX(created_at) FROM waivers) AS waiver_newest"
+    f" {WAIVER_STATE_SQL}"
 ).columns(left_taken=UTCDateTime(), right_taken=UTCDateTime(), waiver_newest=UTCDateTime())
 
 

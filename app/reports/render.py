@@ -18,7 +18,6 @@ from app.reports.service import Report, sort_items
 if TYPE_CHECKING:
     from app.gate.service import GateResult
 
-FORMATS = ("table", "json", "markdown", "junit")
 SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
 MAX_VALUE = 120
 

@@ -1,30 +1,68 @@
 """Reports stored by the evaluation after each scan: written once, then served to `diff`,
-the API and the dashboard for as long as nothing they depend on has changed."""
+the API and the dashboard for as long as nothing they depend on has changed.
+
+Core SQL only (no ORM): `envparity diff` of a declared comparison answers from here
+without loading the ORM, the models or the diff engine."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, text
 
 from app import __version__
 from app.config import Config
-from app.db.models import ComparisonState, Evaluation
-from app.diff.model import DiffResult, DriftItem, Unknown
-from app.reports.service import Report, SnapshotMeta, parse_time
-from app.snapshots.repository import SnapshotRepository
-from app.snapshots.store import DocumentStore, canonical_json, content_hash
-from app.waivers.repository import WaiverRepository
-from collectors import registry
+from app.db.types import UTCDateTime
+from app.snapshots.canonical import canonical_json, content_hash
+
+if TYPE_CHECKING:
+    from app.reports.service import Report
+
+
+def latest_snapshot_sql(column: str, env_param: str) -> str:
+    """A scalar subquery: `column` of the environment's latest snapshot (by taken_at)."""
+    return (
+        f"(SELECT s.{column} FROM snapshots s JOIN environments e ON e.id = s.environment_id"
+        f" WHERE e.name = :{env_param} ORDER BY s.taken_at DESC, s.id DESC LIMIT 1)"
+    )
+
+
+# Changes whenever a stored waiver is added or removed (SQLite may reuse the highest id
+# after a delete: the newest creation time tells them apart).
+WAIVER_STATE_SQL = (
+    "(SELECT COUNT(*) FROM waivers) AS waiver_count, (SELECT MAX(id) FROM waivers) AS waiver_max,"
+    " (SELECT MAX(created_at) FROM waivers) AS waiver_newest"
+)
+_WAIVERS = text(f"SELECT {WAIVER_STATE_SQL}").columns(waiver_newest=UTCDateTime())
+
+_STORED = text(
+    "SELECT cs.left_snapshot_id, cs.right_snapshot_id, cs.waiver_state, cs.valid_until,"
+    " cs.rules, ev.unwaived, ev.report, ev.resources,"
+    f" {latest_snapshot_sql('id', 'left')} AS left_id,"
+    f" {latest_snapshot_sql('id', 'right')} AS right_id, {WAIVER_STATE_SQL}"
+    " FROM comparison_state cs JOIN evaluations ev ON ev.id = cs.evaluation_id"
+    " WHERE cs.comparison = :comparison"
+).columns(valid_until=UTCDateTime(), waiver_newest=UTCDateTime())
+
+_DOCUMENT = text("SELECT body FROM documents WHERE hash = :hash")
+
+
+def waiver_state(connection: Connection) -> str:
+    return _waiver_state(connection.execute(_WAIVERS).one())
+
+
+def _waiver_state(row: Any) -> str:
+    newest = row.waiver_newest.isoformat() if row.waiver_newest else ""
+    return f"{row.waiver_count}:{row.waiver_max}:{newest}"
 
 
 def rules_digest(config: Config) -> str:
-    """Everything in the config (and the release) that shapes a report: vars, tolerances,
-    ignore rules, severity rules, volatile paths. A stored report with another digest is
-    not served."""
+    """Everything in the config (and the release, which fixes the engine and the source
+    types' volatile paths) that shapes a report: vars, tolerances, ignore rules, severity
+    rules. A stored report with another digest is not served."""
     model = config.model
     shaping = {
         "version": __version__,
@@ -32,48 +70,43 @@ def rules_digest(config: Config) -> str:
         "tolerate": [t.model_dump(mode="json") for t in model.tolerate],
         "ignore": [i.model_dump(mode="json") for i in model.ignore],
         "severity": [s.model_dump(mode="json") for s in model.severity],
-        "volatile": {n: list(c.volatile_paths) for n, c in registry.source_types().items()},
     }
     return content_hash(canonical_json(shaping))
 
 
 @dataclass
 class StoredReport:
-    text: str
-    evaluation: Evaluation
+    text: str  # the report as `diff --format json` prints it
+    unwaived: int
     resources_hash: str
-    session: Session
-
-    @property
-    def unwaived(self) -> int:
-        return self.evaluation.unwaived
+    connection: Connection
 
     def report(self, now: datetime) -> Report:
         """The stored report as the objects the renderers take."""
+        from app.diff.model import DiffResult, DriftItem, Unknown
+        from app.reports.service import Report, SnapshotMeta, parse_time
+
+        def meta(side: dict[str, Any]) -> SnapshotMeta:
+            taken = parse_time(side["taken_at"])
+            return SnapshotMeta(side["environment"], side["snapshot_id"], taken, side["status"])
+
+        def item(data: dict[str, Any]) -> DriftItem:
+            seen = data.pop("first_seen")
+            return DriftItem(**data, first_seen=parse_time(seen) if seen else None)
+
         body = json.loads(self.text)
-        resources_doc = DocumentStore(self.session).get([self.resources_hash])
-        resources = [tuple(r) for r in json.loads(resources_doc[self.resources_hash])]
-        items = [_item(i) for i in body["items"]]
+        listed = self.connection.execute(_DOCUMENT, {"hash": self.resources_hash}).scalar_one()
+        resources = [(c, t, k) for c, t, k in json.loads(listed)]
+        items = [item(i) for i in body["items"]]
         unknown = [Unknown(**u) for u in body["unknown"]]
         differing = len({(i.resource_type, i.key) for i in items if i.counts})
         compared = body["summary"]["compared"]
         result = DiffResult(body["comparison"], items, unknown, compared, differing, resources)
-        return Report(_meta(body["left"]), _meta(body["right"]), result, now)
-
-
-def _meta(side: dict[str, Any]) -> SnapshotMeta:
-    return SnapshotMeta(
-        side["environment"], side["snapshot_id"], parse_time(side["taken_at"]), side["status"]
-    )
-
-
-def _item(data: dict[str, Any]) -> DriftItem:
-    first_seen = data.pop("first_seen")
-    return DriftItem(**data, first_seen=parse_time(first_seen) if first_seen else None)
+        return Report(meta(body["left"]), meta(body["right"]), result, now)
 
 
 def stored_report(
-    session: Session, config: Config, left: str, right: str, now: datetime
+    connection: Connection, config: Config, left: str, right: str, now: datetime
 ) -> StoredReport | None:
     """The stored report of `diff LEFT RIGHT` when both are environments' latest snapshots
     of a declared comparison and its evaluation still holds: same latest snapshots, same
@@ -81,26 +114,23 @@ def stored_report(
     comparison = config.comparison(left, right)
     if comparison is None:
         return None
-    state = session.get(ComparisonState, comparison.name)
-    if state is None or state.evaluation_id is None:
+    row = connection.execute(
+        _STORED, {"comparison": comparison.name, "left": left, "right": right}
+    ).one_or_none()
+    if row is None:
         return None
-    snapshots = SnapshotRepository(session)
-    latest_left, latest_right = snapshots.latest(left), snapshots.latest(right)
     holds = (
-        latest_left is not None
-        and latest_right is not None
-        and state.left_snapshot_id == latest_left.id
-        and state.right_snapshot_id == latest_right.id
-        and state.waiver_state == WaiverRepository(session).state()
-        and (state.valid_until is None or now < state.valid_until)
-        and state.rules == rules_digest(config)
+        row.left_id is not None
+        and row.right_id is not None
+        and row.left_snapshot_id == row.left_id
+        and row.right_snapshot_id == row.right_id
+        and row.waiver_state == _waiver_state(row)
+        and (row.valid_until is None or now < row.valid_until)
+        and row.rules == rules_digest(config)
     )
     if not holds:
         return None
-    evaluation = session.get(Evaluation, state.evaluation_id)
-    if evaluation is None:
+    body = connection.execute(_DOCUMENT, {"hash": row.report}).scalar_one_or_none()
+    if body is None:
         return None
-    text = DocumentStore(session).get([evaluation.report]).get(evaluation.report)
-    if text is None:
-        return None
-    return StoredReport(text, evaluation, evaluation.resources, session)
+    return StoredReport(body, row.unwaived, row.resources, connection)

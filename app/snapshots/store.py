@@ -23,24 +23,15 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from app.db.models import Document
+from app.snapshots.canonical import canonical_json, content_hash
 
 # A chunk ends after an identity whose hash is 0 modulo this: 64 rows on average.
 _CUT_MODULUS = 64
 _MAX_CHUNK = 512
 _BATCH = 5000
-
-
-def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def content_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 @dataclass
@@ -104,12 +95,19 @@ class DocumentStore:
         missing = set(documents) - self.existing(documents)
         if not missing:
             return 0
-        dialect = self.session.get_bind().dialect.name
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        # Each dialect's INSERT ... ON CONFLICT, imported when first written with.
+        if self.session.get_bind().dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            statement: Any = pg_insert(Document).on_conflict_do_nothing()
+        else:
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            statement = sqlite_insert(Document).on_conflict_do_nothing()
         rows = [{"hash": h, "body": documents[h]} for h in sorted(missing)]
         for batch in _batched(rows):
             # Another writer may store the same document at the same moment: same content.
-            self.session.execute(insert(Document).on_conflict_do_nothing(), batch)
+            self.session.execute(statement, batch)
         return len(missing)
 
     def get(self, hashes: Iterable[str]) -> dict[str, str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from app.db.models import WaiverRow
@@ -25,12 +25,10 @@ class WaiverRepository:
         return list(self.session.scalars(select(WaiverRow).order_by(WaiverRow.id)))
 
     def state(self) -> str:
-        """Changes whenever a stored waiver is added or removed (SQLite may reuse the
-        highest id after a delete: the newest creation time tells them apart)."""
-        count, highest, newest = self.session.execute(
-            select(func.count(WaiverRow.id), func.max(WaiverRow.id), func.max(WaiverRow.created_at))
-        ).one()
-        return f"{count}:{highest}:{newest.isoformat() if newest else ''}"
+        """Changes whenever a stored waiver is added or removed."""
+        from app.reports.stored import waiver_state
+
+        return waiver_state(self.session.connection())
 
     def in_force(self, now: datetime) -> list[Waiver]:
         rows = self.session.scalars(

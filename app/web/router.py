@@ -71,6 +71,18 @@ def error_page(request: Request, status: int, message: str) -> HTMLResponse:
     return render(request, "error.html", status, nav="", status=status, message=message)
 
 
+def _signed_out(request: Request) -> Response:
+    """To the login, unless the request came from a link on another site: a SameSite=Strict
+    cookie is not sent then, so the page first reloads itself (now a same-site request,
+    which carries the cookie of someone signed in); a report link in Slack or a CI log
+    opens the page, not the login."""
+    here = _here(request)
+    if request.method == "GET" and request.headers.get("sec-fetch-site") == "cross-site":
+        pages: Pages = request.app.state.pages
+        return HTMLResponse(pages.render("hop.html", here=here))
+    return RedirectResponse("/login?" + urlencode({"next": here}), status_code=303)
+
+
 class PageRoute(APIRoute):
     """Errors as HTML pages, a missing or dead session cookie as a redirect to the login,
     and the pages' security headers."""
@@ -83,9 +95,7 @@ class PageRoute(APIRoute):
             try:
                 response = await handler(request)
             except LoginRequired:
-                response = RedirectResponse(
-                    "/login?" + urlencode({"next": _here(request)}), status_code=303
-                )
+                response = _signed_out(request)
             except EnvparityError as exc:
                 response = error_page(request, exc.status, exc.message)
             except RequestValidationError as exc:
