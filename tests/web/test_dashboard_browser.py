@@ -4,6 +4,7 @@ page go to tests/artifacts/."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,12 +29,21 @@ ARGS = [
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 CRITICAL_BACKGROUND = "rgb(179, 38, 30)"  # --critical-bg, #b3261e, in dashboard.css
 
-if not CHROMIUM.exists():
-    if os.environ.get("ENVPARITY_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"{CHROMIUM} is missing (ENVPARITY_REQUIRE_BROWSER=1)", pytrace=False)
-    pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium", allow_module_level=True)
 
-sync_api = pytest.importorskip("playwright.sync_api")
+def _unavailable() -> str | None:
+    if not CHROMIUM.exists():
+        return f"{CHROMIUM} is missing: apt-get install -y chromium"
+    if importlib.util.find_spec("playwright") is None:
+        return "playwright is not installed: make venv"
+    return None
+
+
+if (reason := _unavailable()) is not None:
+    if os.environ.get("ENVPARITY_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"{reason} (ENVPARITY_REQUIRE_BROWSER=1)", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+from playwright import sync_api  # noqa: E402 (only once the browser is known to be there)
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +68,7 @@ def page(browser: Any, site: tuple[Seeded, str]) -> Iterator[Any]:
     """A signed-in tab (the login itself is tested below, in its own context)."""
     installation, url = site
     context = browser.new_context(base_url=url, viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(10_000)
     tab = context.new_page()
     tab.goto("/login")
     tab.fill("#token", installation.read_token)
@@ -91,6 +102,7 @@ def test_login_refuses_a_wrong_token_and_sets_a_strict_httponly_cookie(
 ) -> None:
     installation, url = site
     context = browser.new_context(base_url=url)
+    context.set_default_timeout(10_000)
     tab = context.new_page()
     tab.goto("/comparisons/staging/production")
     assert "/login?next=" in tab.url
@@ -203,3 +215,24 @@ def test_environment_timeline_and_snapshot_browser(page: Any) -> None:
     assert "1 of 3 resource(s) match" in page.inner_text("main")
     assert page.locator("table.resources tbody tr").count() == 1
     shot(page, "snapshot")
+
+
+def test_a_report_link_followed_from_another_site_opens_the_page(
+    page: Any, site: tuple[Seeded, str]
+) -> None:
+    """Slack or a CI log is another site: the SameSite=Strict cookie is not sent with that
+    first request, and the page must still open for someone signed in."""
+    _, url = site
+    elsewhere = url.replace("127.0.0.1", "localhost")  # another site, same server
+    page.goto(elsewhere + "/login")
+    page.evaluate(
+        """href => {
+            const a = document.createElement("a");
+            a.href = href; a.id = "report-link"; a.textContent = "report";
+            document.body.append(a);
+        }""",
+        url + "/api/v1/comparisons/staging/production/report",  # the gate's report_url
+    )
+    page.click("#report-link")
+    page.wait_for_url(url + "/comparisons/staging/production")
+    assert page.locator("h1").inner_text() == "staging → production"

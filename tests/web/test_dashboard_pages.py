@@ -212,6 +212,16 @@ def test_pages_need_a_session(anonymous: TestClient) -> None:
     assert login.status_code == 200
     assert '<label for="token">API token</label>' in login.text
     assert 'value="/environments/dev"' in login.text
+    # a link followed from another site carries no SameSite=Strict cookie: reload first
+    hop = anonymous.get(
+        "/comparisons/staging/production?category=network",
+        headers={"Sec-Fetch-Site": "cross-site"},
+    )
+    assert hop.status_code == 200
+    assert (
+        '<meta http-equiv="refresh" content="0; url=/comparisons/staging/production'
+        '?category=network">' in hop.text
+    )
     # the assets and the probes stay open
     assert anonymous.get("/api/v1/healthz").status_code == 200
 
