@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
-import pytest
-
-from tests.support import REPO, Project
+from tests.support import Project
 
 # (resource key, path, change, severity, counts) of every planted difference
 PLANTED = {
@@ -21,15 +18,6 @@ PLANTED = {
     ("requests", "version", "changed", "warning", True),
     ("urllib3", "version", "changed", "info", False),  # tolerated: a patch level
 }
-
-
-@pytest.fixture
-def examples(project: Project) -> Project:
-    shutil.copytree(REPO / "examples", project.root, dirs_exist_ok=True)
-    for leftover in project.root.glob("envparity.db*"):
-        leftover.unlink()
-    assert project.invoke("scan", "--all").returncode == 0
-    return project
 
 
 def test_json_finds_exactly_the_planted_differences(examples: Project) -> None:
