@@ -25,9 +25,14 @@ router = APIRouter(tags=["reports"], responses=ERRORS)
 
 
 @router.get("/diff", dependencies=[Read], responses={200: example(REPORT_EXAMPLE)})
-def diff(left: str, right: str, runtime: RuntimeDep, session: SessionDep) -> dict[str, Any]:
-    """Two refs compared: `ENV`, `ENV@baseline`, `ENV@ID` or `ENV@<ISO time>`."""
-    return reports.compare_refs(session, runtime.config, left, right, utcnow()).as_json()
+def diff(left: str, right: str, runtime: RuntimeDep, session: SessionDep) -> Any:
+    """Two refs compared: `ENV`, `ENV@baseline`, `ENV@ID` or `ENV@<ISO time>` (a declared
+    comparison's latest snapshots: its stored report, while it holds)."""
+    now = utcnow()
+    stored = stored_report(session.connection(), runtime.config, left, right, now)
+    if stored is not None:
+        return Response(stored.text, media_type="application/json")
+    return reports.compare_refs(session, runtime.config, left, right, now).as_json()
 
 
 @router.get("/comparisons", dependencies=[Read])

@@ -53,3 +53,19 @@ def test_a_new_snapshot_is_seen_at_once(examples: Project) -> None:
     assert examples.invoke("scan", "production").returncode == 0
     report = json.loads(examples.invoke("diff", "staging", "production", "-f", "json").stdout)
     assert not any(i["path"] == "database.pool_size" for i in report["items"])
+
+
+def test_api_serves_the_stored_report_as_a_fresh_one_reads(examples: Project) -> None:
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+
+    examples.write_config(examples.config.read_text() + "server: {auth: false}\n")
+    left, right = ids(examples)
+    with TestClient(create_app(examples.config)) as client:
+        stored = client.get("/api/v1/comparisons/staging/production/report")
+        by_refs = client.get("/api/v1/diff", params={"left": "staging", "right": "production"})
+        fresh = client.get("/api/v1/diff", params={"left": left, "right": right})
+    assert stored.status_code == by_refs.status_code == fresh.status_code == 200
+    assert stored.headers["content-type"] == "application/json"
+    assert stored.json() == by_refs.json() == fresh.json()
