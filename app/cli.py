@@ -754,6 +754,11 @@ def demo(
             help="Keep the demo's config and database here (default: a temporary folder).",
         ),
     ] = None,
+    serve_after: Annotated[
+        bool,
+        typer.Option("--serve", help="Then serve the dashboard and API on loopback until Ctrl-C."),
+    ] = False,
+    port: Annotated[int, typer.Option(help="The port for --serve.")] = 8000,
 ) -> None:
     """Scan a simulated AWS account (no account needed) with three drifting environments."""
     import tempfile
@@ -792,8 +797,24 @@ def demo(
                 f"\nconfig and database: {where}"
                 + ("" if folder else " (temporary; pass --folder DIR to keep them)")
             )
+            if serve_after:
+                _serve_demo(config_path, port)
         finally:
             simulator.stop()
+
+
+def _serve_demo(config_path: Path, port: int) -> None:
+    """The demo's dashboard and API (auth off, loopback only), its simulator still up."""
+    import uvicorn
+
+    from app.main import create_app
+
+    rt = runtime_mod.load(config_path, own_database=True)
+    try:
+        out.print(f"dashboard: http://127.0.0.1:{port}/  (Ctrl-C to stop)")
+        uvicorn.run(create_app(runtime=rt), host="127.0.0.1", port=port, log_level="warning")
+    finally:
+        rt.close()
 
 
 @token_app.command("create")

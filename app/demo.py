@@ -214,6 +214,8 @@ def write_config(folder: Path, endpoint: str) -> Path:
     config = {
         "database_url": "sqlite:///envparity.db",
         "secrets": {"key_file": "secret.key"},
+        # `envparity demo --serve`: the dashboard on loopback, without a token to create.
+        "server": {"host": "127.0.0.1", "auth": False},
         "environments": environments,
         "comparisons": [
             {
