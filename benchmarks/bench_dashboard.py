@@ -36,7 +36,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fastapi.testclient import TestClient
-from markupsafe import Markup
 
 from app import runtime
 from app.auth.tokens import TokenRepository
@@ -211,10 +210,12 @@ def main() -> int:
                 filters = views.Filters()
                 view = views.comparison_view(gate, "warning", None, report, filters, now)
                 assert report is not None
-                items = templates.render("comparison_items.html", **views.grouped(report, filters))
+                items = templates.fragment(
+                    "comparison_items.html", **views.grouped(report, filters)
+                )
                 return templates.render(
                     "comparison.html",
-                    items=Markup(items),
+                    items=items,
                     auth=True,
                     signed_in=True,
                     environments=["staging", "production"],

@@ -22,8 +22,8 @@ class Fragments:
         self.entries: OrderedDict[tuple[int, Filters], tuple[Report, Markup]] = OrderedDict()
         self.lock = threading.Lock()
 
-    def items(self, report: Report, filters: Filters, render: Callable[[], str]) -> Markup:
-        """`render()`'s HTML (autoescaped by the templates), kept for this report and filters."""
+    def items(self, report: Report, filters: Filters, render: Callable[[], Markup]) -> Markup:
+        """`render()`'s HTML, kept for this report and filters."""
         key = (id(report), filters)
         with self.lock:
             hit = self.entries.get(key)
@@ -31,7 +31,7 @@ class Fragments:
             if hit is not None and hit[0] is report:
                 self.entries.move_to_end(key)
                 return hit[1]
-        html = Markup(render())  # safe: rendered by the autoescaping environment
+        html = render()
         with self.lock:
             self.entries[key] = (report, html)
             while len(self.entries) > self.size:

@@ -171,7 +171,7 @@ def comparison(
         items = fragments.items(
             report,
             filters,
-            lambda: pages.render("comparison_items.html", **views.grouped(report, filters)),
+            lambda: pages.fragment("comparison_items.html", **views.grouped(report, filters)),
         )
     return render(
         request,
@@ -243,8 +243,12 @@ def snapshot(
 
 
 @router.get("/login")
-def login_form(request: Request, runtime: RuntimeDep, next: str = "/") -> Response:
-    if not runtime.config.model.server.auth:
+async def login_form(request: Request, runtime: RuntimeDep, next: str = "/") -> Response:
+    """The form; straight on to `next` if auth is off or this browser is signed in."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if not runtime.config.model.server.auth or (
+        token and await token_scope(request, runtime, token) is not None
+    ):
         return RedirectResponse(_local(next), status_code=303)
     return render(request, "login.html", nav="", next=_local(next), error=None)
 

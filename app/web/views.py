@@ -134,51 +134,10 @@ class Filters:
         return True
 
 
-@dataclass(slots=True)
-class ItemRow:
-    severity: str
-    change: str
-    resource_type: str
-    key: str
-    path: str
-    left: str | None
-    right: str | None
-    detail: str | None
-    first_seen: datetime | None
-    state: str  # drift | waived | tolerated
-    note: str | None  # why it does not count: the waiver's reason or the tolerance
-    waiver: dict[str, Any] | None
-
-
-def item_row(item: DriftItem) -> ItemRow:
-    state = "tolerated" if item.tolerated else "waived" if item.waived else "drift"
-    note = (
-        f"tolerated: {item.tolerance}"
-        if item.tolerated
-        else (item.waiver or {}).get("reason")
-        if item.waived
-        else None
-    )
-    return ItemRow(
-        item.severity,
-        item.change,
-        item.resource_type,
-        item.key,
-        item.path,
-        value_text(item.left),
-        value_text(item.right),
-        item.detail,
-        item.first_seen,
-        state,
-        note,
-        item.waiver if item.waived else None,
-    )
-
-
 @dataclass
 class Group:
     category: str
-    rows: list[ItemRow]
+    items: list[DriftItem]
 
 
 @dataclass
@@ -254,14 +213,14 @@ def comparison_view(
 def grouped(report: Report, filters: Filters) -> dict[str, Any]:
     """The report's items that pass the filters, by category (in the usual order), counting
     drift first and worst first within each: the context of comparison_items.html."""
-    by_category: dict[str, list[ItemRow]] = {c: [] for c in CATEGORIES}
+    by_category: dict[str, list[DriftItem]] = {c: [] for c in CATEGORIES}
     shown = 0
     for item in sort_items(report.result.items):
         if filters.keep(item):
-            by_category.setdefault(item.category, []).append(item_row(item))
+            by_category.setdefault(item.category, []).append(item)
             shown += 1
     return {
-        "groups": [Group(c, rows) for c, rows in by_category.items() if rows],
+        "groups": [Group(c, items) for c, items in by_category.items() if items],
         "shown": shown,
         "total": len(report.result.items),
         "filters": filters,

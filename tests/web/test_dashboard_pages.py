@@ -11,8 +11,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.auth.tokens import TokenRepository
+from app.db.base import utcnow
 from app.deps import SESSION_COOKIE
+from app.diff.model import DiffResult, DriftItem
 from app.main import create_app
+from app.reports.service import Report, SnapshotMeta
+from app.web.templating import Pages
+from app.web.views import Filters, grouped
 from tests.web.seed import BANNER, Seeded, seeded
 
 
@@ -80,10 +85,38 @@ def test_comparison_page_shows_items_side_by_side_and_the_documented_ones(
 def test_values_are_escaped(client: TestClient) -> None:
     page = client.get("/comparisons/staging/production").text
     assert BANNER not in page
-    assert "&lt;script&gt;alert(&#39;drift&#39;)&lt;/script&gt;" in page
+    assert "&lt;script&gt;alert(" in page
+    assert "&lt;/script&gt;" in page
     snapshot = client.get("/snapshots/4?q=alert").text
     assert "<script>alert" not in snapshot
     assert "&lt;script&gt;alert" in snapshot
+
+
+def test_every_field_of_an_item_is_escaped() -> None:
+    """The item list is rendered by its own environment (escaping by `finalize`)."""
+    hostile = '<img src=x onerror="alert(1)">'
+    item = DriftItem(
+        "config",
+        hostile,
+        hostile,
+        hostile,
+        "changed",
+        {"k": hostile},
+        hostile,
+        severity="warning",
+        waived=True,
+        waiver={"reason": hostile, "owner": hostile, "expires": hostile},
+        detail=hostile,
+        fingerprint="f",
+    )
+    now = utcnow()
+    side = SnapshotMeta("a", 1, now, "complete")
+    report = Report(side, side, DiffResult("a->b", [item], [], 1, 1), now)
+    html = str(Pages().fragment("comparison_items.html", **grouped(report, Filters())))
+    assert "<img" not in html
+    # type, key, path, detail, right, reason, owner, expires (twice); left is JSON
+    assert html.count("&lt;img src=x onerror=&quot;alert(1)&quot;&gt;") == 9
+    assert "{&quot;k&quot;: &quot;&lt;img" in html
 
 
 @pytest.mark.parametrize(
@@ -241,6 +274,7 @@ def test_login_sets_an_httponly_strict_cookie(site: Seeded) -> None:
         assert "SameSite=strict" in cookie or "SameSite=Strict" in cookie
         assert "Path=/" in cookie
         assert c.get("/environments/dev").status_code == 200
+        assert c.get("/login?next=/snapshots/1").headers["location"] == "/snapshots/1"
         out = c.post("/logout")
         assert out.status_code == 303
         assert c.get("/").status_code == 303
