@@ -165,6 +165,18 @@ def test_permanent_error_is_failed_visible_and_retried_on_demand(
     assert "404" in listing.stdout
     assert "slack" in listing.stdout
 
+    from app.main import create_app
+
+    project.write_config(project.config.read_text() + "server: {auth: false}\n")
+    with TestClient(create_app(project.config)) as client:
+        api = client.get("/api/v1/alerts", params={"status": "failed"}).json()
+        assert [(e["id"], e["last_error"]) for e in api] == [(failed[0].id, "HTTP 404: no_service")]
+        metrics = client.get("/api/v1/metrics").text
+        assert 'envparity_alert_events{status="failed",target="slack"} 1.0' in metrics
+        delivered = next(e for e in events(project) if e.status == "delivered")
+        again = client.post(f"/api/v1/alerts/{delivered.id}/retry")
+        assert again.status_code == 409  # only a failed event is retried
+
     retried = project.invoke("alerts", "retry", str(failed[0].id))
     assert retried.returncode == 0, retried.stdout + retried.stderr
     assert len(recorder.to("/slack")) == 1
