@@ -157,7 +157,9 @@ class Deliverer:
                 total.pending, next_due = repo.pending(), repo.next_due()
             if not total.pending or next_due is None:
                 return total
-            wait = max(0.05, (next_due - utcnow()).total_seconds())
+            # Due now but not sent: another process holds it; look again shortly.
+            idle = 0.5 if not (done.delivered or done.failed) else 0.05
+            wait = max(idle, (next_due - utcnow()).total_seconds())
             if time.monotonic() + wait > deadline:
                 return total
             time.sleep(wait)

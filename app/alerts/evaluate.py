@@ -111,6 +111,9 @@ class Evaluator:
             except EnvparityError as exc:
                 log.warning("evaluation of %s failed: %s", comparison.name, exc.message)
                 continue
+            except Exception:  # the snapshot is stored whatever happens: catch-up retries
+                log.exception("evaluation of %s failed", comparison.name)
+                continue
             if outcome is not None:
                 outcomes.append(outcome)
         return outcomes
