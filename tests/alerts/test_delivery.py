@@ -356,3 +356,33 @@ def test_scheduled_scans_alert_once(project: Project, recorder: Recorder) -> Non
         leadership.release()
         rt.close()
     assert posted(recorder) == (1, 1)
+
+
+def test_two_deliverers_send_each_event_once(project: Project, recorder: Recorder) -> None:
+    seed(project, recorder)
+    subprocess.run(
+        [sys.executable, "-c", KILL_AFTER_SCAN],
+        cwd=project.root,
+        env={**os.environ, **project.env()},
+        capture_output=True,
+        timeout=120,
+    )
+    assert len(events(project)) == 2
+    assert recorder.requests == []
+    import threading
+
+    from app.alerts.deliver import Deliverer
+
+    runtimes = [runtime.load(project.config) for _ in range(2)]
+    threads = [
+        threading.Thread(target=Deliverer(rt.config, rt.sessions, rt.redactor).drain, args=(20,))
+        for rt in runtimes
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for rt in runtimes:
+        rt.close()
+    assert posted(recorder) == (1, 1)
+    assert {e.status for e in events(project)} == {"delivered"}
