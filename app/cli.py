@@ -938,7 +938,8 @@ def serve(
     ] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Serve the HTTP API (OpenAPI at /docs) and, unless --no-scheduler, the scheduled scans."""
+    """Serve the dashboard (/), the HTTP API (OpenAPI at /docs), alert delivery and, unless
+    --no-scheduler, the scheduled scans."""
     import uvicorn
 
     from app.main import create_app

@@ -23,7 +23,7 @@ from app.reports.service import (
     item_json,
     sort_items,
 )
-from app.reports.stored import WAIVER_STATE_SQL, latest_snapshot_sql
+from app.reports.stored import WAIVER_STATE_SQL, latest_snapshot_sql, stored_report
 from app.snapshots.repository import SnapshotRepository
 from app.snapshots.schemas import format_time
 
@@ -118,7 +118,14 @@ def evaluate(
                 )
     if partial_reasons:
         return GateResult(source, target, "partial", partial_reasons, report_url=report_url)
-    report = compare_snapshots(session, config, left, right, now)
+    # The report stored by the last evaluation when it still holds (the usual case: every
+    # scan evaluates); else the comparison is made now.
+    stored = stored_report(session.connection(), config, source, target, now)
+    report = (
+        stored.report(now)
+        if stored is not None
+        else compare_snapshots(session, config, left, right, now)
+    )
     threshold = SEVERITY_RANK[gate.fail_on]
     failing = [
         i
