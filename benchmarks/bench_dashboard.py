@@ -11,8 +11,8 @@ the page route, the gate cache), signed in with a read token, as a browser asks 
   overview or a CI gate call; the page's item list emptied from its cache, so the 5,000 rows
   are built and rendered;
 - repeat: the same page again (its item list cached with the report);
-- cold: the gate's answer cache emptied too, so the report is computed first (snapshots
-  loaded, diffed, first-seen recorded);
+- cold: the gate's answer cache emptied too, so the gate judges again from the report stored
+  by the evaluation after the push (as after every scan and push), and the rows are built;
 - the split of a cold request: report computation vs building the rows and the templates;
 - the naive reference, in the same run: the same page through templates without Jinja's
   compiled-template cache and one `{% include %}` per item (each include compiled anew).
@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from fastapi.testclient import TestClient
 
 from app import runtime
+from app.alerts.evaluate import Evaluator
 from app.auth.tokens import TokenRepository
 from app.db.base import utcnow
 from app.deps import SESSION_COOKIE
@@ -126,6 +127,8 @@ def seed(work: Path, items: int) -> tuple[runtime.Runtime, str]:
             }
             service.push(session, rt.config, env, document, rt.redactor)
         _, token = TokenRepository(session).create("read", "bench", None)
+    # As every push and scan does: the comparison is evaluated and its report stored.
+    Evaluator(rt.config, rt.sessions).after_snapshot("production")
     return rt, token
 
 
@@ -237,9 +240,9 @@ def main() -> int:
     print(f"median of {args.runs} requests through the ASGI app (signed in):")
     print(f"  rendered (report cached by the gate): {rendered_ms:7.1f} ms  {rounded(rendered_all)}")
     print(f"  repeat (item list cached too):        {repeat_ms:7.1f} ms  {rounded(repeat_all)}")
-    print(f"  cold (report computed first):         {cold_ms:7.1f} ms  {rounded(cold_all)}")
+    print(f"  cold (gate judged from stored report): {cold_ms:6.1f} ms  {rounded(cold_all)}")
     print("a cold request, split (same calls, outside HTTP):")
-    print(f"  report computation (gate, diff): {report_ms:7.1f} ms")
+    print(f"  gate and stored report:          {report_ms:7.1f} ms")
     print(f"  rows and templates:              {render_ms:7.1f} ms")
     print(f"naive rendering (no compiled-template cache, one include per item): {naive_ms:.0f} ms")
     print(f"  the page's rendering is {naive_ms / render_ms:.0f}x faster")
@@ -247,7 +250,7 @@ def main() -> int:
         f"target <= 300 ms: rendered {verdict(rendered_ms)}, repeat {verdict(repeat_ms)}, "
         f"cold {verdict(cold_ms)}"
     )
-    return 0 if rendered_ms <= 300 else 1
+    return 0 if rendered_ms <= 300 and cold_ms <= 300 else 1
 
 
 if __name__ == "__main__":
