@@ -120,6 +120,10 @@ def _setup_logging() -> None:
     logging.basicConfig(
         level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    # HTTP clients log each request's URL at INFO and below; a Slack or webhook URL is a
+    # secret, so they speak only of warnings, whatever the level.
+    for noisy in ("httpx", "httpcore", "urllib3", "slack_sdk"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 # --------------------------------------------------------------------------- init / validate

@@ -386,3 +386,24 @@ def test_two_deliverers_send_each_event_once(project: Project, recorder: Recorde
         rt.close()
     assert posted(recorder) == (1, 1)
     assert {e.status for e in events(project)} == {"delivered"}
+
+
+def test_webhook_urls_never_reach_the_logs(project: Project, recorder: Recorder) -> None:
+    seed(project, recorder)
+    secret_path = "/services/T0PARITY/B0PARITY/xoxsecretPathToken42"
+    text = project.config.read_text().replace(recorder.url("/slack"), recorder.url(secret_path))
+    project.write_config(text)
+    recorder.respond(secret_path, (500, {}, "oops"))  # a retry: more to log
+    done = subprocess.run(
+        [sys.executable, "-m", "app", "scan", "--all"],
+        cwd=project.root,
+        env={**os.environ, **project.env(), "ENVPARITY_LOG_LEVEL": "DEBUG"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert len(recorder.to(secret_path)) == 1
+    assert "alert #" in done.stderr  # the deliverer did log, at DEBUG
+    assert "xoxsecretPathToken42" not in done.stdout + done.stderr
+    assert "/hook" not in done.stderr
