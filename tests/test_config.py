@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+import app as app_module
 from app.cli import app
 from app.config import load_config, parse_duration
 from app.errors import ConfigError
@@ -296,3 +297,27 @@ def test_yaml_anchors_and_merge_keys(tmp_path: Path) -> None:
         ("groups", "aws.ec2.security_groups", "us-east-1"),
         ("groups-eu", "aws.ec2.security_groups", "eu-west-1"),
     ]
+
+
+def test_starter_alerts_example_validates_once_uncommented(tmp_path: Path) -> None:
+    starter = (Path(app_module.__file__).parent / "starter.yaml").read_text()
+    lines = starter.splitlines()
+    start = lines.index("# alerts:")
+    block = []
+    for line in lines[start:]:
+        if not line.startswith("#"):
+            break
+        block.append(line[2:])
+    text = "\n".join([*lines[:start], *block, *lines[start + len(block) :]])
+    path = tmp_path / "envparity.yaml"
+    path.write_text(text)
+    environ = {
+        "SLACK_WEBHOOK_URL": "https://hooks.slack.example/T/B/x",
+        "OPS_WEBHOOK_URL": "https://ops.example/hook",
+        "OPS_WEBHOOK_SECRET": "s3cret",
+    }
+    model = load_config(path, environ=environ).model
+    assert model.alerts.slack is not None
+    assert model.alerts.webhook_names() == ["ops"]
+    assert model.alerts.repeat_after == "24h"
+    assert model.server.public_url == "https://envparity.internal.example"
