@@ -100,8 +100,10 @@ class Deliverer:
             repo = AlertRepository(session)
             event = repo.event(event_id)
             payload = json.loads(event.payload)
-            thread = repo.thread_root(event.comparison, event.target)
             sender = sender_for(self.config, event.comparison, event.target)
+            # A thread lives in its channel: after a change of channel, a new one starts.
+            prefix = sender.thread_prefix if sender is not None else None
+            thread = repo.thread_root(event.comparison, event.target, prefix) if prefix else None
         if sender is None:
             sent = Sent("failed", f"{event.target} is no longer configured for this comparison")
         else:

@@ -162,15 +162,16 @@ class AlertRepository:
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    def thread_root(self, comparison: str, target: str) -> str | None:
-        """The first delivered bot message of a comparison on a target (`channel:ts`)."""
+    def thread_root(self, comparison: str, target: str, prefix: str) -> str | None:
+        """The first delivered bot message of a comparison on a target whose reference
+        starts with `prefix` (its channel): `channel:ts`."""
         return self.session.scalar(
             select(AlertEvent.remote_ref)
             .where(
                 AlertEvent.comparison == comparison,
                 AlertEvent.target == target,
                 AlertEvent.status == "delivered",
-                AlertEvent.remote_ref.is_not(None),
+                AlertEvent.remote_ref.startswith(prefix, autoescape=True),
             )
             .order_by(AlertEvent.id)
             .limit(1)

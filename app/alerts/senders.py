@@ -41,6 +41,8 @@ class Sent:
 class Sender(Protocol):
     # Requests to one destination are paced: at most one a second.
     destination: str
+    # Where threads are kept (`channel:` for a Slack bot); None: this sender has no threads.
+    thread_prefix: str | None
 
     def send(self, event_id: int, event: dict[str, Any], thread: str | None) -> Sent: ...
 
@@ -84,6 +86,7 @@ class SlackWebhook:
         self.client = WebhookClient(url, timeout=TIMEOUT, retry_handlers=[], logger=_QUIET)
         self.channel = channel
         self.destination = "slack:" + hashlib.sha256(url.encode()).hexdigest()[:16]
+        self.thread_prefix: str | None = None
 
     def send(self, event_id: int, event: dict[str, Any], thread: str | None) -> Sent:
         text, blocks = blocks_for(event)
@@ -99,7 +102,7 @@ class SlackWebhook:
 
 class SlackBot:
     """chat.postMessage with a bot token; a comparison's later messages thread under its
-    first one (`thread` is that message's `channel:ts`)."""
+    first one in the same channel (`thread` is that message's `channel:ts`)."""
 
     def __init__(self, token: str, channel: str, api_url: str) -> None:
         self.client = WebClient(
@@ -107,10 +110,11 @@ class SlackBot:
         )
         self.channel = channel
         self.destination = "slack-bot:" + channel
+        self.thread_prefix: str | None = channel + ":"
 
     def send(self, event_id: int, event: dict[str, Any], thread: str | None) -> Sent:
         text, blocks = blocks_for(event)
-        thread_ts = thread.split(":", 1)[1] if thread else None
+        thread_ts = thread.rpartition(":")[2] if thread else None
         try:
             response = self.client.chat_postMessage(
                 channel=self.channel, text=text, blocks=blocks, thread_ts=thread_ts
@@ -131,7 +135,7 @@ class SlackBot:
             return Sent("failed", f"HTTP {answer.status_code}: {error or 'refused'}")
         except (URLError, OSError, SlackRequestError) as exc:
             return _network(exc)
-        return Sent("delivered", remote_ref=f"{response.get('channel')}:{response.get('ts')}")
+        return Sent("delivered", remote_ref=f"{self.channel}:{response.get('ts')}")
 
 
 def _header(headers: Any, name: str) -> str | None:
@@ -155,6 +159,7 @@ class Webhook:
         self.url = url
         self.secret = secret
         self.destination = f"webhook:{name}"
+        self.thread_prefix: str | None = None
 
     def send(self, event_id: int, event: dict[str, Any], thread: str | None) -> Sent:
         body = json.dumps({"id": event_id, **event}, ensure_ascii=False).encode()

@@ -246,5 +246,6 @@ class AlertEvent(Base):
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # Slack bot mode: the posted message's channel:ts (later messages thread under the first).
+    # Slack bot mode: the configured channel and the posted message's ts, as `channel:ts`
+    # (later messages in that channel thread under the first).
     remote_ref: Mapped[str | None] = mapped_column(String(100))

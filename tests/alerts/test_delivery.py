@@ -277,6 +277,18 @@ def test_bot_token_threads_later_messages_under_the_first(
     assert posts[0].headers["Authorization"] == "Bearer xoxb-test-token"
     assert b"xoxb-test-token" not in b"".join(p.body for p in posts)
 
+    # Another channel: its own thread, not one that lives in #parity.
+    project.write_config(project.config.read_text().replace('"#parity"', '"#parity-2"'))
+    project.write("production/requirements.txt", PRODUCTION_REQS)
+    scan(project)
+    project.write("production/requirements.txt", STAGING_REQS)
+    scan(project)
+    posts = recorder.to("/api/chat.postMessage")
+    bodies = [json.loads(p.body) for p in posts]
+    assert [b["channel"] for b in bodies] == ["#parity", "#parity", "#parity-2", "#parity-2"]
+    assert "thread_ts" not in bodies[2]
+    assert bodies[3]["thread_ts"] == "1700000000.000003"
+
 
 def test_routes_per_comparison(project: Project, recorder: Recorder) -> None:
     seed(project, recorder)
