@@ -201,7 +201,9 @@ def create_app(
         from app.alerts.repository import AlertRepository
 
         with runtime.sessions.begin() as session:
-            metrics.outbox(AlertRepository(session).counts())
+            alerts = AlertRepository(session)
+            metrics.outbox(alerts.counts())
+            metrics.open_drift(alerts.current_evaluations())
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(api)

@@ -6,8 +6,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from app.alerts.repository import EVENT_STATUSES
 from app.alerts.senders import Sent
-from app.db.models import AlertEvent
-from app.reports.service import Report
+from app.db.models import AlertEvent, Evaluation
 from app.snapshots.service import ScanResult
 
 
@@ -73,12 +72,13 @@ class Metrics:
             self.sources.labels(result.environment, source.type, source.status).inc()
         self.scans.labels(result.environment, result.status).observe(seconds)
 
-    def evaluated(self, report: Report) -> None:
-        counts = {"critical": 0, "warning": 0, "info": 0}
-        for item in report.counting:
-            counts[item.severity] += 1
-        for severity, count in counts.items():
-            self.drift.labels(report.result.comparison, severity).set(count)
+    def open_drift(self, evaluations: list[Evaluation]) -> None:
+        """From each comparison's last evaluation (stored after every scan and push)."""
+        for e in evaluations:
+            for severity, count in (
+                ("critical", e.critical), ("warning", e.warning), ("info", e.info)
+            ):  # fmt: skip
+                self.drift.labels(e.comparison, severity).set(count)
 
     def gated(self, source: str, target: str, status: str) -> None:
         self.gates.labels(f"{source}->{target}", status).inc()

@@ -68,6 +68,16 @@ class AlertRepository:
             )
         )
 
+    def current_evaluations(self) -> list[Evaluation]:
+        """Each comparison's last evaluation."""
+        return list(
+            self.session.scalars(
+                select(Evaluation).join(
+                    ComparisonState, ComparisonState.evaluation_id == Evaluation.id
+                )
+            )
+        )
+
     def evaluations_of_snapshots(self, snapshot_ids: Sequence[int]) -> list[Evaluation]:
         """Evaluations judged from any of these snapshots (an environment's timeline)."""
         if not snapshot_ids:

@@ -60,7 +60,6 @@ def comparison_report(
     if stored is not None:
         return Response(stored.text, media_type="application/json")
     report = reports.compare_refs(session, runtime.config, source, target, now)
-    request.app.state.metrics.evaluated(report)
     return report.as_json()
 
 
@@ -110,8 +109,6 @@ async def gate(
         )
     metrics = request.app.state.metrics
     metrics.gated(source, target, result.status)
-    if result.report is not None:
-        metrics.evaluated(result.report)
     if format == "json":
         return Response(result.json_body, media_type="application/json")
     media = "application/xml" if format == "junit" else "text/markdown"
