@@ -49,6 +49,28 @@ def source_types() -> dict[str, type[SourceType[Any]]]:
     return dict(sorted(_REGISTRY.items()))
 
 
+def modules_for(name: str) -> list[str]:
+    """Where a source type lives by convention: `aws.ec2.instances` in
+    `collectors/aws/ec2_instances.py`, `file` in `collectors/files.py` (the contract test
+    holds every source type to it)."""
+    head, _, rest = name.partition(".")
+    candidates = [f"collectors.{head}.{rest.replace('.', '_')}"] if rest else []
+    return [*candidates, f"collectors.{name}", f"collectors.{name}s"]
+
+
 def get(name: str) -> type[SourceType[Any]] | None:
-    load_all()
+    """The source type; only its own module is imported when it follows the convention
+    (a config of file sources never loads the AWS SDK), else every module is."""
+    if name not in _REGISTRY and valid_type_name(name):
+        for module in modules_for(name):
+            try:
+                importlib.import_module(module)
+            except ModuleNotFoundError as exc:
+                if exc.name is None or not module.startswith(exc.name):
+                    raise  # the module exists but one of its imports does not: a real error
+                continue
+            if name in _REGISTRY:
+                break
+    if name not in _REGISTRY:
+        load_all()
     return _REGISTRY.get(name)

@@ -33,6 +33,8 @@ def test_source_type_contract(name: str) -> None:
     parts = cls.__module__.split(".")[1:-1]
     test_file = TESTS.joinpath(*parts, f"test_{module_file}.py")
     assert test_file.exists(), f"{cls.__module__} needs its test at {test_file}"
+    # A config names its types: each is found by its module alone (see registry.get).
+    assert cls.__module__ in registry.modules_for(name), registry.modules_for(name)
 
 
 @pytest.mark.parametrize("name", sorted(n for n in TYPES if n.startswith("aws.")))

@@ -69,3 +69,23 @@ def test_api_serves_the_stored_report_as_a_fresh_one_reads(examples: Project) ->
     assert stored.status_code == by_refs.status_code == fresh.status_code == 200
     assert stored.headers["content-type"] == "application/json"
     assert stored.json() == by_refs.json() == fresh.json()
+
+
+def test_the_stored_path_loads_no_orm_and_no_engine(examples: Project) -> None:
+    """What keeps `diff` of a declared comparison fast (benchmarks/bench_diff.py)."""
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "app", "diff", "staging", "production",
+         "--format", "json"],
+        cwd=examples.root, env={**os.environ, **examples.env()},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert json.loads(done.stdout)["summary"]["unwaived"] == 6
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()}
+    # A config of file and command sources loads those types only: not the AWS SDK.
+    for heavy in ("sqlalchemy.orm", "app.db.models", "app.diff.engine", "deepdiff", "boto3"):
+        assert heavy not in imported, heavy
