@@ -16,8 +16,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
-from botocore.exceptions import ClientError
-
 from collectors._util import json_safe
 from collectors.aws.base import (
     AwsOptions,
@@ -185,6 +183,8 @@ def group_attributes(
 
 def _template_version(ec2: Any, ref: tuple[str, str]) -> dict[str, Any] | None:
     """One template version (name, number, LaunchTemplateData); None when it is gone."""
+    from botocore.exceptions import ClientError
+
     template, version = ref
     named = {"LaunchTemplateId": template} if template.startswith("lt-") else {}
     params = named or {"LaunchTemplateName": template}

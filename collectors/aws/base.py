@@ -7,21 +7,17 @@ import fnmatch
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import boto3
-from botocore.config import Config as BotoConfig
-from botocore.credentials import DeferredRefreshableCredentials, RefreshableCredentials
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    NoRegionError,
-)
 from pydantic import Field, model_validator
 
 from collectors.base import CollectorError, SourceOptions
+
+# The AWS SDK takes a few hundred milliseconds to import: it is loaded when a source first
+# talks to AWS, not when a config naming AWS sources is read (`diff`, `gate`, `validate`).
+if TYPE_CHECKING:
+    import boto3
+    from botocore.config import Config as BotoConfig
 
 T = TypeVar("T")
 
@@ -123,6 +119,9 @@ def ec2_filters(options: AwsOptions) -> list[dict[str, Any]]:
 
 def session_for(options: AwsOptions) -> boto3.Session:
     """A session from the profile (or the default chain), with the role assumed if asked."""
+    import boto3
+    from botocore.credentials import DeferredRefreshableCredentials, RefreshableCredentials
+
     session = boto3.Session(profile_name=options.profile) if options.profile else boto3.Session()
     if not options.role_arn:
         return session
@@ -157,6 +156,8 @@ def session_for(options: AwsOptions) -> boto3.Session:
 
 
 def _client_config(options: AwsOptions) -> BotoConfig:
+    from botocore.config import Config as BotoConfig
+
     return BotoConfig(
         retries={"mode": "standard", "total_max_attempts": options.max_attempts},
         max_pool_connections=max(10, options.max_concurrency * 2),
@@ -236,6 +237,14 @@ def _prefix(api: Any) -> str:
 @contextmanager
 def aws_errors(api: Any) -> Iterator[None]:
     """AWS errors as CollectorError, naming the missing IAM action on AccessDenied."""
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        NoRegionError,
+    )
+
     try:
         yield
     except ClientError as exc:

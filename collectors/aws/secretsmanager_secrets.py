@@ -24,7 +24,6 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar, Literal
 
-from botocore.exceptions import ClientError
 from pydantic import Field
 
 from collectors.aws.base import (
@@ -134,6 +133,8 @@ class SecretsManagerSecrets(SourceType[SecretOptions]):
                 return secrets
 
             def value_of(secret: dict[str, Any]) -> dict[str, Any]:
+                from botocore.exceptions import ClientError
+
                 if not wanted(tags_of(secret.get("Tags"))):
                     return secret  # filtered out later: its value is not read at all
                 try:

@@ -60,3 +60,24 @@ def test_a_duplicate_type_name_is_an_error() -> None:
     with pytest.raises(registry.DuplicateSourceType, match="registered by both"):
         registry.register(Impostor)
     assert registry.get("file") is existing
+
+
+def test_reading_an_aws_config_does_not_load_the_aws_sdk(tmp_path: Path) -> None:
+    """`diff`, `gate` and `validate --offline` read the config; only a scan talks to AWS."""
+    import subprocess
+    import sys
+
+    from app.demo import write_config
+
+    config = write_config(tmp_path, "http://127.0.0.1:9")  # six AWS source types
+    probe = (
+        "import sys; from pathlib import Path; from app.config import load_config; "
+        f"c = load_config(Path({str(config)!r}), environ={{}}); "
+        "assert sum(len(e.sources) for e in c.environments.values()) == 18; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -86,6 +86,6 @@ def test_the_stored_path_loads_no_orm_and_no_engine(examples: Project) -> None:
     assert done.returncode == 1, done.stderr[-2000:]
     assert json.loads(done.stdout)["summary"]["unwaived"] == 6
     imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()}
-    # A config of file and command sources loads those types only: not the AWS SDK.
+    # Reading a config loads the named source types' modules only, never the AWS SDK.
     for heavy in ("sqlalchemy.orm", "app.db.models", "app.diff.engine", "deepdiff", "boto3"):
         assert heavy not in imported, heavy
