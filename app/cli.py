@@ -372,15 +372,16 @@ def push(
                 f"{environment}: stored snapshot #{stored['snapshot_id']} ({stored['status']})"
             )
             return
-        from app.snapshots import service
-
-        with runtime_mod.unit_of_work(config) as (rt, session):
-            snapshot_id, status = service.push(session, rt.config, environment, data, rt.redactor)
-        out.print(f"{environment}: stored snapshot #{snapshot_id} ({status})")
         from app.alerts.evaluate import Evaluator
+        from app.snapshots import service
 
         rt = runtime_mod.load(config)
         try:
+            with rt.sessions.begin() as session:
+                snapshot_id, status = service.push(
+                    session, rt.config, environment, data, rt.redactor
+                )
+            out.print(f"{environment}: stored snapshot #{snapshot_id} ({status})")
             Evaluator(rt.config, rt.sessions).after_snapshot(environment)
             _deliver_alerts(rt)
         finally:
@@ -918,10 +919,10 @@ def alerts_retry(
     from app.alerts.repository import AlertRepository
 
     with _errors():
-        with runtime_mod.unit_of_work(config) as (_rt, session):
-            AlertRepository(session).retry(event_id, utcnow())
         rt = runtime_mod.load(config)
         try:
+            with rt.sessions.begin() as session:
+                AlertRepository(session).retry(event_id, utcnow())
             _deliver_alerts(rt)
         finally:
             rt.close()

@@ -179,14 +179,26 @@ class AlertsConfig(_Model):
     @field_validator("webhooks")
     @classmethod
     def _webhook_names(cls, value: list[WebhookConfig]) -> list[WebhookConfig]:
-        names = [hook.name or f"webhook-{i + 1}" for i, hook in enumerate(value)]
+        names = [_webhook_name(i, hook) for i, hook in enumerate(value)]
         duplicate = next((n for n in names if names.count(n) > 1), None)
         if duplicate:
             raise ValueError(f"two webhooks are named {duplicate!r}: give each its own name")
         return value
 
+    def named_webhooks(self) -> dict[str, WebhookConfig]:
+        """Each webhook under its name (`webhook-N` when it has none)."""
+        return _named(self.webhooks)
+
     def webhook_names(self) -> list[str]:
-        return [hook.name or f"webhook-{i + 1}" for i, hook in enumerate(self.webhooks)]
+        return list(self.named_webhooks())
+
+
+def _webhook_name(index: int, hook: WebhookConfig) -> str:
+    return hook.name or f"webhook-{index + 1}"
+
+
+def _named(hooks: list[WebhookConfig]) -> dict[str, WebhookConfig]:
+    return {_webhook_name(i, hook): hook for i, hook in enumerate(hooks)}
 
 
 class SecretsConfig(_Model):

@@ -18,9 +18,9 @@ from app.db.base import utcnow
 from app.db.models import AlertEvent, Evaluation, OpenDrift
 from app.diff.model import SEVERITY_RANK, DriftItem
 from app.errors import EnvparityError
-from app.reports.render import to_json
+from app.reports.render import json_text
 from app.reports.service import Report, compare_snapshots, first_waiver_expiry, item_json
-from app.reports.stored import rules_digest
+from app.reports.stored import rules_digest, still_holds
 from app.runtime import Runtime
 from app.snapshots.canonical import canonical_json, content_hash
 from app.snapshots.repository import SnapshotRepository
@@ -69,7 +69,7 @@ def targets_for(config: Config, comparison: ComparisonConfig) -> list[Target]:
             )
             out.append(Target("slack", severity))
     chosen = comparison.alerts.webhooks
-    for name, hook in zip(alerts.webhook_names(), alerts.webhooks, strict=True):
+    for name, hook in alerts.named_webhooks().items():
         if chosen is None or name in chosen:
             out.append(Target(f"webhook:{name}", hook.min_severity))
     return out
@@ -136,22 +136,16 @@ def evaluate(
         return None
     waivers = WaiverRepository(session).state()
     rules = rules_digest(config)
-    unchanged = (
-        state.left_snapshot_id == left.id
-        and state.right_snapshot_id == right.id
-        and state.waiver_state == waivers
-        and state.rules == rules
-        and (state.valid_until is None or now < state.valid_until)
-    )
-    if unchanged and not force:
+    if not force and still_holds(state, left.id, right.id, waivers, rules, now):
         return None
 
     report = compare_snapshots(session, config, left, right, now)
-    text = to_json(report)
+    body = report.as_json()
+    text = json_text(body)
     compared = canonical_json(report.result.resources)
     digest, resources = content_hash(text), content_hash(compared)
     DocumentStore(session).put({digest: text, resources: compared})
-    summary = json.loads(text)["summary"]
+    summary = body["summary"]
 
     counting = {i.fingerprint: i for i in report.counting}
     already = alerts.open_drift(comparison.name)

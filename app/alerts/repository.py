@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session
 
 from app.db.models import AlertEvent, ComparisonState, Evaluation, OpenDrift
 from app.errors import Conflict, NotFound
-from app.waivers.repository import WaiverRepository
 
 EVENT_STATUSES = ("pending", "delivered", "failed")
 
@@ -39,34 +38,12 @@ class AlertRepository:
         assert state is not None
         return state
 
-    def state(self, comparison: str) -> ComparisonState | None:
-        return self.session.get(ComparisonState, comparison)
-
-    def states(self) -> dict[str, ComparisonState]:
-        return {s.comparison: s for s in self.session.scalars(select(ComparisonState))}
-
-    def waiver_state(self) -> str:
-        return WaiverRepository(self.session).state()
-
     # ------------------------------------------------------------------ evaluations
 
     def add_evaluation(self, evaluation: Evaluation) -> Evaluation:
         self.session.add(evaluation)
         self.session.flush()
         return evaluation
-
-    def evaluation(self, evaluation_id: int) -> Evaluation | None:
-        return self.session.get(Evaluation, evaluation_id)
-
-    def evaluations(self, comparison: str, limit: int = 50) -> list[Evaluation]:
-        return list(
-            self.session.scalars(
-                select(Evaluation)
-                .where(Evaluation.comparison == comparison)
-                .order_by(Evaluation.id.desc())
-                .limit(limit)
-            )
-        )
 
     def current_evaluations(self) -> list[Evaluation]:
         """Each comparison's last evaluation."""

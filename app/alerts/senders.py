@@ -206,8 +206,7 @@ def sender_for(config: Config, comparison: str, target: str) -> Sender | None:
         return SlackWebhook(slack.webhook_url or "", slack.channel)
     if target.startswith("webhook:"):
         name = target.removeprefix("webhook:")
-        alerts = config.model.alerts
-        for hook_name, hook in zip(alerts.webhook_names(), alerts.webhooks, strict=True):
-            if hook_name == name:
-                return Webhook(name, hook.url, hook.secret)
+        hook = config.model.alerts.named_webhooks().get(name)
+        if hook is not None:
+            return Webhook(name, hook.url, hook.secret)
     return None

@@ -48,19 +48,12 @@ def comparisons(runtime: RuntimeDep) -> list[dict[str, Any]]:
     dependencies=[Read],
     responses={200: example(REPORT_EXAMPLE)},
 )
-def comparison_report(
-    source: str, target: str, runtime: RuntimeDep, session: SessionDep, request: Request
-) -> Any:
+def comparison_report(source: str, target: str, runtime: RuntimeDep, session: SessionDep) -> Any:
     """The latest snapshots compared: the report stored by the last evaluation while it
     still holds, else computed now."""
     runtime.config.environment(source)
     runtime.config.environment(target)
-    now = utcnow()
-    stored = stored_report(session.connection(), runtime.config, source, target, now)
-    if stored is not None:
-        return Response(stored.text, media_type="application/json")
-    report = reports.compare_refs(session, runtime.config, source, target, now)
-    return report.as_json()
+    return diff(source, target, runtime, session)
 
 
 def report_url(runtime: Any, source: str, target: str) -> str:

@@ -57,7 +57,12 @@ def status_of(item: DriftItem) -> str:
 
 
 def to_json(report: Report) -> str:
-    return json.dumps(report.as_json(), indent=2, ensure_ascii=False) + "\n"
+    return json_text(report.as_json())
+
+
+def json_text(body: dict[str, Any]) -> str:
+    """A report's JSON as `diff --format json` prints it (and as it is stored)."""
+    return json.dumps(body, indent=2, ensure_ascii=False) + "\n"
 
 
 # ----------------------------------------------------------------------------- table

@@ -74,6 +74,23 @@ def rules_digest(config: Config) -> str:
     return content_hash(canonical_json(shaping))
 
 
+def still_holds(
+    state: Any, left_id: int | None, right_id: int | None, waivers: str, rules: str, now: datetime
+) -> bool:
+    """Whether a comparison's last evaluation (`state`: its comparison_state row) still
+    judges the latest snapshots: same snapshots, stored waivers and rules, no waiver
+    expired since."""
+    return (
+        left_id is not None
+        and right_id is not None
+        and state.left_snapshot_id == left_id
+        and state.right_snapshot_id == right_id
+        and state.waiver_state == waivers
+        and state.rules == rules
+        and (state.valid_until is None or now < state.valid_until)
+    )
+
+
 @dataclass
 class StoredReport:
     text: str  # the report as `diff --format json` prints it
@@ -119,16 +136,9 @@ def stored_report(
     ).one_or_none()
     if row is None:
         return None
-    holds = (
-        row.left_id is not None
-        and row.right_id is not None
-        and row.left_snapshot_id == row.left_id
-        and row.right_snapshot_id == row.right_id
-        and row.waiver_state == _waiver_state(row)
-        and (row.valid_until is None or now < row.valid_until)
-        and row.rules == rules_digest(config)
-    )
-    if not holds:
+    if not still_holds(
+        row, row.left_id, row.right_id, _waiver_state(row), rules_digest(config), now
+    ):
         return None
     body = connection.execute(_DOCUMENT, {"hash": row.report}).scalar_one_or_none()
     if body is None:

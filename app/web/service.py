@@ -16,6 +16,7 @@ from app.reports.service import Report, compare_refs
 from app.reports.stored import stored_report
 from app.runtime import Runtime
 from app.snapshots.repository import SnapshotRepository
+from app.waivers.repository import WaiverRepository
 from app.web.history import DriftHistory
 from app.web.repository import DashboardRepository
 from app.web.timeline import Event, events
@@ -87,7 +88,7 @@ def timeline(
             left, right = (
                 (event.snapshot, counterpart) if mine_left else (counterpart, event.snapshot)
             )
-            waivers = waivers or AlertRepository(session).waiver_state()
+            waivers = waivers or WaiverRepository(session).state()
             event.drift[comparison.name] = history.counts(
                 session, config, left, right, waivers, now
             )
