@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.config import Config
 from app.db.models import DriftSeen, Snapshot
+from app.db.upsert import insert_or_ignore
 from app.diff.engine import compare
 from app.diff.model import (
     SEVERITIES,
@@ -320,28 +321,43 @@ def record_first_seen(session: Session, result: DiffResult, observed_at: datetim
     items = {i.fingerprint: i for i in result.items}
     if not items:
         return
-    known: dict[str, DriftSeen] = {}
     fingerprints = sorted(items)
+    known = _seen_rows(session, result.comparison, fingerprints)
+    new = [f for f in fingerprints if f not in known]
+    for fingerprint in fingerprints:
+        row = known.get(fingerprint)
+        if row is not None:
+            row.first_seen = min(row.first_seen, observed_at)
+            row.last_seen = max(row.last_seen, observed_at)
+    session.flush()
+    if new:
+        # Another writer (a scan's evaluation, a gate's diff) may record the same new
+        # difference at the same moment: its row stands, and is read back below.
+        statement = insert_or_ignore(session, DriftSeen)
+        rows = [
+            {
+                "comparison": result.comparison,
+                "fingerprint": f,
+                "first_seen": observed_at,
+                "last_seen": observed_at,
+            }
+            for f in new
+        ]
+        for start in range(0, len(rows), 5000):
+            session.execute(statement, rows[start : start + 5000])
+        known.update(_seen_rows(session, result.comparison, new))
+    for fingerprint, item in items.items():
+        item.first_seen = known[fingerprint].first_seen
+
+
+def _seen_rows(session: Session, comparison: str, fingerprints: list[str]) -> dict[str, DriftSeen]:
+    known: dict[str, DriftSeen] = {}
     for start in range(0, len(fingerprints), 5000):
         batch = fingerprints[start : start + 5000]
         rows = session.scalars(
             select(DriftSeen).where(
-                DriftSeen.comparison == result.comparison, DriftSeen.fingerprint.in_(batch)
+                DriftSeen.comparison == comparison, DriftSeen.fingerprint.in_(batch)
             )
         )
         known.update({row.fingerprint: row for row in rows})
-    for fingerprint, item in items.items():
-        row = known.get(fingerprint)
-        if row is None:
-            row = DriftSeen(
-                comparison=result.comparison,
-                fingerprint=fingerprint,
-                first_seen=observed_at,
-                last_seen=observed_at,
-            )
-            session.add(row)
-        else:
-            row.first_seen = min(row.first_seen, observed_at)
-            row.last_seen = max(row.last_seen, observed_at)
-        item.first_seen = row.first_seen
-    session.flush()
+    return known

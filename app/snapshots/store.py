@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.db.models import Document
+from app.db.upsert import insert_or_ignore
 from app.snapshots.canonical import canonical_json, content_hash
 
 # A chunk ends after an identity whose hash is 0 modulo this: 64 rows on average.
@@ -95,15 +96,7 @@ class DocumentStore:
         missing = set(documents) - self.existing(documents)
         if not missing:
             return 0
-        # Each dialect's INSERT ... ON CONFLICT, imported when first written with.
-        if self.session.get_bind().dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-            statement: Any = pg_insert(Document).on_conflict_do_nothing()
-        else:
-            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-            statement = sqlite_insert(Document).on_conflict_do_nothing()
+        statement = insert_or_ignore(self.session, Document)
         rows = [{"hash": h, "body": documents[h]} for h in sorted(missing)]
         for batch in _batched(rows):
             # Another writer may store the same document at the same moment: same content.
