@@ -10,6 +10,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.db.models import AlertEvent, ComparisonState, Evaluation, OpenDrift
+from app.db.upsert import insert_or_ignore
 from app.errors import Conflict, NotFound
 
 EVENT_STATUSES = ("pending", "delivered", "failed")
@@ -25,10 +26,13 @@ class AlertRepository:
         """The comparison's state row, write-locked until the transaction ends: the first
         write of the transaction, so SQLite takes its write lock here and PostgreSQL the
         row's lock; two evaluations of one comparison never interleave."""
-        state = self.session.get(ComparisonState, comparison)
-        if state is None:
-            self.session.add(ComparisonState(comparison=comparison, version=0))
-            self.session.flush()
+        if self.session.get(ComparisonState, comparison) is None:
+            # Two first evaluations of a comparison (its two environments scanned at once)
+            # may both find no row: the second insert is a no-op, and the update waits.
+            self.session.execute(
+                insert_or_ignore(self.session, ComparisonState),
+                {"comparison": comparison, "version": 0},
+            )
         self.session.execute(
             update(ComparisonState)
             .where(ComparisonState.comparison == comparison)
