@@ -29,6 +29,7 @@ from app.diff.model import (
 from app.errors import InvalidInput, NotFound
 from app.snapshots.repository import SnapshotRepository
 from app.snapshots.schemas import format_time
+from app.snapshots.store import batched
 from app.waivers.repository import WaiverRepository
 from collectors import registry
 
@@ -324,11 +325,9 @@ def record_first_seen(session: Session, result: DiffResult, observed_at: datetim
     fingerprints = sorted(items)
     known = _seen_rows(session, result.comparison, fingerprints)
     new = [f for f in fingerprints if f not in known]
-    for fingerprint in fingerprints:
-        row = known.get(fingerprint)
-        if row is not None:
-            row.first_seen = min(row.first_seen, observed_at)
-            row.last_seen = max(row.last_seen, observed_at)
+    for row in known.values():
+        row.first_seen = min(row.first_seen, observed_at)
+        row.last_seen = max(row.last_seen, observed_at)
     session.flush()
     if new:
         # Another writer (a scan's evaluation, a gate's diff) may record the same new
@@ -343,8 +342,8 @@ def record_first_seen(session: Session, result: DiffResult, observed_at: datetim
             }
             for f in new
         ]
-        for start in range(0, len(rows), 5000):
-            session.execute(statement, rows[start : start + 5000])
+        for batch in batched(rows):
+            session.execute(statement, batch)
         known.update(_seen_rows(session, result.comparison, new))
     for fingerprint, item in items.items():
         item.first_seen = known[fingerprint].first_seen
@@ -352,8 +351,7 @@ def record_first_seen(session: Session, result: DiffResult, observed_at: datetim
 
 def _seen_rows(session: Session, comparison: str, fingerprints: list[str]) -> dict[str, DriftSeen]:
     known: dict[str, DriftSeen] = {}
-    for start in range(0, len(fingerprints), 5000):
-        batch = fingerprints[start : start + 5000]
+    for batch in batched(fingerprints):
         rows = session.scalars(
             select(DriftSeen).where(
                 DriftSeen.comparison == comparison, DriftSeen.fingerprint.in_(batch)

@@ -83,7 +83,7 @@ class DocumentStore:
         driver: thousands of bound values are not worth SQLAlchemy compiling each one."""
         connection = self.session.connection()
         marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
-        for batch in _batched(hashes):
+        for batch in batched(hashes):
             placeholders = ", ".join([marker] * len(batch))
             statement = f"SELECT {columns} FROM documents WHERE hash IN ({placeholders})"
             yield from connection.exec_driver_sql(statement, tuple(batch))
@@ -98,7 +98,7 @@ class DocumentStore:
             return 0
         statement = insert_or_ignore(self.session, Document)
         rows = [{"hash": h, "body": documents[h]} for h in sorted(missing)]
-        for batch in _batched(rows):
+        for batch in batched(rows):
             # Another writer may store the same document at the same moment: same content.
             self.session.execute(statement, batch)
         return len(missing)
@@ -156,6 +156,7 @@ class DocumentStore:
         return out
 
 
-def _batched(items: list[Any]) -> Iterable[list[Any]]:
+def batched(items: list[Any]) -> Iterable[list[Any]]:
+    """Slices of at most 5,000: what one statement's IN list or executemany is given."""
     for start in range(0, len(items), _BATCH):
         yield items[start : start + _BATCH]
