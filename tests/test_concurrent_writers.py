@@ -53,7 +53,7 @@ def test_two_writers_recording_the_same_new_drift_both_succeed(
     sessions: sessionmaker[Session],
 ) -> None:
     for round_ in range(3):
-        seen = result(1500 * (round_ + 1))  # new fingerprints every round
+        seen = result(1500 * (round_ + 1))  # 1,500 new fingerprints next to the known ones
         at_once(
             sessions,
             lambda session, i, seen=seen: record_first_seen(
