@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import case, select
 from sqlalchemy.orm import Session
 
 from app.config import Config
 from app.db.models import DriftSeen, Snapshot
-from app.db.upsert import insert_or_ignore
+from app.db.upsert import dialect_insert
 from app.diff.engine import compare
 from app.diff.model import (
     SEVERITIES,
@@ -318,21 +318,37 @@ def compare_refs(
 
 
 def record_first_seen(session: Session, result: DiffResult, observed_at: datetime) -> None:
-    """Keeps, per fingerprint, the earliest and latest data in which the difference stood."""
+    """Keeps, per fingerprint, the earliest and latest data in which the difference stood.
+
+    Several writers (a scan's evaluation, a gate's diff, an older snapshot compared
+    afterwards) may record the same difference at once, so the earliest and latest are
+    kept by the database in one upsert rather than read, compared and written back here:
+    whichever commits last cannot put a later `first_seen` over an earlier one. Rows whose
+    span already covers `observed_at` are not written at all (the span only widens).
+    """
     items = {i.fingerprint: i for i in result.items}
     if not items:
         return
     fingerprints = sorted(items)
-    known = _seen_rows(session, result.comparison, fingerprints)
-    new = [f for f in fingerprints if f not in known]
-    for row in known.values():
-        row.first_seen = min(row.first_seen, observed_at)
-        row.last_seen = max(row.last_seen, observed_at)
-    session.flush()
-    if new:
-        # Another writer (a scan's evaluation, a gate's diff) may record the same new
-        # difference at the same moment: its row stands, and is read back below.
-        statement = insert_or_ignore(session, DriftSeen)
+    known = _seen_spans(session, result.comparison, fingerprints)
+    stale = [
+        f for f in fingerprints if f not in known or not known[f][0] <= observed_at <= known[f][1]
+    ]
+    if stale:
+        insert = dialect_insert(session, DriftSeen)
+        statement = insert.on_conflict_do_update(
+            index_elements=[DriftSeen.comparison, DriftSeen.fingerprint],
+            set_={
+                "first_seen": case(
+                    (insert.excluded.first_seen < DriftSeen.first_seen, insert.excluded.first_seen),
+                    else_=DriftSeen.first_seen,
+                ),
+                "last_seen": case(
+                    (insert.excluded.last_seen > DriftSeen.last_seen, insert.excluded.last_seen),
+                    else_=DriftSeen.last_seen,
+                ),
+            },
+        )
         rows = [
             {
                 "comparison": result.comparison,
@@ -340,22 +356,25 @@ def record_first_seen(session: Session, result: DiffResult, observed_at: datetim
                 "first_seen": observed_at,
                 "last_seen": observed_at,
             }
-            for f in new
+            for f in stale  # in key order, so two writers lock PostgreSQL rows alike
         ]
         for batch in batched(rows):
             session.execute(statement, batch)
-        known.update(_seen_rows(session, result.comparison, new))
+        known.update(_seen_spans(session, result.comparison, stale))
     for fingerprint, item in items.items():
-        item.first_seen = known[fingerprint].first_seen
+        item.first_seen = known[fingerprint][0]
 
 
-def _seen_rows(session: Session, comparison: str, fingerprints: list[str]) -> dict[str, DriftSeen]:
-    known: dict[str, DriftSeen] = {}
+def _seen_spans(
+    session: Session, comparison: str, fingerprints: list[str]
+) -> dict[str, tuple[datetime, datetime]]:
+    """Per fingerprint, the stored (first_seen, last_seen), read from the database."""
+    known: dict[str, tuple[datetime, datetime]] = {}
     for batch in batched(fingerprints):
-        rows = session.scalars(
-            select(DriftSeen).where(
+        rows = session.execute(
+            select(DriftSeen.fingerprint, DriftSeen.first_seen, DriftSeen.last_seen).where(
                 DriftSeen.comparison == comparison, DriftSeen.fingerprint.in_(batch)
             )
         )
-        known.update({row.fingerprint: row for row in rows})
+        known.update({row[0]: (row[1], row[2]) for row in rows})
     return known
