@@ -1,6 +1,7 @@
-"""Two writers doing the same first write at once both succeed: a scan's evaluation and a
-gate's diff recording the same new difference, two evaluations of a comparison that has no
-state row yet (its two environments scanned at the same moment)."""
+"""Writers doing the same write at once all succeed, and none undoes another: a scan's
+evaluation and a gate's diff recording the same difference (each keeps the earliest
+first_seen and the latest last_seen any of them saw), two evaluations of a comparison that
+has no state row yet (its two environments scanned at the same moment)."""
 
 from __future__ import annotations
 
