@@ -73,6 +73,10 @@ waiver_app = typer.Typer(
     help="Reviewed, expected differences.", no_args_is_help=True, rich_markup_mode=None
 )
 app.add_typer(waiver_app, name="waiver")
+secrets_app = typer.Typer(
+    help="What is treated as a secret, and where.", no_args_is_help=True, rich_markup_mode=None
+)
+app.add_typer(secrets_app, name="secrets")
 alerts_app = typer.Typer(
     help="The alert outbox: what was sent, what waits, what failed.",
     no_args_is_help=True,
@@ -745,9 +749,97 @@ def db_upgrade(config: ConfigOption = None) -> None:
         try:
             migrate.upgrade(rt.engine)
             revision = migrate.current_revision(rt.engine)
+            from app.rescrub import needs_rescrub
+
+            with rt.sessions() as session:
+                outdated = needs_rescrub(session, rt.redactor)
         finally:
             rt.close()
     out.print(f"database at revision {revision}")
+    if outdated:
+        out.print(
+            "stored snapshots were redacted by other secret rules than today's: run "
+            "`envparity db rescrub` to apply them (docs/secrets.md)"
+        )
+
+
+@db_app.command("rescrub")
+def db_rescrub(config: ConfigOption = None) -> None:
+    """Apply today's secret rules to every stored snapshot, report and alert, then compact
+    the database so old plaintext leaves its files. Prints counts, never values."""
+    from app.rescrub import compact, rescrub
+
+    with _errors():
+        rt = runtime_mod.load(config)
+        try:
+            stats = rescrub(rt.sessions, rt.config, rt.redactor, utcnow())
+            compact(rt.engine)
+        finally:
+            rt.close()
+    out.print(
+        f"rescrubbed {stats.sources} source(s) of stored snapshots "
+        f"({stats.sources_changed} rewritten), {stats.reports} stored report(s) "
+        f"({stats.reports_changed} rewritten), {stats.events_changed} alert payload(s) rewritten, "
+        f"{stats.comparisons} comparison(s) re-evaluated quietly; "
+        f"{stats.documents_removed} unreferenced document(s) deleted; database compacted"
+    )
+    if stats.rules:
+        table = Table("rule", "secrets hashed", title="secrets by rule (stored snapshots)")
+        for rule, count in sorted(stats.rules.items()):
+            table.add_row(rule, str(count))
+        out.print(table)
+
+
+# --------------------------------------------------------------------------- secrets
+
+
+@secrets_app.command("audit")
+def secrets_audit(
+    environment: Annotated[
+        str | None, typer.Argument(help="One environment [default: every one].")
+    ] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="table or json.", show_default=True)
+    ] = "table",
+    config: ConfigOption = None,
+) -> None:
+    """Which paths of each source's latest snapshot were treated as secrets, and by which
+    rule. Never prints a value."""
+    from app.snapshots.audit import audit
+
+    with _errors(), runtime_mod.unit_of_work(config) as (rt, session):
+        if fmt not in ("table", "json"):
+            raise InvalidInput(f"--format {fmt!r} is not one of table, json")
+        names = [environment] if environment else list(rt.config.model.environments)
+        if environment:
+            rt.config.environment(environment)  # must be declared
+        census = audit(session, names, rt.redactor.rules_id)
+    if fmt == "json":
+        sys.stdout.write(json.dumps([c.as_json() for c in census], indent=2) + "\n")
+        return
+    if not census:
+        out.print("no snapshot yet: nothing to audit")
+        return
+    for c in census:
+        total = sum(c.counts.values())
+        head = f"{c.environment} / {c.source} ({c.type}, snapshot #{c.snapshot_id})"
+        if c.status != "ok":
+            out.print(f"{head}: failed, nothing stored")
+            continue
+        if c.rules_version is None:
+            out.print(f"{head}: stored before the census; run `envparity db rescrub`")
+            continue
+        rules = ", ".join(f"{rule} {n}" for rule, n in c.counts.items()) or "none"
+        out.print(f"{head}: {total} secret(s) hashed: {rules}")
+        if c.outdated:
+            out.print("  redacted by other rules than today's; run `envparity db rescrub`")
+        if c.paths:
+            table = Table("resource type", "key", "path", "rule")
+            for p in c.paths:
+                table.add_row(p["resource_type"], p["key"], p["path"], p["rule"])
+            out.print(table)
+        if c.more:
+            out.print(f"  ... and {c.more} more (counted above)")
 
 
 @app.command()

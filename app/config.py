@@ -24,6 +24,7 @@ from pydantic import (
 from app.errors import ConfigError
 from collectors import registry
 from collectors.base import CATEGORIES, Category, SourceOptions
+from collectors.secrets import RULES
 
 Severity = Literal["info", "warning", "critical"]
 SEVERITY_ORDER: dict[str, int] = {"info": 0, "warning": 1, "critical": 2}
@@ -201,11 +202,24 @@ def _named(hooks: list[WebhookConfig]) -> dict[str, WebhookConfig]:
     return {_webhook_name(i, hook): hook for i, hook in enumerate(hooks)}
 
 
+def _check_rule(name: str) -> str:
+    if name not in RULES:
+        raise ValueError(f"unknown secret rule {name!r} (rules: {', '.join(sorted(RULES))})")
+    return name
+
+
 class SecretsConfig(_Model):
     # Where the installation's HMAC key lives (created on first use); outside the database.
     key_file: str | None = None
-    # Attribute keys matching this regex (case-insensitive) hold secrets.
+    # Attribute keys matching this regex (case-insensitive) hold secrets; it replaces the
+    # key lexicon (docs/secrets.md) rather than adding to it.
     key_pattern: Annotated[str, AfterValidator(_check_regex)] | None = None
+    # More words that make a key secret (`pin`, `seed`), on word boundaries.
+    key_words: list[str] = Field(default_factory=list)
+    # Keys that are never secret, whatever the lexicon says (`token_bucket_size`).
+    plain_keys: list[str] = Field(default_factory=list)
+    # Rules to turn off, by the names `envparity secrets audit` reports (`jwt`, `url_token`).
+    disable: list[Annotated[str, AfterValidator(_check_rule)]] = Field(default_factory=list)
 
 
 class EnvironmentConfig(_Model):

@@ -51,7 +51,7 @@ def redactor_for(settings: Settings, config: Config) -> Redactor:
     key_file: Path | None = settings.secret_key_file
     if key_file is None and config.model.secrets.key_file:
         key_file = config.base_dir / Path(config.model.secrets.key_file).expanduser()
-    return make_redactor(settings.secret_key, key_file, config.model.secrets.key_pattern)
+    return make_redactor(settings.secret_key, key_file, config.model.secrets)
 
 
 def load(

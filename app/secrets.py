@@ -7,6 +7,7 @@ import re
 import secrets
 from pathlib import Path
 
+from app.config import SecretsConfig
 from app.errors import ConfigError
 from collectors.secrets import Redactor, SecretHasher
 
@@ -49,6 +50,13 @@ def load_secret_key(env_value: str | None, key_file: Path | str | None) -> bytes
 
 
 def make_redactor(
-    env_value: str | None, key_file: Path | str | None, key_pattern: str | None
+    env_value: str | None, key_file: Path | str | None, rules: SecretsConfig | None = None
 ) -> Redactor:
-    return Redactor(SecretHasher(load_secret_key(env_value, key_file)), key_pattern)
+    rules = rules or SecretsConfig()
+    return Redactor(
+        SecretHasher(load_secret_key(env_value, key_file)),
+        rules.key_pattern,
+        extra_words=rules.key_words,
+        plain_keys=rules.plain_keys,
+        disabled=rules.disable,
+    )

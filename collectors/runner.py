@@ -11,7 +11,8 @@ from typing import Any
 
 from collectors import registry
 from collectors.base import CollectorError, FetchContext, Resource, SourceOptions
-from collectors.secrets import Redactor
+from collectors.secrets import Census, Redactor
+from collectors.secrets.census import redact_resource
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,8 @@ class SourceOutcome:
     resources: list[Resource] = field(default_factory=list)
     error: str | None = None
     duration_ms: int = 0
+    # Which paths were treated as secrets and by which rule (`envparity secrets audit`).
+    census: dict[str, Any] | None = None
 
 
 TIMEOUT_GRACE = 2.0
@@ -43,8 +46,11 @@ def run_source(options: SourceOptions, ctx: FetchContext, redactor: Redactor) ->
         source_type = registry.get(options.type)
         if source_type is None:
             raise CollectorError(f"unknown source type {options.type!r}")
-        resources = _call_with_timeout(lambda: source_type().collect(options, ctx), options.timeout)
-        resources = redact_resources(resources, redactor)
+        # Redaction runs inside the timeout: a huge value can never hold up the scan.
+        resources, census = _call_with_timeout(
+            lambda: redact_resources(source_type().collect(options, ctx), redactor),
+            options.timeout,
+        )
         _check_unique(resources)
     except CollectorError as exc:
         return _failed(options, name, redactor.scrub(str(exc)), started)
@@ -58,19 +64,22 @@ def run_source(options: SourceOptions, ctx: FetchContext, redactor: Redactor) ->
         status="ok",
         resources=resources,
         duration_ms=_ms_since(started),
+        census=census.as_json(),
     )
 
 
-def redact_resources(resources: list[Resource], redactor: Redactor) -> list[Resource]:
-    return [
-        Resource(
-            category=r.category,
-            resource_type=r.resource_type,
-            key=redactor.redact_text(r.key),
-            attributes=redactor.redact(r.attributes, r.secret_paths),
+def redact_resources(
+    resources: list[Resource], redactor: Redactor
+) -> tuple[list[Resource], Census]:
+    """The resources with every secret hashed, and the census of what was hashed where."""
+    census = Census(redactor.rules_id)
+    out = []
+    for r in resources:
+        key, attributes = redact_resource(
+            redactor, census, r.resource_type, r.key, r.attributes, r.secret_paths
         )
-        for r in resources
-    ]
+        out.append(Resource(r.category, r.resource_type, key, attributes))
+    return out, census
 
 
 def _check_unique(resources: list[Resource]) -> None:
@@ -94,7 +103,7 @@ def _ms_since(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
 
 
-def _call_with_timeout(fn: Any, timeout: float) -> list[Resource]:
+def _call_with_timeout(fn: Any, timeout: float) -> Any:
     """Runs fn in a daemon thread so a hung fetch can neither block the scan nor the exit.
 
     A little grace on top lets a source that enforces its own timeout (a subprocess, an
@@ -115,5 +124,4 @@ def _call_with_timeout(fn: Any, timeout: float) -> list[Resource]:
         raise SourceTimeout(f"timed out after {timeout:g}s") from None
     if not ok:
         raise value
-    assert isinstance(value, list)
     return value

@@ -125,9 +125,11 @@ def evaluate(
     comparison: ComparisonConfig,
     now: datetime,
     force: bool = False,
+    quiet: bool = False,
 ) -> Outcome | None:
     """Evaluates a comparison if its latest snapshots or the waivers changed since its last
-    evaluation (or `force`); None if there was nothing new to judge."""
+    evaluation (or `force`); None if there was nothing new to judge. `quiet` keeps the open
+    drift up to date without posting anything (`db rescrub` re-keys what it already knew)."""
     alerts = AlertRepository(session)
     state = alerts.lock(comparison.name)
     snapshots = SnapshotRepository(session)
@@ -151,7 +153,7 @@ def evaluate(
     already = alerts.open_drift(comparison.name)
     opened = [i for f, i in counting.items() if f not in already]
     resolved = [row for f, row in already.items() if f not in counting and _known(report, row)]
-    reminders = _reminders(config, already, counting, resolved, now)
+    reminders = [] if quiet else _reminders(config, already, counting, resolved, now)
 
     evaluation = alerts.add_evaluation(
         Evaluation(
@@ -176,14 +178,18 @@ def evaluate(
     for row in reminders:
         row.reminded_at = now
 
-    events = _events(
-        targets_for(config, comparison),
-        _context(config, comparison, report, summary),
-        evaluation.id,
-        opened,
-        resolved,
-        [counting[row.fingerprint] for row in reminders],
-        now,
+    events = (
+        []
+        if quiet
+        else _events(
+            targets_for(config, comparison),
+            _context(config, comparison, report, summary),
+            evaluation.id,
+            opened,
+            resolved,
+            [counting[row.fingerprint] for row in reminders],
+            now,
+        )
     )
     alerts.add_events(events)
 

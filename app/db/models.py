@@ -87,6 +87,9 @@ class SnapshotSource(Base):
     resource_count: Mapped[int] = mapped_column(Integer, default=0)
     # The content hash of the manifest document listing this source's resources.
     manifest: Mapped[str | None] = mapped_column(String(64))
+    # The census of secrets the redactor hashed (JSON: rules_version, counts per rule, paths
+    # and the rule for each): what `envparity secrets audit` reads. Never a value.
+    secrets: Mapped[str | None] = mapped_column(Text)
 
     snapshot: Mapped[Snapshot] = relationship(back_populates="sources")
 

@@ -22,11 +22,12 @@ from app.diff.normalize import (
     render_path,
 )
 from app.diff.rules import severity_of, tolerance_of, waiver_of
-from collectors.secrets import SECRET_PREFIX, is_secret_marker
+from collectors.secrets import MARKER_IN_TEXT, SECRET_PREFIX, is_secret_marker
 
 Identity = tuple[str, str]  # resource_type, normalized key
 _IPV4 = re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}")
 SECRET_SHOWN = "(secret)"
+SECRET_ROTATED = "secret rotated"
 
 
 @dataclass
@@ -140,6 +141,7 @@ class _SideNormalizer:
 
     def __init__(self, side: Side, rules: Rules, cross: bool) -> None:
         self.side = side
+        self.cross = cross
         environments = {**rules.environments, side.environment: side.vars}
         self.normalizer = Normalizer(
             vars=side.vars,
@@ -151,9 +153,19 @@ class _SideNormalizer:
 
     def index(self) -> dict[Identity, SideResource]:
         resources = self.side.resources
-        if not self.normalizer.mentions_vars("\n".join(r.key for r in resources)):
+        keys = "\n".join(r.key for r in resources)
+        masked = self.cross and SECRET_PREFIX in keys
+        if not masked and not self.normalizer.mentions_vars(keys):
             return {(r.resource_type, r.key): r for r in resources}  # no key holds a var value
-        key = self.normalizer.substitute_key
+        substitute = self.normalizer.substitute_key
+
+        def key(text: str) -> str:
+            # Across environments a secret inside a key (a `lines` command's `TOKEN=...`)
+            # compares by presence, like one inside a value.
+            if masked and SECRET_PREFIX in text:
+                text = MARKER_IN_TEXT.sub(SECRET_PLACEHOLDER, text)
+            return substitute(text)
+
         return {(r.resource_type, key(r.key)): r for r in resources}
 
     def normalize(self, resource: SideResource, key: str) -> _Normalized:
@@ -210,7 +222,7 @@ def _item(
     return DriftItem(
         category=n.resource.category,
         resource_type=n.resource.resource_type,
-        key=n.key,
+        key=_shown(n.key),
         path=render_path(parts),
         change=change,  # type: ignore[arg-type]
         left=left,
@@ -223,7 +235,13 @@ def _item(
 def _shown(value: Any) -> Any:
     """A value as a report shows it: secrets as `(secret)`, never their hash."""
     if isinstance(value, str):
-        return SECRET_SHOWN if (value == SECRET_PLACEHOLDER or is_secret_marker(value)) else value
+        if value == SECRET_PLACEHOLDER or is_secret_marker(value):
+            return SECRET_SHOWN
+        if SECRET_PREFIX in value:
+            value = MARKER_IN_TEXT.sub(SECRET_SHOWN, value)
+        if SECRET_PLACEHOLDER in value:
+            value = value.replace(SECRET_PLACEHOLDER, SECRET_SHOWN)
+        return value
     if isinstance(value, dict):
         return {k: _shown(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -270,6 +288,10 @@ def _path_of(level: Any) -> list[str]:
     return parts
 
 
+def _holds_secret(value: Any) -> bool:
+    return isinstance(value, str) and (SECRET_PREFIX in value or SECRET_PLACEHOLDER in value)
+
+
 def _changes(pairs: list[tuple[_Normalized, _Normalized]]) -> list[DriftItem]:
     """One DeepDiff over every resource whose hashes differ (one call, not one per resource:
     DeepDiff's set-up costs more than a small document's comparison)."""
@@ -292,9 +314,13 @@ def _changes(pairs: list[tuple[_Normalized, _Normalized]]) -> list[DriftItem]:
             parts = tuple(rest)
             left = None if change == "added" else _shown(level.t1)
             right = None if change == "removed" else _shown(level.t2)
-            if change == "changed" and left == SECRET_SHOWN and right == SECRET_SHOWN:
-                left, right = SECRET_SHOWN, SECRET_SHOWN + " (changed)"
-            items.append(_item(pairs[int(index)][0], parts, change, left, right))
+            detail = None
+            if change == "changed" and left == right and _holds_secret(level.t2):
+                # Only a secret changed (whole, or inside a URL): shown alike on both sides.
+                detail = SECRET_ROTATED
+                if right == SECRET_SHOWN:
+                    right = SECRET_SHOWN + " (changed)"
+            items.append(_item(pairs[int(index)][0], parts, change, left, right, detail))
     items.sort(key=lambda i: (i.key, i.path, i.change))
     return items
 
@@ -308,6 +334,7 @@ def _leaks(
     """Across environments, every leak on either side; over time, only leaks that are new."""
     items = []
     seen: set[tuple[Identity, Path, str]] = set()
+    others = {"left": rights, "right": lefts}
     if not cross:
         seen = {(identity, leak.path, "right") for identity, n in lefts.items() for leak in n.leaks}
     for side_name, side in (("left", lefts), ("right", rights)) if cross else (("right", rights),):
@@ -320,18 +347,30 @@ def _leaks(
                 seen.add(marker)
                 compared[identity] = n.resource.category
                 detail = f"names {leak.environment} (its {leak.var})"
-                value = leak.value
+                value = _shown(leak.value)
+                # The other side's value at the same place (what it holds instead), so the row
+                # does not read as "missing" there.
+                other = others[side_name].get(identity)
+                counterpart = _shown(_at(other.doc, leak.path)) if other is not None else None
                 items.append(
                     _item(
                         n,
                         leak.path,
                         "leak",
-                        value if side_name == "left" else None,
-                        value if side_name == "right" else None,
+                        value if side_name == "left" else counterpart,
+                        value if side_name == "right" else counterpart,
                         detail,
                     )
                 )
     return items
+
+
+def _at(doc: Any, path: Path) -> Any:
+    for part in path:
+        if not isinstance(doc, dict) or part not in doc:
+            return None
+        doc = doc[part]
+    return doc
 
 
 def _secret_reuse(

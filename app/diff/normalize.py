@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from collectors.secrets import is_secret_marker
+from collectors.secrets import MARKER_IN_TEXT, SECRET_PREFIX, is_secret_marker
 
 SECRET_PLACEHOLDER = "{secret}"
 ID_PLACEHOLDER = "{id}"
@@ -82,7 +82,10 @@ class Normalizer:
         foreign_networks: list[tuple[IPNetwork, str, str]] = []
         for env, env_vars in self.foreign.items():
             for name, value in env_vars.items():
-                if value.lower() in own_values:
+                lowered = value.lower()
+                # `example.com` (production's domain) inside staging's own `staging.example.com`
+                # names no other environment: only values no own value contains are foreign.
+                if lowered in own_values or any(lowered in own for own in own_values):
                     continue
                 self._foreign_values.setdefault(value.lower(), (env, name))
                 foreign_networks += [(network, env, name) for network in networks([value])]
@@ -179,6 +182,10 @@ class Normalizer:
                     secrets[path] = value
                     return SECRET_PLACEHOLDER
                 return value
+            if SECRET_PREFIX in value:
+                value = self._embedded(value, path, secrets)
+                if not self.mask_secrets:
+                    return value  # over time the markers themselves are compared
             for env, var in self.leaks_in(value):
                 leaks.append(Leak(path, value, env, var))
             return self.value(value)
@@ -191,6 +198,17 @@ class Normalizer:
         if isinstance(value, list):
             return self._list(value, path, secrets, leaks)
         return value
+
+    def _embedded(self, value: str, path: Path, secrets: dict[Path, str]) -> str:
+        """A value with secrets inside (`postgres://app:<marker>@db-staging/app`): across
+        environments each becomes `{secret}` and is remembered for secret-reuse findings;
+        over time the value is compared as stored, markers and all."""
+        if not self.mask_secrets:
+            return self.value(value)
+        markers = MARKER_IN_TEXT.findall(value)
+        for n, marker in enumerate(markers, start=1):
+            secrets[path if n == 1 else (*path, f"[secret {n}]")] = marker
+        return MARKER_IN_TEXT.sub(SECRET_PLACEHOLDER, value)
 
     def _list(
         self, items: list[Any], path: Path, secrets: dict[Path, str], leaks: list[Leak]

@@ -91,6 +91,8 @@ def default_severity(item: DriftItem) -> str:
     """The documented defaults (docs/diff.md), used when no `severity:` rule matches."""
     if item.change in ("leak", "secret_reused"):
         return "critical"
+    if item.detail == "secret rotated":
+        return "info"  # a secret changed over time: worth knowing, never a warning
     if item.category == "network" and (_opens(item.right) or _opens(item.left)):
         return "critical"
     last = leaf_name(item)

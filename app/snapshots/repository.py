@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -35,6 +37,7 @@ class SourceRecord:
     error: str | None
     duration_ms: int | None
     resources: list[tuple[str, str, str, dict[str, object]]]
+    census: dict[str, Any] | None = None  # which paths were hashed by which rule
 
 
 class SnapshotRepository:
@@ -92,6 +95,7 @@ class SnapshotRepository:
                     duration_ms=source.duration_ms,
                     resource_count=count,
                     manifest=manifest,
+                    secrets=json.dumps(source.census) if source.census is not None else None,
                 )
             )
         snapshot.resource_count = total

@@ -20,7 +20,8 @@ from app.snapshots.repository import SnapshotRepository, SourceRecord
 from app.snapshots.schemas import format_time, parse_push
 from collectors.base import FetchContext
 from collectors.runner import SourceOutcome, run_source
-from collectors.secrets import Redactor
+from collectors.secrets import Census, Redactor
+from collectors.secrets.census import redact_resource
 
 log = logging.getLogger(__name__)
 
@@ -215,6 +216,7 @@ def _records(outcomes: list[SourceOutcome]) -> list[SourceRecord]:
             error=o.error,
             duration_ms=o.duration_ms,
             resources=[(r.category, r.resource_type, r.key, r.attributes) for r in o.resources],
+            census=o.census,
         )
         for o in outcomes
     ]
@@ -232,9 +234,11 @@ def push(
     resources_by_source: dict[str, list[tuple[str, str, str, dict[str, object]]]] = {
         s.name: [] for s in doc.sources
     }
+    censuses = {s.name: Census(redactor.rules_id) for s in doc.sources}
     for r in doc.resources:
-        attributes = redactor.redact(r.attributes)
-        key = redactor.redact_text(r.key)
+        key, attributes = redact_resource(
+            redactor, censuses[r.source], r.resource_type, r.key, r.attributes
+        )
         resources_by_source[r.source].append((r.category, r.resource_type, key, attributes))
     records = [
         SourceRecord(
@@ -244,6 +248,7 @@ def push(
             error=redactor.scrub(s.error) if s.error else None,
             duration_ms=None,
             resources=resources_by_source[s.name],
+            census=censuses[s.name].as_json() if s.status == "ok" else None,
         )
         for s in doc.sources
     ]

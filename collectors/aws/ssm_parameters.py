@@ -45,10 +45,10 @@ from collectors.base import (
     SourceType,
 )
 from collectors.registry import register
-from collectors.secrets import compile_key_pattern
+from collectors.secrets import KeyLexicon
 
 SECURE = "SecureString"
-_SECRET_NAME = compile_key_pattern()
+_SECRET_NAMES = KeyLexicon()
 _VALUE: tuple[str | int, ...] = ("value",)
 
 
@@ -80,7 +80,7 @@ def iso(stamp: Any) -> str | None:
 
 def secret_looking(name: str) -> bool:
     """Whether a parameter's last name segment looks like a secret (`.../db/password`)."""
-    return bool(_SECRET_NAME.search(name.rstrip("/").rsplit("/", 1)[-1]))
+    return _SECRET_NAMES.is_secret(name.rstrip("/").rsplit("/", 1)[-1])
 
 
 def parameter_attributes(
