@@ -1,3 +1,3 @@
 """envparity: environment drift detection service."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -106,6 +106,8 @@ def compare(left: Side, right: Side, rules: Rules, now: datetime) -> DiffResult:
     if cross:
         items.extend(_secret_reuse(lefts, rights))
     items = _suppress_changes_explained_by_leaks(items)
+    if cross:
+        items = _suppress_nested_var_artifacts(items, left.vars, right.vars)
     differing: set[Identity] = set()
     for item in items:
         _classify(item, comparison, rules, now)
@@ -406,6 +408,40 @@ def _suppress_changes_explained_by_leaks(items: list[DriftItem]) -> list[DriftIt
         i
         for i in items
         if not (i.change == "changed" and (i.resource_type, i.key, i.parts) in leaked)
+    ]
+
+
+def _suppress_nested_var_artifacts(
+    items: list[DriftItem], left: dict[str, str], right: dict[str, str]
+) -> list[DriftItem]:
+    """With `domain: staging.example.com` and `domain: example.com`, production's
+    `support+production@example.com` reads `support+{env}@{domain}` while staging's
+    `support+staging@example.com` keeps `example.com` (its own domain is longer): the same
+    text, normalized differently. Such a var's placeholder is put back to its value on each
+    side, and a pair that is then equal is no drift."""
+    nested = {
+        name
+        for name in left.keys() & right.keys()
+        if left[name].lower() != right[name].lower()
+        and (left[name].lower() in right[name].lower() or right[name].lower() in left[name].lower())
+    }
+    if not nested:
+        return items
+
+    def expand(value: str, values: dict[str, str]) -> str:
+        for name in nested:
+            value = value.replace("{" + name + "}", values[name])
+        return value.lower()
+
+    return [
+        i
+        for i in items
+        if not (
+            i.change == "changed"
+            and isinstance(i.left, str)
+            and isinstance(i.right, str)
+            and expand(i.left, left) == expand(i.right, right)
+        )
     ]
 
 

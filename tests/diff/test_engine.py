@@ -483,3 +483,67 @@ def test_an_environment_name_inside_another_is_neither_leak_nor_drift() -> None:
     assert [(i.path, i.change, i.detail) for i in leaky.items] == [
         ("db", "leak", "names staging-eu (its env)")
     ]
+
+
+def url(password: str, env: str) -> str:
+    return f"postgres://app:{hash_secret(password)}@db-{env}.internal:5432/app"
+
+
+def test_urls_that_differ_only_in_password_and_environment_are_equal() -> None:
+    items = diff(
+        [res("app.env", {"DB": url("pw-s", "staging"), "MQ": url("shared", "staging")})],
+        [res("app.env", {"DB": url("pw-p", "production"), "MQ": url("shared", "production")})],
+    )
+    [item] = items
+    assert (item.path, item.change, item.severity) == ("MQ", "secret_reused", "critical")
+    assert (item.left, item.right) == ("(secret)", "(secret)")
+
+
+def test_an_embedded_secret_rotated_over_time_is_one_info_item() -> None:
+    old = side("staging", [res("app.env", {"DB": url("v1", "staging")})])
+    new = side("staging", [res("app.env", {"DB": url("v2", "staging")})])
+    [item] = compare(old, new, Rules(environments=ENVIRONMENTS), NOW).items
+    assert (item.path, item.change, item.severity) == ("DB", "changed", "info")
+    assert item.detail == "secret rotated"
+    assert item.left == item.right == "postgres://app:(secret)@db-{env}.internal:5432/app"
+    assert "hmac" not in str(item.left)
+
+
+def test_a_secret_inside_a_resource_key_compares_by_presence() -> None:
+    items = diff(
+        [res(f"API_TOKEN={hash_secret('a')}", {}, resource_type="line")],
+        [res(f"API_TOKEN={hash_secret('b')}", {}, resource_type="line")],
+    )
+    assert items == []
+
+
+def test_a_var_inside_another_environments_var_is_neither_leak_nor_drift() -> None:
+    vars = {
+        "staging": {"env": "staging", "domain": "staging.example.com"},
+        "production": {"env": "production", "domain": "example.com"},
+    }
+    result = compare(
+        side(
+            "staging",
+            [res("app", {"support": "support+staging@example.com"})],
+            vars=vars["staging"],
+        ),
+        side(
+            "production",
+            [res("app", {"support": "support+production@example.com"})],
+            vars=vars["production"],
+        ),
+        Rules(environments=vars),
+        NOW,
+    )
+    assert result.items == []
+
+
+def test_a_leak_row_shows_what_the_other_side_holds() -> None:
+    items = diff(
+        [res("app.yaml", {"cache": {"host": "cache-production.internal"}})],
+        [res("app.yaml", {"cache": {"host": "cache-production.internal"}, "x": 1})],
+    )
+    leak = next(i for i in items if i.change == "leak")
+    assert leak.left == "cache-production.internal"
+    assert leak.right == "cache-{env}.internal"
