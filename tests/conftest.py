@@ -81,21 +81,27 @@ def postgres_template() -> Iterator[str]:
     _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, migrated database URL: SQLite in tmp_path, or a PostgreSQL clone."""
+def fresh_database(request: pytest.FixtureRequest, folder: Path, prefix: str) -> Iterator[str]:
+    """A fresh, migrated database URL for `request.param`: SQLite in `folder`, or a clone of
+    the PostgreSQL template (dropped afterwards)."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'envparity.db'}"
+        url = f"sqlite:///{folder / 'envparity.db'}"
         engine = make_engine(url)
         upgrade(engine)
         engine.dispose()
         yield url
         return
     template = request.getfixturevalue("postgres_template")
-    name = f"envparity_t_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}{uuid.uuid4().hex[:10]}"
     _admin_execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
     yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
     _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, migrated database URL: SQLite in tmp_path, or a PostgreSQL clone."""
+    yield from fresh_database(request, tmp_path, "envparity_t_")
 
 
 @pytest.fixture

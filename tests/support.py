@@ -9,6 +9,9 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import make_url
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -68,3 +71,24 @@ def invoke(*args: str, input: str | None = None) -> Invocation:
 
     result = CliRunner().invoke(app, list(args), input=input, catch_exceptions=False)
     return Invocation(result.exit_code, result.stdout, result.stderr)
+
+
+def database_bytes(database_url: str) -> bytes:
+    """Every byte the database holds for us: the SQLite files (-wal and -shm included), or
+    every PostgreSQL row as text."""
+    from app.db.session import make_engine
+
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        database = Path(url.database or "")
+        return b"".join(
+            p.read_bytes() for p in database.parent.glob(database.name + "*") if p.is_file()
+        )
+    engine = make_engine(database_url)
+    chunks = []
+    with engine.connect() as conn:
+        for table in inspect(conn).get_table_names():
+            rows = conn.execute(text(f'SELECT t::text FROM "{table}" t')).scalars()
+            chunks.extend(row.encode() for row in rows)
+    engine.dispose()
+    return b"\n".join(chunks)

@@ -3,34 +3,12 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect, text
-from sqlalchemy.engine import make_url
 
-from app.db.session import make_engine
-from tests.support import Project
+from tests.support import Project, database_bytes
 
 SECRET = "hunter2-7f3a"
-
-
-def database_bytes(database_url: str) -> bytes:
-    """Every byte the database holds for us: the SQLite files, or every PostgreSQL row as text."""
-    url = make_url(database_url)
-    if url.get_backend_name() == "sqlite":
-        database = Path(url.database or "")
-        return b"".join(
-            p.read_bytes() for p in database.parent.glob(database.name + "*") if p.is_file()
-        )
-    engine = make_engine(database_url)
-    chunks = []
-    with engine.connect() as conn:
-        for table in inspect(conn).get_table_names():
-            rows = conn.execute(text(f'SELECT t::text FROM "{table}" t')).scalars()
-            chunks.extend(row.encode() for row in rows)
-    engine.dispose()
-    return b"\n".join(chunks)
 
 
 def test_secret_from_a_yaml_file_never_appears_in_plain_text(

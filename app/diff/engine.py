@@ -225,7 +225,7 @@ def _item(
         category=n.resource.category,
         resource_type=n.resource.resource_type,
         key=_shown(n.key),
-        path=render_path(parts),
+        path=_shown(render_path(parts)),
         change=change,  # type: ignore[arg-type]
         left=left,
         right=right,
@@ -245,7 +245,7 @@ def _shown(value: Any) -> Any:
             value = value.replace(SECRET_PLACEHOLDER, SECRET_SHOWN)
         return value
     if isinstance(value, dict):
-        return {k: _shown(v) for k, v in value.items()}
+        return {_shown(k): _shown(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_shown(v) for v in value]
     return value

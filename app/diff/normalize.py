@@ -193,6 +193,8 @@ class Normalizer:
             out = {}
             for k, v in value.items():
                 key = self.substitute(str(k))
+                if self.mask_secrets and SECRET_PREFIX in key:
+                    key = MARKER_IN_TEXT.sub(SECRET_PLACEHOLDER, key)  # a URL used as a key
                 out[key] = self._walk(v, (*path, key), secrets, leaks)
             return out
         if isinstance(value, list):

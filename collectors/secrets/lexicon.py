@@ -177,6 +177,7 @@ _CONTAINER_TAILS = frozenset(("url", "uri"))
 # ... and after `webhook` it is the secret (`SLACK_WEBHOOK_URL`).
 _SECRET_TAILS = {"webhook": frozenset(("url", "uri"))}
 
+_QUANTITIES = frozenset(("max", "min", "num", "number", "count", "total"))
 _CONTAINER_WORDS = tuple(f"_{c}_" for c in CONTAINERS)
 _WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 
@@ -225,8 +226,8 @@ class KeyLexicon:
         parts = words(key)
         while parts and parts[-1].isdigit():  # `password2`, `DB_PASS_1`
             parts = parts[:-1]
-        if not parts:
-            return PLAIN
+        if not parts or parts[0] in _QUANTITIES:
+            return PLAIN  # `max_tokens`, `min_password_length`: a number about secrets
         joined = "_" + "_".join(parts) + "_"
         tail = parts[-1]
         about = tail in METADATA and len(parts) > 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -79,6 +80,7 @@ class Redactor:
         self._on = {name: name not in self.disabled for name in RULES}
         # Values repeat across resources (versions, flags, hosts): each is worked out once.
         self._values: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self._keys: dict[str, tuple[str, tuple[str, ...]]] = {}
 
     def __repr__(self) -> str:
         return "Redactor(<key>)"
@@ -117,9 +119,12 @@ class Redactor:
             out = {}
             judge = self.lexicon.judge if self._on["key"] else _never
             values = self._values
+            paired = self._paired_value(value, judge)
             for k, v in value.items():
+                if type(k) is str and len(k) > 7:
+                    k = self._mapping_key(k, link, found)
                 verdict: Verdict = judge(k) if type(k) is str else _PLAIN
-                if verdict.secret:
+                if verdict.secret or k == paired:
                     out[k] = self._secret_tree(v, (link, k), found, "key")
                 elif verdict.container and type(v) in (str, int, float):
                     out[k] = self._container(v, (link, k), found)
@@ -138,8 +143,56 @@ class Redactor:
                     out[k] = v
             return out
         if kind is list:
-            return [self._walk(v, (link, i), found) for i, v in enumerate(value)]
+            out_list = [self._walk(v, (link, i), found) for i, v in enumerate(value)]
+            for i in self._flag_values(value):
+                out_list[i] = self._secret_tree(value[i], (link, i), found, "assignment")
+            return out_list
         return value
+
+    def _paired_value(self, doc: dict[str, Any], judge: Callable[[str], Verdict]) -> str | None:
+        """`{name: DB_PASSWORD, value: ...}` (Kubernetes and ECS env lists, header lists): the
+        value field is secret when the name field names a secret."""
+        for value_field, name_fields in _PAIRS:
+            if value_field in doc:
+                for name_field in name_fields:
+                    name = doc.get(name_field)
+                    if type(name) is str and judge(name).secret:
+                        return value_field
+        return None
+
+    def _flag_values(self, items: list[Any]) -> Iterator[int]:
+        """`[--api-key, X]` in an argument list: the item after a secret-named flag."""
+        for i, item in enumerate(items[:-1]):
+            if (
+                type(item) is str
+                and item.startswith("-")
+                and "=" not in item
+                and _FLAG.fullmatch(item)
+                and self.is_secret_key(item.lstrip("-"))
+                and type(items[i + 1]) is str
+                and not items[i + 1].startswith("-")
+            ):
+                yield i + 1
+
+    def _mapping_key(self, key: str, link: Link, found: list[Finding]) -> str:
+        """A mapping key holding a secret (a URL with a password used as a key): hashed in
+        place, like a resource key."""
+        cached = self._keys.get(key)
+        if cached is None:
+            spans = self.spans(key, free=True)
+            cached = (
+                (_replace(key, spans, self.hash), tuple(r for _, _, r in spans))
+                if spans
+                else (key, ())
+            )
+            if len(self._keys) >= VALUE_MEMO:
+                self._keys.clear()
+            self._keys[key] = cached
+        redacted, fired = cached
+        if fired:
+            path = (*_path(link), redacted)
+            found.extend(Finding(path, rule) for rule in fired)
+        return redacted
 
     def _secret_tree(self, value: Any, link: Link, found: list[Finding], rule: str) -> Any:
         if isinstance(value, dict):
@@ -257,6 +310,8 @@ class Redactor:
 
 
 _PLAIN = Verdict()
+_PAIRS = (("value", ("name", "key")), ("Value", ("Name", "Key")))
+_FLAG = re.compile(r"--?[A-Za-z][\w\-]{0,127}")
 VALUE_MEMO = 500_000  # distinct strings remembered (then forgotten all at once)
 Link = tuple[Any, str | int] | None  # (parent link, key): a path, built only when needed
 

@@ -241,7 +241,9 @@ def urls(text: str, judge: Judge) -> Iterator[Span]:
 
 def _userinfo(text: str, start: int, end: int) -> Iterator[Span]:
     rest = text[start:end]
-    at = rest.find("@")
+    # The userinfo ends at the last `@` (a password may hold one: `user:M@il:pw@host`); an `@`
+    # in the path or query is told apart below.
+    at = rest.rfind("@")
     if at < 0:
         return
     userinfo = rest[:at]

@@ -9,8 +9,7 @@ from typing import Any
 from sqlalchemy import text
 
 from app.db.session import make_engine
-from tests.support import Project
-from tests.test_no_plaintext_secrets import database_bytes
+from tests.support import Project, database_bytes
 
 # What an earlier envparity recognised: one key-name pattern and URL passwords, nothing else.
 OLD_PATTERN = (

@@ -7,8 +7,7 @@ import json
 from typing import Any
 
 from app.demo import SHARED_SECRET, seed, write_config
-from tests.support import Project
-from tests.test_no_plaintext_secrets import database_bytes
+from tests.support import Project, database_bytes
 
 # (resource_type, key, path, change, severity) of every planted difference that counts
 PLANTED = {
