@@ -129,6 +129,29 @@ def test_string_with_a_secret_looking_name_is_hashed(aws: Any) -> None:
     assert params["/app/staging/db/user"]["value"] == "orders"
 
 
+def test_secrets_inside_string_values_are_hashed_in_place(aws: Any) -> None:
+    ssm = aws.client("ssm")
+    put(ssm, "/app/staging/db/url", "postgres://app:Ssm-Url-Pw-41@db-staging.internal/app")
+    put(ssm, "/app/staging/db/jdbc", "jdbc:postgresql://db/app?user=app&password=Ssm-Jdbc-42")
+    put(ssm, "/app/staging/uploader", "AKIAQQQQQQQQQQQQ4343")
+    put(ssm, "/app/staging/conn", "Server=db;User Id=app;Password=Ssm-Ado-44;")
+    outcome = run(aws, path="/app/staging/")
+    text = dump(outcome.resources)
+    for secret in ("Ssm-Url-Pw-41", "Ssm-Jdbc-42", "AKIAQQQQQQQQQQQQ4343", "Ssm-Ado-44"):
+        assert secret not in text
+    params = {r.key: r.attributes["value"] for r in outcome.resources}
+    assert params["/app/staging/db/url"].startswith("postgres://app:secret:hmac-sha256:")
+    assert params["/app/staging/db/url"].endswith("@db-staging.internal/app")
+    assert params["/app/staging/uploader"] == hasher("AKIAQQQQQQQQQQQQ4343")
+    assert outcome.census is not None
+    assert outcome.census["counts"] == {
+        "assignment": 1,
+        "aws_access_key_id": 1,
+        "query_param": 1,
+        "url_password": 1,
+    }
+
+
 def test_stringlist_is_a_sorted_list(aws: Any) -> None:
     put(aws.client("ssm"), "/app/staging/cors", "https://b.example,https://a.example", "StringList")
     [param] = aws.collect(T, path="/app/staging/")
