@@ -167,7 +167,9 @@ def validate(
         for env in cfg.environments.values():
             from collectors.runner import run_source
 
-            ctx = FetchContext(env.name, cfg.base_dir, env.vars, redactor.hash)
+            ctx = FetchContext(
+                env.name, cfg.base_dir, env.vars, redactor.hash, cfg.model.limits.limits()
+            )
             for options in env.sources:
                 outcome = run_source(options, ctx, redactor)
                 failures += outcome.status != "ok"
@@ -393,16 +395,13 @@ def push(
 
 
 def _read_json(file: str) -> Any:
+    from app.snapshots.schemas import load_json
+
     try:
         text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
     except OSError as exc:
         raise EnvparityError(f"{file}: cannot read: {exc.strerror}") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(
-            f"{file}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg}); nothing stored"
-        ) from None
+    return load_json(text, file)
 
 
 @app.command()

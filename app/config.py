@@ -24,6 +24,7 @@ from pydantic import (
 from app.errors import ConfigError
 from collectors import registry
 from collectors.base import CATEGORIES, Category, SourceOptions
+from collectors.limits import Limits
 from collectors.secrets import RULES
 
 Severity = Literal["info", "warning", "critical"]
@@ -247,12 +248,30 @@ class ServerConfig(_Model):
     # The address people reach the server at, for report links in gate answers and alerts.
     public_url: str | None = None
     max_push_mb: int = Field(default=50, ge=1, le=4096)
+    # Every other request body (the login form, a waiver): counted as it arrives, refused
+    # with 413 past this many KiB, before anything parses it.
+    max_body_kb: int = Field(default=64, ge=1, le=1024 * 1024)
+
+
+class LimitsConfig(_Model):
+    """What any one document may hold, whoever made it (collectors.limits.Limits)."""
+
+    max_depth: int = Field(default=Limits.max_depth, ge=4, le=1000)
+    max_key_length: int = Field(default=Limits.max_key_length, ge=64, le=1 << 20)
+    max_string_length: int = Field(default=Limits.max_string_length, ge=1024, le=1 << 30)
+    max_resources: int = Field(default=Limits.max_resources, ge=1, le=100_000_000)
+    max_source_bytes: int = Field(default=Limits.max_source_bytes, ge=1024, le=1 << 34)
+    max_yaml_aliases: int = Field(default=Limits.max_yaml_aliases, ge=0, le=1_000_000)
+
+    def limits(self) -> Limits:
+        return Limits(**self.model_dump())
 
 
 class ConfigModel(_Model):
     database_url: str | None = None
     server: ServerConfig = Field(default_factory=ServerConfig)
     secrets: SecretsConfig = Field(default_factory=SecretsConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
     environments: dict[str, EnvironmentConfig] = Field(min_length=1)
     comparisons: list[ComparisonConfig] = Field(default_factory=list)
     tolerate: list[ToleranceConfig] = Field(default_factory=list)

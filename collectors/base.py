@@ -10,6 +10,8 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from collectors.limits import Limits
+
 Category = Literal["config", "packages", "instances", "network"]
 CATEGORIES: tuple[Category, ...] = ("config", "packages", "instances", "network")
 
@@ -64,6 +66,8 @@ class FetchContext:
     vars: Mapping[str, str] = field(default_factory=dict)
     # Hashes one secret value (HMAC-SHA256 under the installation key) into its stored form.
     hash_secret: Callable[[str], str] = field(default=lambda value: value)
+    # What one document, one source's output and one file may hold (limits: in the config).
+    limits: Limits = field(default_factory=Limits)
 
     def resolve(self, path: str | Path) -> Path:
         """A path from the config, relative to the config file's folder."""

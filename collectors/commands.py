@@ -25,6 +25,8 @@ import re
 import shlex
 import signal
 import subprocess
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar, Literal
 
@@ -153,14 +155,7 @@ class CommandSource(SourceType[CommandOptions]):
         except OSError as exc:
             raise CollectorError(f"cannot run {program}: {exc.strerror}") from None
         with proc:
-            try:
-                stdout, stderr = proc.communicate(timeout=options.timeout)
-            except subprocess.TimeoutExpired:
-                _kill_session(proc)
-                proc.communicate()
-                raise CollectorError(
-                    f"command `{options.display}` timed out after {options.timeout:g}s"
-                ) from None
+            stdout, stderr = _communicate(proc, options, ctx.limits.max_source_bytes)
         status = proc.returncode
         if status not in options.ok_status:
             raise CollectorError(_failure(options.display, status, stderr))
@@ -182,6 +177,71 @@ class CommandSource(SourceType[CommandOptions]):
             )
             for key, attributes in sorted(documents.items())
         ]
+
+
+class _Capped:
+    """Reads a pipe in a thread: everything up to `limit` characters (then it says so), or
+    only the last `tail` characters (stderr, of which only the end is ever shown)."""
+
+    def __init__(self, pipe: Any, limit: int, tail: int = 0) -> None:
+        self.pipe, self.limit, self.tail = pipe, limit, tail
+        self.parts: list[str] = []
+        self.size = 0
+        self.over = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True, name="envparity-pipe")
+        self.thread.start()
+
+    def _run(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            while chunk := self.pipe.read(65536):
+                self.size += len(chunk)
+                self.parts.append(chunk)
+                if self.tail:
+                    text = "".join(self.parts)[-self.tail :]
+                    self.parts = [text]
+                elif self.size > self.limit:
+                    self.over.set()
+                    return
+
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+def _communicate(
+    proc: subprocess.Popen[str], options: CommandOptions, limit: int
+) -> tuple[str, str]:
+    """The command's output, at most `limit` characters of stdout: past it, or past the
+    timeout, the command's whole process group is killed and the source fails."""
+    out = _Capped(proc.stdout, limit)
+    err = _Capped(proc.stderr, limit, tail=_STDERR_CHARS * 4)
+    deadline = time.monotonic() + options.timeout
+    while proc.poll() is None:
+        if out.over.is_set():
+            _kill_session(proc)
+            proc.wait()
+            raise CollectorError(
+                f"command `{options.display}` printed more than {limit:,} characters "
+                "(limits.max_source_bytes)"
+            )
+        if time.monotonic() >= deadline:
+            _kill_session(proc)
+            proc.wait()
+            raise CollectorError(
+                f"command `{options.display}` timed out after {options.timeout:g}s"
+            )
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=0.05)
+    # The command is done; its pipes close once every process holding them is (a child left
+    # in the background may hold them open: it is not waited for past the deadline).
+    _kill_session(proc)
+    for reader in (out, err):
+        reader.thread.join(max(0.0, deadline - time.monotonic()) + 0.5)
+    if out.over.is_set():
+        raise CollectorError(
+            f"command `{options.display}` printed more than {limit:,} characters "
+            "(limits.max_source_bytes)"
+        )
+    return out.text(), err.text()
 
 
 def _kill_session(proc: subprocess.Popen[str]) -> None:

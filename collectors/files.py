@@ -38,6 +38,7 @@ from collectors.base import (
     SourceOptions,
     SourceType,
 )
+from collectors.limits import Limits
 from collectors.registry import register
 
 Format = Literal["yaml", "json", "toml", "ini", "env", "properties"]
@@ -76,6 +77,7 @@ class FileText:
     key: str
     format: Format
     text: str
+    max_yaml_aliases: int = Limits.max_yaml_aliases
 
 
 def detect_format(name: str) -> Format | None:
@@ -103,7 +105,8 @@ class FileSource(SourceType[FileOptions]):
         files: list[FileText] = []
         for key, path in matches:
             fmt = _format_of(key, options)
-            files.append(FileText(key=key, format=fmt, text=_read(key, path)))
+            text = _read(key, path, ctx.limits.max_source_bytes)
+            files.append(FileText(key, fmt, text, ctx.limits.max_yaml_aliases))
         return files
 
     def normalize(self, raw: list[FileText], options: FileOptions) -> list[Resource]:
@@ -112,7 +115,7 @@ class FileSource(SourceType[FileOptions]):
                 category="config",
                 resource_type=options.resource_type,
                 key=item.key,
-                attributes=parse(item.text, item.format, item.key),
+                attributes=parse(item.text, item.format, item.key, item.max_yaml_aliases),
             )
             for item in raw
         ]
@@ -162,11 +165,18 @@ def _format_of(key: str, options: FileOptions) -> Format:
     return fmt
 
 
-def _read(key: str, path: Path) -> str:
+def _read(key: str, path: Path, limit: int = Limits.max_source_bytes) -> str:
+    """The file's text, at most `limit` bytes (a device like /dev/zero, or a 2 GB log named
+    by mistake, fails its source instead of filling the memory)."""
     try:
-        data = path.read_bytes()
+        with path.open("rb") as fh:
+            data = fh.read(limit + 1)
     except OSError as exc:
         raise CollectorError(f"cannot read {key}: {exc.strerror or type(exc).__name__}") from None
+    if len(data) > limit:
+        raise CollectorError(
+            f"cannot read {key}: larger than {limit:,} bytes (limits.max_source_bytes)"
+        )
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -175,12 +185,18 @@ def _read(key: str, path: Path) -> str:
         ) from None
 
 
-def parse(text: str, fmt: Format, name: str) -> Attributes:
+def parse(
+    text: str, fmt: Format, name: str, max_yaml_aliases: int = Limits.max_yaml_aliases
+) -> Attributes:
     """A file's text as an attribute document; `name` only serves error messages."""
     try:
+        if fmt == "yaml":
+            return _parse_yaml(text, max_yaml_aliases)
         return _PARSERS[fmt](text)
     except _ParseError as exc:
         raise CollectorError(f"cannot parse {name} as {fmt}: {exc}") from None
+    except RecursionError:
+        raise CollectorError(f"cannot parse {name} as {fmt}: nested too deep") from None
 
 
 class _ParseError(Exception):
@@ -193,9 +209,56 @@ def _at(line: int | None, column: int | None = None) -> str:
     return f" at line {line}" + (f", column {column}" if column is not None else "")
 
 
-def _parse_yaml(text: str) -> Attributes:
+# Nodes a file's aliases may expand to, all told: a few hundred bytes of nested aliases
+# ("billion laughs") would otherwise become billions of nodes for whoever walks them.
+MAX_ALIAS_EXPANSION = 1_000_000
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """SafeLoader that counts aliases and what they expand to, and stops past the limits."""
+
+    def __init__(self, stream: str, max_aliases: int) -> None:
+        super().__init__(stream)
+        self.max_aliases = max_aliases
+        self.aliases = 0
+        self.expanded = 0
+        self.sizes: dict[int, int] = {}
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if not self.check_event(yaml.AliasEvent):
+            return super().compose_node(parent, index)
+        self.aliases += 1
+        if self.aliases > self.max_aliases:
+            raise _ParseError(f"more than {self.max_aliases} aliases (limits.max_yaml_aliases)")
+        node = super().compose_node(parent, index)
+        self.expanded += self._size(node)
+        if self.expanded > MAX_ALIAS_EXPANSION:
+            raise _ParseError(
+                f"aliases expand to more than {MAX_ALIAS_EXPANSION:,} nodes (a YAML bomb?)"
+            )
+        return node
+
+    def _size(self, node: Any) -> int:
+        """Nodes under `node`, aliases counted as often as they are used (memoized)."""
+        known = self.sizes.get(id(node))
+        if known is not None:
+            return known
+        self.sizes[id(node)] = 1  # a recursive alias counts once
+        size = 1
+        if isinstance(node, yaml.SequenceNode):
+            size += sum(self._size(child) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            size += sum(self._size(k) + self._size(v) for k, v in node.value)
+        self.sizes[id(node)] = size
+        return size
+
+
+def _parse_yaml(text: str, max_aliases: int = Limits.max_yaml_aliases) -> Attributes:
+    loader = _BoundedLoader(text, max_aliases)
     try:
-        documents = list(yaml.safe_load_all(text))
+        documents = []
+        while loader.check_data():  # type: ignore[no-untyped-call]
+            documents.append(loader.get_data())
     except yaml.MarkedYAMLError as exc:
         # str(exc) quotes the offending line; keep the parser's own words and the position.
         mark = exc.problem_mark or exc.context_mark
@@ -203,6 +266,8 @@ def _parse_yaml(text: str) -> Attributes:
         raise _ParseError(f"{exc.problem or exc.context or 'invalid YAML'}{where}") from None
     except yaml.YAMLError as exc:
         raise _ParseError(type(exc).__name__) from None
+    finally:
+        loader.dispose()
     if not documents or documents == [None]:
         return {}
     if len(documents) > 1:

@@ -11,6 +11,7 @@ from typing import Any
 
 from collectors import registry
 from collectors.base import CollectorError, FetchContext, Resource, SourceOptions
+from collectors.limits import LimitExceeded, Limits, check_document, check_key
 from collectors.secrets import Census, Redactor
 from collectors.secrets.census import redact_resource
 
@@ -46,11 +47,14 @@ def run_source(options: SourceOptions, ctx: FetchContext, redactor: Redactor) ->
         source_type = registry.get(options.type)
         if source_type is None:
             raise CollectorError(f"unknown source type {options.type!r}")
-        # Redaction runs inside the timeout: a huge value can never hold up the scan.
-        resources, census = _call_with_timeout(
-            lambda: redact_resources(source_type().collect(options, ctx), redactor),
-            options.timeout,
-        )
+
+        # Limits and redaction run inside the timeout: no value can hold up the scan.
+        def collect() -> tuple[list[Resource], Census]:
+            collected = source_type().collect(options, ctx)
+            check_limits(collected, ctx.limits)
+            return redact_resources(collected, redactor)
+
+        resources, census = _call_with_timeout(collect, options.timeout)
         _check_unique(resources)
     except CollectorError as exc:
         return _failed(options, name, redactor.scrub(str(exc)), started)
@@ -66,6 +70,21 @@ def run_source(options: SourceOptions, ctx: FetchContext, redactor: Redactor) ->
         duration_ms=_ms_since(started),
         census=census.as_json(),
     )
+
+
+def check_limits(resources: list[Resource], limits: Limits) -> None:
+    """A source whose output breaks a limit fails whole, naming the resource and the limit
+    (never its values): nothing it produced is stored, nothing walks a runaway document."""
+    if len(resources) > limits.max_resources:
+        raise CollectorError(
+            f"{len(resources):,} resources (limits.max_resources is {limits.max_resources:,})"
+        )
+    for r in resources:
+        try:
+            check_key(r.key, limits)
+            check_document(r.attributes, limits)
+        except LimitExceeded as exc:
+            raise CollectorError(f"{r.resource_type} {r.key[:80]!r}: {exc}") from None
 
 
 def redact_resources(

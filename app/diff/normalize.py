@@ -230,11 +230,13 @@ class Normalizer:
                     item_leaks,
                 )
             )
-        walked.sort(key=lambda w: canonical(w[0]))
+        texts = [canonical(w[0]) for w in walked]  # once per item: sort order and label
+        order = sorted(range(len(walked)), key=texts.__getitem__)
         keyed: dict[str, Any] = {}
         depth = len(path)
-        for normalized, item_secrets, item_leaks in walked:
-            label = base = "[" + item_label(normalized) + "]"
+        for index in order:
+            normalized, item_secrets, item_leaks = walked[index]
+            label = base = "[" + item_label(normalized, texts[index]) + "]"
             n = 2
             while label in keyed:
                 label = f"{base[:-1]} ({n})]"
@@ -288,20 +290,33 @@ def networks(values: Iterable[str]) -> list[IPNetwork]:
     return out
 
 
+LABEL_MAX = 96  # a longer label keeps its start and a hash of the whole
+
+
+def short_label(text: str) -> str:
+    """A label no longer than LABEL_MAX: past it, the start and a hash of the whole. A list
+    item's label is a key of its parent: were it the item's whole JSON, every level of a
+    nested list would hold its child twice over (exponential in the depth)."""
+    if len(text) <= LABEL_MAX:
+        return text
+    return text[:64] + "…#" + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def _scalar_label(item: Any) -> str:
-    return item if isinstance(item, str) else canonical(item)
+    return short_label(item if isinstance(item, str) else canonical(item))
 
 
-def item_label(item: Any) -> str:
+def item_label(item: Any, text: str | None = None) -> str:
+    """An item's label: its name, key, label or id field, else its value (`text`: its
+    canonical JSON, when the caller has it already)."""
     if isinstance(item, dict):
         for name in _LABEL_FIELDS:
             value = item.get(name)
             if isinstance(value, str | int) and not isinstance(value, bool):
-                return str(value)
-        return canonical(item)
+                return short_label(str(value))
     if isinstance(item, str):
-        return item
-    return canonical(item)
+        return short_label(item)
+    return short_label(text if text is not None else canonical(item))
 
 
 def canonical(value: Any) -> str:

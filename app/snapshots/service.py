@@ -134,6 +134,7 @@ class Scanner:
             base_dir=self.config.base_dir,
             vars=env.vars,
             hash_secret=self.redactor.hash,
+            limits=self.config.model.limits.limits(),
         )
         if progress is not None:
             progress.started(env.name, [s.name or s.type for s in env.sources])
@@ -230,7 +231,7 @@ def push(
 ) -> tuple[int, str]:
     """Stores a pushed snapshot; refused whole (InvalidInput) if anything is malformed."""
     config.environment(environment)  # must be declared, so that its vars are known
-    doc = parse_push(data)
+    doc = parse_push(data, config.model.limits.limits())
     resources_by_source: dict[str, list[tuple[str, str, str, dict[str, object]]]] = {
         s.name: [] for s in doc.sources
     }
