@@ -73,6 +73,10 @@ waiver_app = typer.Typer(
     help="Reviewed, expected differences.", no_args_is_help=True, rich_markup_mode=None
 )
 app.add_typer(waiver_app, name="waiver")
+snapshots_app = typer.Typer(
+    help="Stored snapshots: list them, remove one.", no_args_is_help=True, rich_markup_mode=None
+)
+app.add_typer(snapshots_app, name="snapshots")
 secrets_app = typer.Typer(
     help="What is treated as a secret, and where.", no_args_is_help=True, rich_markup_mode=None
 )
@@ -789,6 +793,68 @@ def db_rescrub(config: ConfigOption = None) -> None:
         out.print(table)
 
 
+# --------------------------------------------------------------------------- snapshots
+
+
+@snapshots_app.command("list")
+def snapshots_list(
+    environment: Annotated[str, typer.Argument(help="The environment.")],
+    limit: Annotated[int, typer.Option("--limit", help="At most this many, newest first.")] = 20,
+    config: ConfigOption = None,
+) -> None:
+    """An environment's snapshots, newest first, with the ids `ENV@ID` refs take."""
+    with _errors(), runtime_mod.unit_of_work(config) as (rt, session):
+        from app.snapshots.repository import SnapshotRepository
+
+        rt.config.environment(environment)  # must be declared
+        rows = SnapshotRepository(session).list_snapshots(environment, max(1, limit))
+        table = Table("id", "taken at", "origin", "status", "sources", "resources")
+        for snapshot in rows:
+            ok = sum(s.status == "ok" for s in snapshot.sources)
+            table.add_row(
+                str(snapshot.id),
+                format_time(snapshot.taken_at),
+                snapshot.origin,
+                snapshot.status,
+                f"{ok}/{len(snapshot.sources)}",
+                str(snapshot.resource_count),
+            )
+    if not rows:
+        out.print(f"{environment} has no snapshot yet")
+        return
+    out.print(table)
+
+
+@snapshots_app.command("rm")
+def snapshots_rm(
+    snapshot_id: Annotated[int, typer.Argument(help="The snapshot's id (see `snapshots list`).")],
+    config: ConfigOption = None,
+) -> None:
+    """Remove a snapshot (one pushed with a wrong clock, say) with its stored reports; the
+    comparisons it was part of are evaluated again. Says what it changed."""
+    from app.alerts.evaluate import Evaluator
+    from app.snapshots import service
+
+    with _errors():
+        rt = runtime_mod.load(config)
+        try:
+            with rt.sessions.begin() as session:
+                removed = service.remove_snapshot(session, snapshot_id)
+            Evaluator(rt.config, rt.sessions).after_snapshot(removed.environment)
+        finally:
+            rt.close()
+    out.print(
+        f"removed snapshot #{removed.snapshot_id} of {removed.environment} "
+        f"({removed.origin}, taken {format_time(removed.taken_at)}, "
+        f"{removed.resources} resources), {removed.reports} stored report(s) of it, "
+        f"{removed.documents} document(s) nothing else used"
+    )
+    if removed.baseline_cleared:
+        out.print(f"it was {removed.environment}'s baseline: {removed.environment} has none now")
+    latest = f"#{removed.latest_now}" if removed.latest_now is not None else "none"
+    out.print(f"{removed.environment}'s latest snapshot is now {latest}")
+
+
 # --------------------------------------------------------------------------- secrets
 
 
@@ -925,6 +991,12 @@ def token_create(
 
     with _errors():
         expires_at = parse_expiry(expires) if expires else None
+        if expires_at is not None and expires_at <= utcnow():
+            # A token that is dead on arrival is a typo (a year, a day-month swap).
+            raise InvalidInput(
+                f"--expires {expires} is in the past ({format_time(expires_at)}): "
+                "the token would be refused at once; give a later date or time"
+            )
         with runtime_mod.unit_of_work(config) as (_rt, session):
             row, token = _tokens(session).create(scope, name or scope, expires_at)
             token_id = row.id

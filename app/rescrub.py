@@ -19,13 +19,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, delete, select, text
+from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Config
 from app.db.models import (
     AlertEvent,
-    Document,
     DriftSeen,
     Evaluation,
     OpenDrift,
@@ -34,7 +33,7 @@ from app.db.models import (
 )
 from app.reports.render import json_text
 from app.snapshots.canonical import canonical_json, content_hash
-from app.snapshots.store import DocumentStore, batched
+from app.snapshots.store import DocumentStore, collect_garbage
 from collectors.secrets import MARKER_IN_TEXT, SECRET_PREFIX, Census, Redactor
 from collectors.secrets.census import redact_resource
 
@@ -128,7 +127,7 @@ def rescrub(
         _events(session, reshow, stats)
     _reevaluate(sessions, config, now, stats)
     with sessions.begin() as session:
-        stats.documents_removed = _collect_garbage(session)
+        stats.documents_removed = collect_garbage(session)
     return stats
 
 
@@ -245,25 +244,6 @@ def _reevaluate(
             session.flush()
             if moved:  # the stored report must carry the first-seen times just carried over
                 evaluate(session, config, comparison, now, force=True, quiet=True)
-
-
-def _collect_garbage(session: Session) -> int:
-    """Deletes every document no manifest, chunk or stored report refers to any more."""
-    store = DocumentStore(session)
-    manifests = {m for m in session.scalars(select(SnapshotSource.manifest)) if m is not None}
-    reachable = set(manifests)
-    manifest_bodies = store.get(manifests)
-    chunks = {h for body in manifest_bodies.values() for h in json.loads(body)["chunks"]}
-    reachable |= chunks
-    for body in store.get(chunks).values():
-        reachable.update(row[3] for row in json.loads(body))
-    for report, resources in session.execute(select(Evaluation.report, Evaluation.resources)):
-        reachable.update((report, resources))
-    every = set(session.scalars(select(Document.hash)))
-    garbage = sorted(every - reachable)
-    for batch in batched(garbage):
-        session.execute(delete(Document).where(Document.hash.in_(batch)))
-    return len(garbage)
 
 
 def compact(engine: Engine) -> None:

@@ -83,6 +83,19 @@ def check_document(doc: Any, limits: Limits, what: str = "attributes") -> None:
 _CONTAINERS_AND_FLOATS = (dict, list, float)
 
 
+MAX_MESSAGE = 8192  # characters of a stored error text
+
+
+def clean_text(text: str, limit: int = MAX_MESSAGE) -> str:
+    """An error text any database column holds: no NUL (PostgreSQL refuses it in text), no
+    other control characters but newline and tab, at most `limit` characters."""
+    if len(text) > limit:
+        text = text[:limit] + " [cut]"
+    if any(c < " " and c not in "\n\t" for c in text):
+        text = "".join(c if c >= " " or c in "\n\t" else "\ufffd" for c in text)
+    return text
+
+
 def check_key(key: str, limits: Limits) -> None:
     if len(key) > limits.max_key_length:
         raise LimitExceeded(

@@ -11,7 +11,7 @@ from typing import Any
 
 from collectors import registry
 from collectors.base import CollectorError, FetchContext, Resource, SourceOptions
-from collectors.limits import LimitExceeded, Limits, check_document, check_key
+from collectors.limits import LimitExceeded, Limits, check_document, check_key, clean_text
 from collectors.secrets import Census, Redactor
 from collectors.secrets.census import redact_resource
 
@@ -113,8 +113,13 @@ def _check_unique(resources: list[Resource]) -> None:
 
 
 def _failed(options: SourceOptions, name: str, error: str, started: float) -> SourceOutcome:
+    # One odd byte in a command's stderr must not cost the whole snapshot its storage.
     return SourceOutcome(
-        name=name, type=options.type, status="failed", error=error, duration_ms=_ms_since(started)
+        name=name,
+        type=options.type,
+        status="failed",
+        error=clean_text(error),
+        duration_ms=_ms_since(started),
     )
 
 

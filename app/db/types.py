@@ -9,6 +9,10 @@ from sqlalchemy import DateTime
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
+# Ids are INTEGER columns: 32-bit on PostgreSQL. A larger id names nothing (404); it is never
+# sent to the database, where it would be an error on PostgreSQL alone.
+MAX_ID = 2**31 - 1
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Stores UTC, returns timezone-aware UTC datetimes on SQLite and PostgreSQL alike."""

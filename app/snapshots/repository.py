@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from app.db.base import utcnow
 from app.db.models import Baseline, EnvironmentRow, Scan, Snapshot, SnapshotSource
+from app.db.types import MAX_ID
 from app.errors import NotFound, ScanInProgress
 from app.snapshots.store import DocumentStore, StoredResource
 from collectors.base import CATEGORIES
@@ -104,7 +105,7 @@ class SnapshotRepository:
         return snapshot
 
     def snapshot(self, snapshot_id: int) -> Snapshot:
-        if not 1 <= snapshot_id < 2**63:
+        if not 1 <= snapshot_id <= MAX_ID:
             raise NotFound(f"no snapshot #{snapshot_id}")
         snapshot = self.session.scalar(
             select(Snapshot)
@@ -240,7 +241,7 @@ class SnapshotRepository:
         self.session.flush()
 
     def scan(self, scan_id: int) -> Scan:
-        scan = self.session.get(Scan, scan_id) if 1 <= scan_id < 2**63 else None
+        scan = self.session.get(Scan, scan_id) if 1 <= scan_id <= MAX_ID else None
         if scan is None:
             raise NotFound(f"no scan #{scan_id}")
         return scan

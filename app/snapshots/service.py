@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -19,6 +20,7 @@ from app.errors import ConfigError, NotFound, ScanInProgress
 from app.snapshots.repository import SnapshotRepository, SourceRecord
 from app.snapshots.schemas import format_time, parse_push
 from collectors.base import FetchContext
+from collectors.limits import clean_text
 from collectors.runner import SourceOutcome, run_source
 from collectors.secrets import Census, Redactor
 from collectors.secrets.census import redact_resource
@@ -106,7 +108,9 @@ class Scanner:
         except BaseException as exc:
             with self.sessions.begin() as session:
                 repo = SnapshotRepository(session)
-                repo.finish_scan(repo.scan(scan_id), None, self.redactor.scrub(repr(exc)))
+                repo.finish_scan(
+                    repo.scan(scan_id), None, clean_text(self.redactor.scrub(repr(exc)))
+                )
             raise
         log.info("scan #%s of %s: %s", scan_id, env.name, status)
         if self.on_stored is not None:
@@ -293,3 +297,77 @@ def export(session: Session, environment: str, snapshot_id: int | None = None) -
             for r in by_source.get(s.name, [])
         ],
     }
+
+
+# --------------------------------------------------------------------------- removal
+
+
+@dataclass
+class Removed:
+    """What `snapshots rm` changed, for the person who asked."""
+
+    snapshot_id: int
+    environment: str
+    taken_at: datetime
+    origin: str
+    resources: int
+    reports: int
+    baseline_cleared: bool
+    latest_now: int | None  # the environment's latest snapshot afterwards
+    documents: int  # documents nothing refers to any more, deleted
+
+
+def remove_snapshot(session: Session, snapshot_id: int) -> Removed:
+    """Removes one snapshot with its stored reports (evaluations), its baseline role and the
+    documents only it used. Comparisons that judged it are judged afresh next time."""
+    from sqlalchemy import delete, or_, select, update
+
+    from app.db.models import AlertEvent, Baseline, ComparisonState, Evaluation, Scan, Snapshot
+    from app.db.models import SnapshotSource as SourceRow
+    from app.snapshots.store import collect_garbage
+
+    repo = SnapshotRepository(session)
+    snapshot = repo.snapshot(snapshot_id)
+    environment = snapshot.environment.name
+    taken_at, origin, resources = snapshot.taken_at, snapshot.origin, snapshot.resource_count
+    judged = or_(
+        Evaluation.left_snapshot_id == snapshot_id, Evaluation.right_snapshot_id == snapshot_id
+    )
+    evaluation_ids = list(session.scalars(select(Evaluation.id).where(judged)))
+    if evaluation_ids:
+        session.execute(
+            update(AlertEvent)
+            .where(AlertEvent.evaluation_id.in_(evaluation_ids))
+            .values(evaluation_id=None)
+        )
+        session.execute(delete(Evaluation).where(Evaluation.id.in_(evaluation_ids)))
+    session.execute(
+        update(ComparisonState)
+        .where(
+            or_(
+                ComparisonState.left_snapshot_id == snapshot_id,
+                ComparisonState.right_snapshot_id == snapshot_id,
+                ComparisonState.evaluation_id.in_(evaluation_ids or [-1]),
+            )
+        )
+        .values(left_snapshot_id=None, right_snapshot_id=None, evaluation_id=None)
+    )
+    baseline = session.execute(delete(Baseline).where(Baseline.snapshot_id == snapshot_id))
+    session.execute(update(Scan).where(Scan.snapshot_id == snapshot_id).values(snapshot_id=None))
+    session.execute(delete(SourceRow).where(SourceRow.snapshot_id == snapshot_id))
+    session.execute(delete(Snapshot).where(Snapshot.id == snapshot_id))
+    session.expire_all()
+    session.flush()
+    documents = collect_garbage(session)
+    latest = repo.latest(environment)
+    return Removed(
+        snapshot_id=snapshot_id,
+        environment=environment,
+        taken_at=taken_at,
+        origin=origin,
+        resources=resources,
+        reports=len(evaluation_ids),
+        baseline_cleared=bool(getattr(baseline, "rowcount", 0)),
+        latest_now=latest.id if latest is not None else None,
+        documents=documents,
+    )

@@ -160,3 +160,27 @@ def batched(items: list[Any]) -> Iterable[list[Any]]:
     """Slices of at most 5,000: what one statement's IN list or executemany is given."""
     for start in range(0, len(items), _BATCH):
         yield items[start : start + _BATCH]
+
+
+def collect_garbage(session: Session) -> int:
+    """Deletes every document no manifest, chunk or stored report refers to any more (a
+    removed snapshot's, or what a rescrub replaced)."""
+    from sqlalchemy import delete, select
+
+    from app.db.models import Evaluation, SnapshotSource
+
+    store = DocumentStore(session)
+    manifests = {m for m in session.scalars(select(SnapshotSource.manifest)) if m is not None}
+    reachable = set(manifests)
+    manifest_bodies = store.get(manifests)
+    chunks = {h for body in manifest_bodies.values() for h in json.loads(body)["chunks"]}
+    reachable |= chunks
+    for body in store.get(chunks).values():
+        reachable.update(row[3] for row in json.loads(body))
+    for report, resources in session.execute(select(Evaluation.report, Evaluation.resources)):
+        reachable.update((report, resources))
+    every = set(session.scalars(select(Document.hash)))
+    garbage = sorted(every - reachable)
+    for batch in batched(garbage):
+        session.execute(delete(Document).where(Document.hash.in_(batch)))
+    return len(garbage)

@@ -8,6 +8,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from app.db.models import WaiverRow
+from app.db.types import MAX_ID
 from app.diff.model import Waiver
 from app.errors import NotFound
 
@@ -39,7 +40,7 @@ class WaiverRepository:
         return [as_waiver(row) for row in rows]
 
     def remove(self, waiver_id: int) -> None:
-        row = self.session.get(WaiverRow, waiver_id) if 1 <= waiver_id < 2**63 else None
+        row = self.session.get(WaiverRow, waiver_id) if 1 <= waiver_id <= MAX_ID else None
         if row is None:
             raise NotFound(f"no waiver #{waiver_id}")
         self.session.delete(row)

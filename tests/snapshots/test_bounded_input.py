@@ -167,3 +167,54 @@ def test_hostile_sources_fail_alone_and_the_rest_is_stored(project: Project) -> 
     assert out.count("limits.max_source_bytes") == 2
     export = json.loads(project.run("export", "staging").stdout)
     assert [r["key"] for r in export["resources"]] == ["good.yaml"]
+
+
+def test_a_nul_byte_in_a_failed_sources_error_costs_nothing_else(project: Project) -> None:
+    project.write_config(
+        f"""
+        environments:
+          staging:
+            sources:
+              - {{type: file, name: good, path: good.yaml}}
+              - {{type: command, name: noisy, command: [{sys.executable}, noisy.py], parser: lines}}
+        """
+    )
+    project.write("noisy.py", "import sys\nsys.stderr.write('bad\\x00byte')\nsys.exit(3)\n")
+    project.write("good.yaml", "pool: 10\n")
+    scan = project.run("scan", "staging")
+    assert scan.returncode == 1, scan.stdout + scan.stderr  # partial, stored
+    export = json.loads(project.run("export", "staging").stdout)
+    assert [r["key"] for r in export["resources"]] == ["good.yaml"]
+    (noisy,) = [s for s in export["sources"] if s["name"] == "noisy"]
+    assert "\x00" not in noisy["error"]
+    assert "bad\ufffdbyte" in noisy["error"]
+
+
+def test_an_id_past_the_column_range_names_nothing(fleet: Project) -> None:
+    assert push(fleet, json.dumps(push_document())).returncode == 0
+    for ref in ("fleet@2147483648", "fleet@99999999999999999999"):
+        result = fleet.invoke("diff", ref, "fleet")
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert "no snapshot #" in result.stderr
+    assert fleet.invoke("snapshots", "rm", "2147483648").returncode == 2
+
+
+def test_snapshots_rm_removes_one_and_says_what_changed(fleet: Project) -> None:
+    first = push_document(taken_at="2026-11-22T04:00:00Z")
+    second = push_document(taken_at="2026-11-22T05:00:00Z")
+    second["resources"][0]["attributes"] = {"pool": 99}
+    assert push(fleet, json.dumps(first)).returncode == 0
+    assert push(fleet, json.dumps(second)).returncode == 0
+    assert fleet.invoke("baseline", "set", "fleet").returncode == 0  # the latest: #2
+    listed = fleet.invoke("snapshots", "list", "fleet")
+    assert listed.returncode == 0
+    assert "2026-11-22T05:00:00Z" in listed.stdout
+    removed = fleet.invoke("snapshots", "rm", "2")
+    assert removed.returncode == 0, removed.stderr
+    assert "removed snapshot #2 of fleet (push, taken 2026-11-22T05:00:00Z" in removed.stdout
+    assert "it was fleet's baseline" in removed.stdout
+    assert "fleet's latest snapshot is now #1" in removed.stdout
+    export = json.loads(fleet.invoke("export", "fleet").stdout)
+    assert export["snapshot_id"] == 1
+    assert export["resources"][0]["attributes"] == {"pool": 10}
+    assert fleet.invoke("snapshots", "rm", "2").returncode != 0  # gone
