@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -281,13 +283,48 @@ def _scan_targets(cfg: Any, names: list[str], all_: bool) -> list[str]:
     return names
 
 
+class _Stopped(BaseException):
+    """SIGTERM or SIGINT during a scan: a BaseException, so that no `except Exception` on the
+    way swallows it and every scan's `finally` releases its lock."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """SIGTERM and SIGINT kill the commands a scan is running (their whole process groups)
+    and unwind the scan, which records itself as failed and releases the environment's lock;
+    then the process exits at once (128 + the signal) rather than wait for sources that
+    cannot be interrupted (an HTTP read) to reach their timeout."""
+    from collectors import commands
+
+    def stop(signum: int, _frame: Any) -> None:
+        commands.terminate_all()
+        raise _Stopped(signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    except _Stopped as exc:
+        commands.terminate_all()
+        err.print(f"{exc}: the scan was recorded as failed and its lock released")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(128 + exc.signum)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def _run_scans(rt: runtime_mod.Runtime, names: list[str], wait: float) -> int:
     from app.alerts.evaluate import evaluating_scanner
 
     scanner = evaluating_scanner(rt)
     worst = 0
     results = []
-    with _progress() as progress:
+    with _stop_on_signals(), _progress() as progress:
         for name in names:
             try:
                 result = scanner.scan(name, trigger="cli", progress=progress, wait=wait)

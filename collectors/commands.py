@@ -154,7 +154,7 @@ class CommandSource(SourceType[CommandOptions]):
             raise CollectorError(f"command is not executable: {program}") from None
         except OSError as exc:
             raise CollectorError(f"cannot run {program}: {exc.strerror}") from None
-        with proc:
+        with proc, _running(proc):
             stdout, stderr = _communicate(proc, options, ctx.limits.max_source_bytes)
         status = proc.returncode
         if status not in options.ok_status:
@@ -177,6 +177,31 @@ class CommandSource(SourceType[CommandOptions]):
             )
             for key, attributes in sorted(documents.items())
         ]
+
+
+_RUNNING: set[subprocess.Popen[str]] = set()
+_RUNNING_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _running(proc: subprocess.Popen[str]) -> Iterator[None]:
+    with _RUNNING_LOCK:
+        _RUNNING.add(proc)
+    try:
+        yield
+    finally:
+        with _RUNNING_LOCK:
+            _RUNNING.discard(proc)
+
+
+def terminate_all() -> int:
+    """Kills the process group of every command still running (the scan was told to stop:
+    SIGTERM or Ctrl-C); returns how many there were."""
+    with _RUNNING_LOCK:
+        running = list(_RUNNING)
+    for proc in running:
+        _kill_session(proc)
+    return len(running)
 
 
 class _Capped:

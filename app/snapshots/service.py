@@ -150,8 +150,15 @@ class Scanner:
             return outcome
 
         workers = min(MAX_PARALLEL_SOURCES, len(env.sources))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="envparity-scan") as pool:
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="envparity-scan")
+        try:
             outcomes = list(pool.map(one, env.sources))
+        except BaseException:
+            # Stopped (SIGTERM, Ctrl-C): the scan is recorded as failed now, not once every
+            # source has reached its timeout.
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
         return _unique_across_sources(outcomes)
 
 

@@ -7,6 +7,7 @@ import json
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -218,3 +219,72 @@ def test_snapshots_rm_removes_one_and_says_what_changed(fleet: Project) -> None:
     assert export["snapshot_id"] == 1
     assert export["resources"][0]["attributes"] == {"pool": 10}
     assert fleet.invoke("snapshots", "rm", "2").returncode != 0  # gone
+
+
+def _gone(pid: int, wait: float = 5.0) -> bool:
+    """Whether the process is dead: no such process, or a zombie nobody reaped yet."""
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except FileNotFoundError:
+            return True
+        if "State:\tZ" in status:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_sigterm_to_a_scan_releases_its_lock_and_kills_its_commands(project: Project) -> None:
+    import os
+    import signal
+    import subprocess
+
+    marker = project.root / "child.pid"
+    project.write(
+        "slow.py",
+        f"""
+        import os, subprocess, sys, time
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+        open({str(marker)!r}, "w").write(str(child.pid))
+        time.sleep(120)
+        """,
+    )
+    project.write_config(
+        f"""
+        environments:
+          staging:
+            sources:
+              - {{type: command, name: slow, command: [{sys.executable}, slow.py], parser: lines,
+                  timeout: 120}}
+        """
+    )
+    env = {**os.environ, **project.env()}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app", "scan", "staging"],
+        cwd=project.root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while not marker.exists() or not marker.read_text():
+        assert time.monotonic() < deadline, "the command never started"
+        time.sleep(0.1)
+    child = int(marker.read_text())
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "lock released" in err
+    assert _gone(child)  # the command's child went with its process group
+    # The lock row says the scan ended: another host (which cannot see whether this
+    # process is alive) is not kept waiting for the stale-lock timeout.
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(project.database_url)
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT status, error FROM scans")).all()
+    engine.dispose()
+    assert [status for status, _error in rows] == ["failed"]
+    assert "SIGTERM" in rows[0][1]
