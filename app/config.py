@@ -177,6 +177,14 @@ class AlertsConfig(_Model):
     # How long `envparity scan` / `push` wait for delivery before leaving the rest to
     # `serve` / `scheduler` (or the next scan).
     deliver_timeout: Duration = "60s"
+    # The most one request to Slack or a webhook takes, from connecting to the end of the
+    # answer: a peer that trickles its answer is cut off then, and the send is retried.
+    request_timeout: Duration = "10s"
+    # A send that went out in full and got no answer may have reached the peer: once an
+    # event has been sent this many times, such a send fails it instead of sending again.
+    max_unanswered: int = Field(default=3, ge=1, le=50)
+    # Destinations sent to at once, one worker each: a slow peer holds only its own events.
+    delivery_workers: int = Field(default=8, ge=1, le=64)
 
     @field_validator("webhooks")
     @classmethod
@@ -261,10 +269,31 @@ class LimitsConfig(_Model):
     max_string_length: int = Field(default=Limits.max_string_length, ge=1024, le=1 << 30)
     max_resources: int = Field(default=Limits.max_resources, ge=1, le=100_000_000)
     max_source_bytes: int = Field(default=Limits.max_source_bytes, ge=1024, le=1 << 34)
-    max_yaml_aliases: int = Field(default=Limits.max_yaml_aliases, ge=0, le=1_000_000)
+    max_yaml_nodes: int = Field(default=Limits.max_yaml_nodes, ge=1000, le=1_000_000_000)
 
     def limits(self) -> Limits:
         return Limits(**self.model_dump())
+
+
+class DatabaseConfig(_Model):
+    """How long envparity waits on its database (app.db.session.make_engine)."""
+
+    # SQLite: a writer that finds the database locked waits this long for its turn.
+    busy_timeout: Duration = "30s"
+    # PostgreSQL: opening a connection, handshake and authentication included.
+    connect_timeout: Duration = "5s"
+    # PostgreSQL: the server cancels a statement running longer (0s: never). The client
+    # itself gives up on a server that has not answered 5 s after it.
+    statement_timeout: Duration = "30s"
+    # PostgreSQL: the check of a pooled connection before each use (pool pre-ping).
+    ping_timeout: Duration = "3s"
+    # PostgreSQL TCP keepalives: probe an idle connection after keepalives_idle, every
+    # keepalives_interval, and drop it after keepalives_count unanswered probes.
+    keepalives_idle: Duration = "10s"
+    keepalives_interval: Duration = "5s"
+    keepalives_count: int = Field(default=3, ge=1, le=100)
+    # PostgreSQL: data sent and not acknowledged for this long drops the connection.
+    tcp_user_timeout: Duration = "20s"
 
 
 class ConfigModel(_Model):
@@ -278,6 +307,7 @@ class ConfigModel(_Model):
     ignore: list[IgnoreConfig] = Field(default_factory=list)
     severity: list[SeverityRule] = Field(default_factory=list)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
 
     @field_validator("environments")
     @classmethod

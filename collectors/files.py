@@ -77,7 +77,7 @@ class FileText:
     key: str
     format: Format
     text: str
-    max_yaml_aliases: int = Limits.max_yaml_aliases
+    max_yaml_nodes: int = Limits.max_yaml_nodes
 
 
 def detect_format(name: str) -> Format | None:
@@ -106,7 +106,7 @@ class FileSource(SourceType[FileOptions]):
         for key, path in matches:
             fmt = _format_of(key, options)
             text = _read(key, path, ctx.limits.max_source_bytes)
-            files.append(FileText(key, fmt, text, ctx.limits.max_yaml_aliases))
+            files.append(FileText(key, fmt, text, ctx.limits.max_yaml_nodes))
         return files
 
     def normalize(self, raw: list[FileText], options: FileOptions) -> list[Resource]:
@@ -115,7 +115,7 @@ class FileSource(SourceType[FileOptions]):
                 category="config",
                 resource_type=options.resource_type,
                 key=item.key,
-                attributes=parse(item.text, item.format, item.key, item.max_yaml_aliases),
+                attributes=parse(item.text, item.format, item.key, item.max_yaml_nodes),
             )
             for item in raw
         ]
@@ -186,12 +186,12 @@ def _read(key: str, path: Path, limit: int = Limits.max_source_bytes) -> str:
 
 
 def parse(
-    text: str, fmt: Format, name: str, max_yaml_aliases: int = Limits.max_yaml_aliases
+    text: str, fmt: Format, name: str, max_yaml_nodes: int = Limits.max_yaml_nodes
 ) -> Attributes:
     """A file's text as an attribute document; `name` only serves error messages."""
     try:
         if fmt == "yaml":
-            return _parse_yaml(text, max_yaml_aliases)
+            return _parse_yaml(text, max_yaml_nodes)
         return _PARSERS[fmt](text)
     except _ParseError as exc:
         raise CollectorError(f"cannot parse {name} as {fmt}: {exc}") from None
@@ -209,65 +209,56 @@ def _at(line: int | None, column: int | None = None) -> str:
     return f" at line {line}" + (f", column {column}" if column is not None else "")
 
 
-# Nodes a file's aliases may expand to, all told: a few hundred bytes of nested aliases
-# ("billion laughs") would otherwise become billions of nodes for whoever walks them.
-MAX_ALIAS_EXPANSION = 1_000_000
+# libyaml when it is there: fast, and it refuses nesting past 1,000 levels on its own.
+_YamlLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-class _BoundedLoader(yaml.SafeLoader):
-    """SafeLoader that counts aliases and what they expand to, and stops past the limits."""
-
-    def __init__(self, stream: str, max_aliases: int) -> None:
-        super().__init__(stream)
-        self.max_aliases = max_aliases
-        self.aliases = 0
-        self.expanded = 0
-        self.sizes: dict[int, int] = {}
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if not self.check_event(yaml.AliasEvent):
-            return super().compose_node(parent, index)
-        self.aliases += 1
-        if self.aliases > self.max_aliases:
-            raise _ParseError(f"more than {self.max_aliases} aliases (limits.max_yaml_aliases)")
-        node = super().compose_node(parent, index)
-        self.expanded += self._size(node)
-        if self.expanded > MAX_ALIAS_EXPANSION:
-            raise _ParseError(
-                f"aliases expand to more than {MAX_ALIAS_EXPANSION:,} nodes (a YAML bomb?)"
-            )
-        return node
-
-    def _size(self, node: Any) -> int:
-        """Nodes under `node`, aliases counted as often as they are used (memoized)."""
-        known = self.sizes.get(id(node))
-        if known is not None:
-            return known
-        self.sizes[id(node)] = 1  # a recursive alias counts once
-        size = 1
-        if isinstance(node, yaml.SequenceNode):
-            size += sum(self._size(child) for child in node.value)
-        elif isinstance(node, yaml.MappingNode):
-            size += sum(self._size(k) + self._size(v) for k, v in node.value)
-        self.sizes[id(node)] = size
-        return size
+def _expanded_size(doc: Any, limit: int) -> int:
+    """Nodes `doc` holds with every alias expanded (a shared node counted each time it is
+    used), without expanding anything: a few hundred bytes of nested aliases ("billion
+    laughs") would be billions of nodes for whatever walks them. An alias inside the node it
+    names (a cycle) is refused too: nothing could walk it to the end."""
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(doc, False)]
+    while stack:
+        node, finished = stack.pop()
+        if not isinstance(node, dict | list):
+            continue
+        children = list(node.values()) if isinstance(node, dict) else node
+        key = id(node)
+        if finished:
+            size = 1 + sum(sizes.get(id(c), 1) for c in children)
+            sizes[key] = size
+            on_path.discard(key)
+            if size > limit:
+                raise _ParseError(
+                    f"aliases expand to more than {limit:,} nodes (limits.max_yaml_nodes; "
+                    "a YAML bomb?)"
+                )
+            continue
+        if key in sizes:
+            continue
+        if key in on_path:
+            raise _ParseError("an alias is used inside the node it names (a cycle)")
+        on_path.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if isinstance(c, dict | list))
+    return sizes.get(id(doc), 1)
 
 
-def _parse_yaml(text: str, max_aliases: int = Limits.max_yaml_aliases) -> Attributes:
-    loader = _BoundedLoader(text, max_aliases)
+def _parse_yaml(text: str, max_nodes: int = Limits.max_yaml_nodes) -> Attributes:
     try:
-        documents = []
-        while loader.check_data():  # type: ignore[no-untyped-call]
-            documents.append(loader.get_data())
+        documents = list(yaml.load_all(text, Loader=_YamlLoader))
+        for document in documents:
+            _expanded_size(document, max_nodes)
     except yaml.MarkedYAMLError as exc:
         # str(exc) quotes the offending line; keep the parser's own words and the position.
         mark = exc.problem_mark or exc.context_mark
         where = _at(mark.line + 1, mark.column + 1) if mark is not None else ""
         raise _ParseError(f"{exc.problem or exc.context or 'invalid YAML'}{where}") from None
     except yaml.YAMLError as exc:
-        raise _ParseError(type(exc).__name__) from None
-    finally:
-        loader.dispose()
+        raise _ParseError(getattr(exc, "reason", None) or type(exc).__name__) from None
     if not documents or documents == [None]:
         return {}
     if len(documents) > 1:

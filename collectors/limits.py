@@ -17,7 +17,7 @@ class Limits:
     max_string_length: int = 8 << 20  # characters of one string value
     max_resources: int = 1_000_000  # resources per source of a scan, per pushed snapshot
     max_source_bytes: int = 256 << 20  # bytes one file source reads, or a command prints
-    max_yaml_aliases: int = 1000  # YAML aliases (*ref) per file: no "billion laughs"
+    max_yaml_nodes: int = 1_000_000  # nodes a YAML file's aliases may expand to, all told
 
 
 class LimitExceeded(ValueError):

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from collectors.limits import Limits, check_document
 from collectors.secrets import rules
 from collectors.secrets.hashing import SECRET_PREFIX, SecretHasher
 from collectors.secrets.lexicon import KeyLexicon, Verdict
@@ -253,8 +254,9 @@ class Redactor:
         """JSON inside a string (`SETTINGS={"password": "..."}`): redacted as a document."""
         try:
             parsed = json.loads(text)
-        except ValueError:
-            return None
+            check_document(parsed, _JSON_STRING_LIMITS)
+        except (ValueError, RecursionError):  # LimitExceeded is a ValueError
+            return None  # not a document we walk: the text rules read it
         if not isinstance(parsed, dict | list):
             return None
         inner: list[Finding] = []
@@ -310,6 +312,7 @@ class Redactor:
 
 
 _PLAIN = Verdict()
+_JSON_STRING_LIMITS = Limits()  # a JSON document inside a string: as deep as any other
 _PAIRS = (("value", ("name", "key")), ("Value", ("Name", "Key")))
 _FLAG = re.compile(r"--?[A-Za-z][\w\-]{0,127}")
 VALUE_MEMO = 500_000  # distinct strings remembered (then forgotten all at once)
