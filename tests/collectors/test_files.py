@@ -215,7 +215,11 @@ SECRET = "hunter2-s3cr3t"
     ("fmt", "text", "reason"),
     [
         ("yaml", f"db:\n  password: {SECRET}\n  host: [x\n", r"at line \d+, column \d+"),
-        ("yaml", f"password: {SECRET}: more\n", "mapping values are not allowed (here|in this context) at line 1"),
+        (
+            "yaml",
+            f"password: {SECRET}: more\n",
+            "mapping values are not allowed (here|in this context) at line 1",
+        ),
         (
             "json",
             f'{{"password": "{SECRET}",\n  oops}}',
