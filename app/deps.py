@@ -44,6 +44,7 @@ def get_session(runtime: RuntimeDep) -> Iterator[Session]:
 
 SessionDep = Annotated[Session, Depends(get_session)]
 _bearer = HTTPBearer(auto_error=False, description="An envparity API token (envp_...)")
+TOKEN_REQUIRED = "an API token is required: Authorization: Bearer envp_..."
 
 
 class TokenCache:
@@ -93,7 +94,7 @@ def require(scope: str) -> Callable[..., Awaitable[None]]:
         if not runtime.config.model.server.auth:
             return
         if credentials is None:
-            raise Unauthorized("an API token is required: Authorization: Bearer envp_...")
+            raise Unauthorized(TOKEN_REQUIRED)
         await check_token(request, runtime, credentials.credentials, scope)
 
     return check
@@ -113,6 +114,16 @@ async def check_token(request: Request, runtime: Runtime, token: str, scope: str
         raise Unauthorized("the API token is unknown, revoked or expired")
     if not allows(scope_granted, scope):
         raise Forbidden(f"this needs a {scope!r} token; this one is {scope_granted!r}")
+    request.state.authenticated = True
+
+
+def authenticated(request: Request) -> bool:
+    """The request showed a live token (or auth is off): it may see details of the server,
+    such as why the database did not answer."""
+    runtime: Runtime | None = getattr(request.app.state, "runtime", None)
+    if runtime is not None and not runtime.config.model.server.auth:
+        return True
+    return bool(getattr(request.state, "authenticated", False))
 
 
 Read = Depends(require("read"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -11,24 +12,61 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import __version__, web
 from app import runtime as runtime_mod
 from app.api import alerts as alerts_api
 from app.api import reports, snapshots
+from app.api.limits import BodyLimit
+from app.api.schemas import ERRORS
 from app.db import migrate
-from app.deps import Read, RuntimeDep, TokenCache
+from app.deps import Read, RuntimeDep, TokenCache, authenticated
 from app.errors import EnvparityError
 from app.gate.service import GateCache
 from app.metrics import Metrics
 
 API = "/api/v1"
+log = logging.getLogger(__name__)
+METRICS_EXAMPLE = """\
+# HELP envparity_open_drift_items Unwaived drift items at each comparison's last evaluation
+# TYPE envparity_open_drift_items gauge
+envparity_open_drift_items{comparison="staging->production",severity="critical"} 1.0
+"""
+
+
+class Readiness(BaseModel):
+    """`ready` (or `schema ahead`) with 200; `migrations pending` or `unavailable` with 503.
+    The revisions are the database's and the code's; `unavailable` names neither."""
+
+    status: str
+    revision: str | None = None
+    head: str | None = None
+
+
+def _database_reason(exc: SQLAlchemyError) -> str:
+    return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(routes: list[BaseRoute], scope: Scope) -> str:
+    """The methods some route takes at this path, for the `Allow` header of a 405 (Starlette
+    names only the first route that matches the path, and GET and POST are often two). Each
+    method is tried against the routes: included routers match through their own routes."""
+    return ", ".join(
+        method
+        for method in METHODS
+        if any(route.matches({**scope, "method": method})[0] is Match.FULL for route in routes)
+    )
 
 
 def _json_path(loc: Any) -> str:
@@ -120,6 +158,7 @@ def create_app(
     metrics = Metrics()
     app.state.metrics = metrics
 
+    app.add_middleware(BodyLimit)
     app.add_middleware(_Measure, metrics=metrics)
 
     @app.exception_handler(EnvparityError)
@@ -144,14 +183,24 @@ def create_app(
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = allowed_methods(request.app.routes, request.scope)
         return JSONResponse(
-            status_code=exc.status_code, content={"error": exc.detail, "detail": None}
+            status_code=exc.status_code,
+            content={"error": exc.detail, "detail": None},
+            headers=headers,
         )
 
     @app.exception_handler(SQLAlchemyError)
-    async def database_error(_request: Request, exc: SQLAlchemyError) -> JSONResponse:
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    async def database_error(request: Request, exc: SQLAlchemyError) -> JSONResponse:
+        reason = _database_reason(exc)
+        if not authenticated(request):
+            # Before a token was checked (the check itself needs the database): the reason
+            # names the database's host and port, which are not for anyone who asks.
+            log.warning("database: %s", reason)
+            reason = "unavailable"
         return JSONResponse(
             status_code=503, content={"error": f"database: {reason}", "detail": None}
         )
@@ -166,7 +215,12 @@ def create_app(
         """The process answers (no auth)."""
         return {"status": "ok"}
 
-    @api.get("/readyz", tags=["operations"])
+    @api.get(
+        "/readyz",
+        tags=["operations"],
+        response_model=Readiness,
+        responses={503: {"model": Readiness, "description": "Not ready"}},
+    )
     def readyz(runtime: RuntimeDep) -> JSONResponse:
         """The database answers and its schema is at head (no auth, for probes)."""
         try:
@@ -174,10 +228,9 @@ def create_app(
                 conn.execute(text("SELECT 1"))
             current = migrate.current_revision(runtime.engine)
         except SQLAlchemyError as exc:
-            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-            return JSONResponse(
-                status_code=503, content={"status": "unavailable", "database": reason}
-            )
+            # Open to anyone: why (host, port, user) goes to the server's log only.
+            log.warning("readyz: database: %s", _database_reason(exc))
+            return JSONResponse(status_code=503, content={"status": "unavailable"})
         head = migrate.head_revision()
         # Behind head: not ready. Ahead (a newer release migrated it during a rolling
         # deploy; migrations add, never remove): ready, and said so.
@@ -195,7 +248,22 @@ def create_app(
             },
         )
 
-    @api.get("/metrics", tags=["operations"], dependencies=[Read])
+    @api.get(
+        "/metrics",
+        tags=["operations"],
+        dependencies=[Read],
+        response_class=PlainTextResponse,
+        responses={
+            200: {
+                "description": f"The Prometheus text exposition format ({CONTENT_TYPE_LATEST})",
+                "content": {
+                    "text/plain": {"schema": {"type": "string"}, "example": METRICS_EXAMPLE}
+                },
+            },
+            401: ERRORS[401],
+            403: ERRORS[403],
+        },
+    )
     def prometheus(runtime: RuntimeDep) -> Response:
         """Prometheus metrics (a `read` token)."""
         from app.alerts.repository import AlertRepository

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from app.api.schemas import ERRORS, GATE_EXAMPLE, MAX_ID, REPORT_EXAMPLE, example
+from app.api.schemas import ERRORS, GATE_EXAMPLE, MAX_ID, REPORT_EXAMPLE, example, inline_schema
 from app.db.base import utcnow
 from app.db.models import WaiverRow
 from app.deps import Gate, Read, RuntimeDep, SessionDep, Write
@@ -18,6 +19,7 @@ from app.gate import service as gate_service
 from app.reports import render
 from app.reports import service as reports
 from app.reports.stored import stored_report
+from app.snapshots.schemas import load_json
 from app.waivers.repository import WaiverRepository, as_waiver
 from collectors.base import Category
 
@@ -141,8 +143,35 @@ def list_waivers(session: SessionDep) -> list[dict[str, Any]]:
     return [waiver_json(as_waiver(row)) for row in WaiverRepository(session).all()]
 
 
-@router.post("/waivers", dependencies=[Write], status_code=201)
-def add_waiver(body: WaiverIn, session: SessionDep) -> dict[str, Any]:
+async def waiver_body(request: Request, _token: Annotated[None, Write]) -> WaiverIn:
+    """The body, read only once the token has been checked (FastAPI reads a declared body
+    before any dependency runs) and no larger than server.max_body_kb (BodyLimit)."""
+    # Strict JSON, as for a push: a key given twice or a NaN is refused, not half-read.
+    data = load_json(await request.body())
+    try:
+        return WaiverIn.model_validate(data)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        ) from None
+
+
+@router.post(
+    "/waivers",
+    dependencies=[Write],
+    status_code=201,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": inline_schema(WaiverIn.model_json_schema())}
+            },
+        }
+    },
+)
+def add_waiver(
+    body: Annotated[WaiverIn, Depends(waiver_body)], session: SessionDep
+) -> dict[str, Any]:
     expires_at = reports.parse_expiry(body.expires) if body.expires else None
     if not body.reason.strip():
         raise InvalidInput("reason must say why the difference is expected")

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-MAX_ID = 2**63 - 1  # ids are 64-bit integers in every database envparity supports
+from app.db.types import MAX_ID as MAX_ID  # the routers take it from here
 
 
 class Problem(BaseModel):
@@ -33,8 +33,33 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "No token, or an unknown, revoked or expired one"},
     403: {"model": ErrorBody, "description": "The token's scope is too small"},
     404: {"model": ErrorBody, "description": "No such thing"},
+    413: {
+        "model": ErrorBody,
+        "description": "The body is larger than server.max_body_kb (server.max_push_mb for a "
+        "push); it was not read",
+    },
     422: {"model": InvalidBody, "description": "Refused whole; nothing stored"},
 }
+
+
+class ScanStarted(BaseModel):
+    """A scan's id: the one just started, or the one that was already running."""
+
+    scan_id: int
+    already_running: bool
+
+
+class ScanOut(BaseModel):
+    """A scan, as `GET /scans/{id}` answers it."""
+
+    id: int
+    environment: str
+    status: str  # running, complete, partial, failed, abandoned
+    trigger: str
+    started_at: str
+    finished_at: str | None
+    snapshot_id: int | None
+    error: str | None
 
 
 PUSH_EXAMPLE = {

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
+import asyncio
 import time
+from concurrent.futures import Future
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
@@ -17,6 +18,8 @@ from app.api.schemas import (
     PUSH_EXAMPLE,
     SCAN_EXAMPLE,
     ErrorBody,
+    ScanOut,
+    ScanStarted,
     example,
     inline_schema,
 )
@@ -25,7 +28,7 @@ from app.deps import Read, RuntimeDep, SessionDep, Write
 from app.errors import InvalidInput, NotFound, ScanInProgress
 from app.snapshots import service
 from app.snapshots.repository import SnapshotRepository
-from app.snapshots.schemas import PushDocument, format_time
+from app.snapshots.schemas import PushDocument, format_time, load_json
 from collectors.base import CATEGORIES
 
 router = APIRouter(tags=["environments"], responses=ERRORS)
@@ -131,21 +134,14 @@ def list_snapshots(
 )
 async def push_snapshot(name: str, request: Request, runtime: RuntimeDep) -> JSONResponse:
     """Push ingestion (the push format); a malformed document is refused whole with a 422."""
-    limit = runtime.config.model.server.max_push_mb * 1024 * 1024
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        return _too_large(limit)
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            return _too_large(limit)
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"the body is not valid JSON: {exc}; nothing stored") from None
+    # The token was checked first (the dependency); app.api.limits.BodyLimit stops the read
+    # past server.max_push_mb with a 413.
+    body = await request.body()
 
     def store() -> tuple[int, str]:
+        # Parsed here, in the thread pool: the strict parser's hooks run Python code, so the
+        # event loop gets its turn while a 50 MB document is read (healthz stays prompt).
+        data = load_json(body)
         with runtime.sessions.begin() as session:
             stored = service.push(session, runtime.config, name, data, runtime.redactor)
         Evaluator(runtime.config, runtime.sessions).after_snapshot(name)
@@ -158,31 +154,41 @@ async def push_snapshot(name: str, request: Request, runtime: RuntimeDep) -> JSO
     )
 
 
-def _too_large(limit: int) -> JSONResponse:
-    return JSONResponse(
-        status_code=413,
-        content={"error": f"the push is larger than {limit // (1024 * 1024)} MB", "detail": None},
-    )
-
-
-@router.post("/environments/{name}/scans", dependencies=[Write])
-def start_scan(
+@router.post(
+    "/environments/{name}/scans",
+    dependencies=[Write],
+    status_code=202,
+    responses={
+        202: {
+            "model": ScanStarted,
+            "description": "A scan was started (or, with `wait=true`, had not finished by "
+            "`timeout`)",
+        },
+        200: {
+            "model": ScanOut | ScanStarted,
+            "description": "With `wait=true`, the finished scan; otherwise the id of the scan "
+            "of this environment that was already running (`already_running: true`)",
+        },
+    },
+)
+async def start_scan(
     name: str,
     runtime: RuntimeDep,
     request: Request,
     wait: bool = False,
     timeout: Annotated[float, Query(gt=0, le=3600)] = 600,
 ) -> JSONResponse:
-    """Starts a scan (202), or answers the running one's id; `wait=true` blocks until done."""
+    """Starts a scan (202), or answers the running one's id; `wait=true` waits until it is
+    done, without holding a worker thread."""
     scanner = evaluating_scanner(runtime)
     try:
-        scan_id = scanner.start(name, trigger="api")
+        scan_id = await run_in_threadpool(scanner.start, name, trigger="api")
     except ScanInProgress as exc:
         if not wait:
             return JSONResponse(
                 status_code=200, content={"scan_id": exc.scan_id, "already_running": True}
             )
-        return _when_done(runtime, exc.scan_id, timeout)
+        return await _when_done(runtime, exc.scan_id, timeout, None)
     metrics = request.app.state.metrics
 
     def run() -> None:
@@ -190,25 +196,50 @@ def start_scan(
         result = scanner.run(name, scan_id)
         metrics.scanned(result, time.monotonic() - started)
 
-    request.app.state.scans.submit(run)
+    finished = request.app.state.scans.submit(run)
     if not wait:
         return JSONResponse(status_code=202, content={"scan_id": scan_id, "already_running": False})
-    return _when_done(runtime, scan_id, timeout)
+    return await _when_done(runtime, scan_id, timeout, finished)
 
 
-def _when_done(runtime: Any, scan_id: int, timeout: float) -> JSONResponse:
-    """The scan once it has finished (200), or its id if still running at `timeout` (202)."""
-    deadline = time.monotonic() + timeout
+# How often a waiting request looks at a scan it did not start (another request's, the CLI's,
+# another server's): a short query in the thread pool each time.
+POLL_SECONDS = 0.5
+
+
+async def _when_done(
+    runtime: Any, scan_id: int, timeout: float, finished: Future[None] | None
+) -> JSONResponse:
+    """The scan once it has finished (200), or its id if still running at `timeout` (202).
+
+    The wait is asynchronous: no worker thread sleeps in it, so any number of waiting
+    requests leave the thread pool (and healthz, and every sync route) free. A scan this
+    request started wakes it when its worker ends (`finished`); another is polled."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    done = asyncio.wrap_future(finished) if finished is not None else None
     while True:
-        with runtime.sessions.begin() as session:
-            scan = SnapshotRepository(session).scan(scan_id)
-            if scan.status != "running":
-                return JSONResponse(status_code=200, content=scan_json(scan))
-        if time.monotonic() >= deadline:
+        scan = await run_in_threadpool(_finished_scan, runtime, scan_id)
+        if scan is not None:
+            return JSONResponse(status_code=200, content=scan)
+        remaining = deadline - loop.time()
+        if remaining <= 0:
             return JSONResponse(
-                status_code=202, content={"scan_id": scan_id, "already_running": True}
+                status_code=202,
+                content={"scan_id": scan_id, "already_running": finished is None},
             )
-        time.sleep(0.2)
+        if done is not None and not done.done():
+            await asyncio.wait({done}, timeout=remaining)
+            if done.done() and not done.cancelled():
+                done.exception()  # seen; the scan's own row says what went wrong
+        else:
+            await asyncio.sleep(min(POLL_SECONDS, remaining))
+
+
+def _finished_scan(runtime: Any, scan_id: int) -> dict[str, Any] | None:
+    with runtime.sessions.begin() as session:
+        scan = SnapshotRepository(session).scan(scan_id)
+        return None if scan.status == "running" else scan_json(scan)
 
 
 @router.get("/scans/{scan_id}", dependencies=[Read], responses={200: example(SCAN_EXAMPLE)})

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, Literal
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -36,7 +36,9 @@ HEADERS = {
     "Cache-Control": "no-store",
 }
 COOKIE_MAX_AGE = 30 * 86400  # the token itself may expire or be revoked sooner
-MAX_LOGIN_BODY = 4096
+MAX_LOGIN_BODY = 4096  # a token and a `next` path; app.api.limits caps every body anyway
+# What a browser says of a request made by a page of this very server, or typed by a person.
+OWN_SITE = ("same-origin", "none")
 
 
 def _here(request: Request) -> str:
@@ -242,6 +244,50 @@ def snapshot(
 # ----------------------------------------------------------------------------- login
 
 
+def cross_site(request: Request, runtime: Runtime) -> bool:
+    """A sign-in or sign-out posted by another site's page (login CSRF: a hidden form that
+    signs the victim in with the attacker's token, or out).
+
+    Browsers say where a request comes from, and no page can forge it: `Sec-Fetch-Site`
+    must be `same-origin` (or `none`: typed, bookmarked); without it, `Origin` must name
+    this server, as the request's `Host` or `server.public_url` (behind a proxy that
+    rewrites `Host`). A request with neither header is not a browser's (curl, a script):
+    it could not carry a victim's cookies either, and passes."""
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None:
+        return fetch_site.lower() not in OWN_SITE
+    origin = request.headers.get("origin")
+    if origin is None:
+        return False
+    own = {request.headers.get("host", "").lower()}
+    public_url = runtime.config.model.server.public_url
+    if public_url:
+        own.add(urlsplit(public_url).netloc.lower())
+    return origin == "null" or urlsplit(origin).netloc.lower() not in own
+
+
+def _refused(request: Request, action: str) -> HTMLResponse:
+    return error_page(
+        request,
+        403,
+        f"{action} came from another site's page and was refused. "
+        "Use the form on this server's own /login page.",
+    )
+
+
+async def _login_form(request: Request) -> dict[str, list[str]] | None:
+    """The posted form, read up to MAX_LOGIN_BODY bytes; None if it is larger."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_LOGIN_BODY:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_LOGIN_BODY:
+            return None
+    return parse_qs(body.decode("utf-8", "replace"))
+
+
 @router.get("/login")
 async def login_form(request: Request, runtime: RuntimeDep, next: str = "/") -> Response:
     """The form; straight on to `next` if auth is off or this browser is signed in."""
@@ -256,8 +302,15 @@ async def login_form(request: Request, runtime: RuntimeDep, next: str = "/") -> 
 @router.post("/login")
 async def login(request: Request, runtime: RuntimeDep) -> Response:
     """A token posted once (a form, not a query string: it stays out of logs and history)."""
-    body = await request.body()
-    form = parse_qs(body[:MAX_LOGIN_BODY].decode("utf-8", "replace"))
+    if cross_site(request, runtime):
+        return _refused(request, "This sign-in")
+    form = await _login_form(request)
+    if form is None:
+        too_large = error_page(
+            request, 413, f"The sign-in form is larger than {MAX_LOGIN_BODY} bytes."
+        )
+        too_large.headers["Connection"] = "close"  # the rest of the body is not read
+        return too_large
     token = (form.get("token") or [""])[0].strip()
     target = _local((form.get("next") or ["/"])[0])
     if not runtime.config.model.server.auth:
@@ -281,7 +334,9 @@ async def login(request: Request, runtime: RuntimeDep) -> Response:
 
 
 @router.post("/logout")
-def logout() -> Response:
+def logout(request: Request, runtime: RuntimeDep) -> Response:
+    if cross_site(request, runtime):
+        return _refused(request, "This sign-out")
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
     return response

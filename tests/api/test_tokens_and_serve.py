@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from app import runtime
+from app.auth.tokens import TokenRepository
 from app.main import create_app
 from tests.support import Project
 
@@ -55,9 +58,11 @@ def test_token_create_list_revoke(project: Project) -> None:
 
 def test_expired_token_is_refused(project: Project) -> None:
     project.write_config(CONFIG.format(python=sys.executable))
-    token = project.invoke(
-        "token", "create", "--scope", "admin", "--expires", "2020-01-01"
-    ).stdout.strip()
+    rt = runtime.load(project.config)
+    with rt.sessions.begin() as session:  # `token create` refuses a past expiry: made here
+        _, token = TokenRepository(session).create("admin", "old", datetime(2020, 1, 1, tzinfo=UTC))
+    rt.close()
+    assert token.startswith("envp_")
     rt, client = client_for(project)
     with client:
         assert (
@@ -67,6 +72,27 @@ def test_expired_token_is_refused(project: Project) -> None:
             == 401
         )
     rt.close()
+
+
+@pytest.mark.parametrize("expires", ["2020-01-01", "2020-01-01T10:00:00Z", "yesterday"])
+def test_token_create_refuses_an_expiry_in_the_past(project: Project, expires: str) -> None:
+    project.write_config(CONFIG.format(python=sys.executable))
+    if expires == "yesterday":
+        expires = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+    refused = project.invoke("token", "create", "--scope", "read", "--expires", expires)
+    assert refused.returncode == 2
+    assert refused.stdout == ""  # no token printed
+    assert f"--expires {expires} is in the past" in refused.stderr
+    assert "give a later date or time" in refused.stderr
+    assert "envp_" not in project.invoke("token", "list").stdout  # none was created
+
+
+def test_token_create_takes_a_future_expiry(project: Project) -> None:
+    project.write_config(CONFIG.format(python=sys.executable))
+    later = (datetime.now(UTC) + timedelta(days=2)).date().isoformat()
+    created = project.invoke("token", "create", "--scope", "read", "--expires", later)
+    assert created.returncode == 0, created.stderr
+    assert created.stdout.strip().startswith("envp_")
 
 
 def test_a_second_scan_trigger_answers_the_running_scan(project: Project) -> None:
