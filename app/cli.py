@@ -710,7 +710,7 @@ def waiver_add(
             raise InvalidInput(f"--category must be one of {', '.join(CATEGORIES)}")
         if not reason.strip():
             raise InvalidInput("--reason must say why the difference is expected")
-        expires_at = parse_expiry(expires) if expires else None
+        expires_at = parse_expiry(expires, utcnow()) if expires else None
         with runtime_mod.unit_of_work(config) as (_rt, session):
             row = WaiverRepository(session).add(
                 WaiverRow(

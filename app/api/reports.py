@@ -172,7 +172,7 @@ async def waiver_body(request: Request, _token: Annotated[None, Write]) -> Waive
 def add_waiver(
     body: Annotated[WaiverIn, Depends(waiver_body)], session: SessionDep
 ) -> dict[str, Any]:
-    expires_at = reports.parse_expiry(body.expires) if body.expires else None
+    expires_at = reports.parse_expiry(body.expires, utcnow()) if body.expires else None
     if not body.reason.strip():
         raise InvalidInput("reason must say why the difference is expected")
     row = WaiverRepository(session).add(

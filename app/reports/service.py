@@ -185,9 +185,17 @@ def parse_time(text: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def parse_expiry(text: str) -> datetime:
-    """An expiry: ISO time, or a date, which expires as that day begins (UTC)."""
-    return parse_time(text + "T00:00" if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text) else text)
+def parse_expiry(text: str, now: datetime | None = None) -> datetime:
+    """An expiry: ISO time, or a date, which expires as that day begins (UTC). With `now`, an
+    expiry not after it is refused: a waiver dead on arrival is a typo (a year, a day-month
+    swap) that would otherwise hide nothing without a word."""
+    expires = parse_time(text + "T00:00" if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text) else text)
+    if now is not None and expires <= now:
+        raise InvalidInput(
+            f"expiry {text} is in the past ({format_time(expires)}): the waiver would never "
+            "apply; give a later date or time"
+        )
+    return expires
 
 
 def resolve(repo: SnapshotRepository, ref: str) -> Snapshot:

@@ -120,8 +120,25 @@ def test_waiving_everything_gives_exit_0_and_keeps_the_items(examples: Project) 
 
 
 def test_an_expired_waiver_stops_applying(examples: Project) -> None:
-    examples.invoke("waiver", "add", "--reason", "old", "--expires", "2020-01-01")
+    from datetime import UTC, datetime
+
+    from app import runtime
+    from app.db.models import WaiverRow
+    from app.waivers.repository import WaiverRepository
+
+    # Stored while it was in force (`waiver add` refuses an expiry in the past), now expired.
+    with runtime.unit_of_work(examples.config) as (_rt, session):
+        WaiverRepository(session).add(
+            WaiverRow(reason="old", expires_at=datetime(2020, 1, 1, tzinfo=UTC))
+        )
     assert examples.invoke("diff", "staging", "production", "-f", "json").returncode == 1
+
+
+def test_a_waiver_that_expired_before_it_was_added_is_refused(examples: Project) -> None:
+    refused = examples.invoke("waiver", "add", "--reason", "old", "--expires", "2020-01-01")
+    assert refused.returncode == 2
+    assert "expiry 2020-01-01 is in the past" in refused.stderr
+    assert "accepted" not in examples.invoke("waiver", "list").stdout
 
 
 def test_refs_over_time_and_baseline(examples: Project) -> None:
