@@ -449,3 +449,30 @@ def test_the_body_limit_is_in_the_server_config(tmp_path: Path) -> None:
     assert ServerConfig(max_body_kb=1024).max_body_kb == 1024
     with pytest.raises(ValueError, match="max_body_kb"):
         ServerConfig(max_body_kb=0)
+
+
+def test_a_200_byte_deep_push_is_refused_quickly_and_the_server_stays_small(
+    served: Served,
+) -> None:
+    # 100 nested lists: normalization once grew exponentially with the depth (23 GB).
+    body = (
+        '{"taken_at": "2026-11-22T04:00:00Z", "sources": [{"name": "a"}], "resources": '
+        '[{"source": "a", "category": "config", "resource_type": "f", "key": "k", '
+        '"attributes": {"v": ' + "[" * 100 + "]" * 100 + "}}]}"
+    )
+    headers = {"Authorization": f"Bearer {served.tokens['write']}"}
+    with PeakRss(served) as rss:
+        started = time.monotonic()
+        answer = httpx.post(
+            served.url + "/api/v1/environments/fleet/snapshots",
+            content=body,
+            headers={**headers, "Content-Type": "application/json"},
+            timeout=30,
+        )
+        elapsed = time.monotonic() - started
+    assert answer.status_code == 422, answer.text
+    assert "limits.max_depth" in answer.text
+    assert elapsed < 5
+    assert rss.peak_kb < 300 * 1024
+    # The pages that show the environment still answer (nothing was stored to poison them).
+    assert httpx.get(served.url + "/api/v1/healthz", timeout=5).status_code == 200
