@@ -13,7 +13,7 @@ class Limits:
     """The defaults; `limits:` in envparity.yaml changes them (docs/operations.md)."""
 
     max_depth: int = 64  # levels of nested mappings and lists in one attribute document
-    max_key_length: int = 4096  # characters of a resource key or an attribute key
+    max_key_length: int = 65536  # characters of a resource key (a `lines` line) or attribute key
     max_string_length: int = 8 << 20  # characters of one string value
     max_resources: int = 1_000_000  # resources per source of a scan, per pushed snapshot
     max_source_bytes: int = 256 << 20  # bytes one file source reads, or a command prints

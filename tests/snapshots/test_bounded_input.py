@@ -99,7 +99,7 @@ def test_a_deep_push_is_refused_quickly_naming_the_limit(fleet: Project) -> None
         ),
         (
             json.dumps(
-                push_document(resources=[{**push_document()["resources"][0], "key": "k" * 5000}])
+                push_document(resources=[{**push_document()["resources"][0], "key": "k" * 70_000}])
             ),
             "limits.max_key_length",
         ),
