@@ -132,7 +132,7 @@ def _setup_logging() -> None:
     )
     # HTTP clients log each request's URL at INFO and below; a Slack or webhook URL is a
     # secret, so they speak only of warnings, whatever the level.
-    for noisy in ("httpx", "httpcore", "urllib3", "slack_sdk"):
+    for noisy in ("httpx", "httpcore", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -188,7 +188,7 @@ def validate(
                 raise typer.Exit(2)
             return
         try:
-            engine = make_engine(url)
+            engine = make_engine(url, cfg.model.database)
             current = migrate.current_revision(engine)
             engine.dispose()
             state = "at head" if current == migrate.head_revision() else f"at {current or 'empty'}"

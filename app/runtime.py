@@ -69,7 +69,7 @@ def load(
             update={"database_url": None, "secret_key": None, "secret_key_file": None}
         )
     url = database_url_for(settings, config)
-    engine = make_engine(url)
+    engine = make_engine(url, config.model.database)
     if migrate:
         ensure_schema(engine)
     return Runtime(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
+import tempfile
 from pathlib import Path
 
 from app.config import SecretsConfig
@@ -35,18 +37,37 @@ def load_secret_key(env_value: str | None, key_file: Path | str | None) -> bytes
         return _decode(env_value, "ENVPARITY_SECRET_KEY")
     path = key_file_path(key_file)
     if not path.exists():
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass  # another process made it first: use theirs
-        else:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(secrets.token_hex(32) + "\n")
+        _create_key_file(path)
     try:
         return _decode(path.read_text(encoding="utf-8"), str(path))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the secret key: {exc.strerror}") from None
+
+
+def _create_key_file(path: Path) -> None:
+    """Writes a new key where none is, atomically: the key goes to a file of its own first,
+    which is then linked into place whole. A process reading the key at the same moment sees
+    no file or the whole key, never an empty one; of several processes creating it at once,
+    the first link wins and the others use its key."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".new")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:  # mkstemp: mode 0600
+            fh.write(secrets.token_hex(32) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(temporary, path)  # fails if the key exists: never replaces one
+        except FileExistsError:
+            pass  # another process made it first: use theirs
+        except OSError:  # a file system without hard links: create it in place
+            with contextlib.suppress(FileExistsError):
+                key = Path(temporary).read_bytes()
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(key)
+    finally:
+        os.unlink(temporary)
 
 
 def make_redactor(

@@ -1,19 +1,27 @@
 """The deliverer: sends the outbox's pending events, oldest first, and records each answer.
 
 A deliverer claims an event (one conditional UPDATE) before sending it, so two processes
-never send the same event; an event is marked delivered right after its peer accepted it,
-so a restart does not resend it (a crash in between these two steps is the one case where
-a message may go twice: at least once, never lost). Per target and comparison, events go in
-order: a later one waits while an earlier one is retried."""
+never send the same event at once; the claim lasts longer than the send can (every request
+ends by `alerts.request_timeout`), so it never runs out mid-send. An event is marked delivered
+right after its peer accepted it, so a restart does not resend it (a crash in between these
+two steps is the one case where a message may go twice: at least once, never lost). A send
+that went out and got no answer may have reached the peer too: webhook deliveries carry an
+idempotency key for that, and such sends are bounded (`alerts.max_unanswered`).
+
+Each destination has its own worker (at most `alerts.delivery_workers` at once): a slow or
+silent peer holds only its own events. Per target and comparison, events go in order: a
+later one waits while an earlier one is retried."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import random
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -22,15 +30,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.alerts.evaluate import Evaluator
 from app.alerts.repository import AlertRepository
-from app.alerts.senders import Sender, Sent, sender_for
-from app.config import Config
+from app.alerts.senders import Outgoing, Sender, Sent, sender_for
+from app.config import Config, parse_duration
 from app.db.base import utcnow
 from app.db.models import AlertEvent
 from collectors.secrets import Redactor
 
 log = logging.getLogger(__name__)
 
-CLAIM_FOR = timedelta(minutes=2)  # longer than one request's timeout, with room
+CLAIM_MARGIN = timedelta(minutes=1)  # a claim outlives the longest send by this much
 PACE = 1.0  # seconds between two messages to one destination (Slack: 1 per second)
 MAX_ATTEMPTS = 12  # failures (5xx, network) before an event is marked failed: ~45 minutes
 MAX_RATE_LIMITED = 50  # 429s before an event is marked failed
@@ -43,11 +51,25 @@ def backoff(attempt: int) -> float:
     return base * random.uniform(0.8, 1.2)
 
 
+def idempotency_key(event: AlertEvent) -> str:
+    """The same for every attempt at one event and different for any other event, also in
+    another database whose ids restarted at 1 (its creation time is in it)."""
+    seed = f"{event.id}|{event.created_at.isoformat()}|{event.target}|{event.kind}"
+    return f"envparity-{event.id}-{hashlib.sha256(seed.encode()).hexdigest()[:16]}"
+
+
 @dataclass
 class Drained:
     delivered: int = 0
     failed: int = 0
     pending: int = 0
+
+    def add(self, other: Drained) -> None:
+        self.delivered += other.delivered
+        self.failed += other.failed
+
+
+Due = tuple[int, str, str, datetime]  # event id, comparison, target, next attempt
 
 
 class Deliverer:
@@ -62,28 +84,78 @@ class Deliverer:
         self.sessions = sessions
         self.redactor = redactor
         self.on_result = on_result
+        alerts = config.model.alerts
+        self.request_timeout = parse_duration(alerts.request_timeout).total_seconds()
+        self.max_unanswered = alerts.max_unanswered
+        # Pacing and the send itself, with room: nobody else takes the event meanwhile.
+        self.claim_for = timedelta(seconds=self.request_timeout + PACE) + CLAIM_MARGIN
         self.last_post: dict[str, float] = {}  # destination -> monotonic time of last post
+        self.max_workers = alerts.delivery_workers
+        self.workers: ThreadPoolExecutor | None = None  # made by the first pass
+        self.busy: dict[str, Future[Drained]] = {}  # destination -> its worker's pass
+        self.lock = threading.Lock()
+
+    def close(self) -> None:
+        """Waits for the sends under way (each ends by its deadline) and stops the workers."""
+        with self.lock:
+            workers, self.workers = self.workers, None
+            self.busy.clear()
+        if workers is not None:
+            workers.shutdown(wait=True, cancel_futures=True)
 
     # ------------------------------------------------------------------ one pass
 
-    def deliver_due(self) -> Drained:
-        """Sends every event that is due now; what must wait is left for a later pass."""
-        done = Drained()
-        now = utcnow()
+    def deliver_due(self, until: float | None = None, wait: bool = True) -> Drained:
+        """Sends every event that is due now, each destination by its own worker; what must
+        wait is left for a later pass. `until` (time.monotonic()): no send goes on past it.
+        `wait=False` starts the workers and returns at once (serve: a destination still busy
+        from an earlier pass is left to its worker)."""
         with self.sessions.begin() as session:
-            queue = [
+            queue: list[Due] = [
                 (e.id, e.comparison, e.target, e.next_attempt_at)
-                for e in AlertRepository(session).due(now)
+                for e in AlertRepository(session).due(utcnow())
             ]
+        by_destination: dict[str, list[Due]] = {}
+        for due in queue:
+            sender = sender_for(self.config, due[1], due[2])
+            destination = sender.destination if sender is not None else f"gone:{due[2]}"
+            by_destination.setdefault(destination, []).append(due)
+        started = []
+        with self.lock:
+            for destination, events in by_destination.items():
+                running = self.busy.get(destination)
+                if running is not None and not running.done():
+                    continue
+                if self.workers is None:
+                    self.workers = ThreadPoolExecutor(
+                        max_workers=self.max_workers, thread_name_prefix="envparity-deliver"
+                    )
+                work = self.workers.submit(self._deliver_lanes, events, until)
+                if not wait:  # nobody reads its result: say what went wrong
+                    work.add_done_callback(_log_failure)
+                self.busy[destination] = work
+                started.append(work)
+        done = Drained()
+        if wait:
+            for work in started:
+                done.add(work.result())
+        return done
+
+    def _deliver_lanes(self, queue: list[Due], until: float | None) -> Drained:
+        """One destination's due events, in order, one at a time."""
+        done = Drained()
         held: set[tuple[str, str]] = set()
         for event_id, comparison, target, when in queue:
             lane = (target, comparison)
             if lane in held:
                 continue
-            if when > utcnow() or not self._claim(event_id):
+            if until is not None and time.monotonic() >= until:
+                break
+            claim = self._claim(event_id) if when <= utcnow() else None
+            if claim is None:
                 held.add(lane)
                 continue
-            outcome = self._deliver(event_id)
+            outcome = self._deliver(event_id, claim, until)
             if outcome == "delivered":
                 done.delivered += 1
             else:
@@ -91,15 +163,20 @@ class Deliverer:
                 done.failed += outcome == "failed"
         return done
 
-    def _claim(self, event_id: int) -> bool:
+    def _claim(self, event_id: int) -> datetime | None:
+        """The claim's end if this deliverer now holds the event, else None."""
+        now = utcnow()
         with self.sessions.begin() as session:
-            return AlertRepository(session).claim(event_id, utcnow(), CLAIM_FOR)
+            if AlertRepository(session).claim(event_id, now, self.claim_for):
+                return now + self.claim_for
+        return None
 
-    def _deliver(self, event_id: int) -> str:
+    def _deliver(self, event_id: int, claim: datetime, until: float | None) -> str:
         with self.sessions.begin() as session:
             repo = AlertRepository(session)
             event = repo.event(event_id)
             payload = json.loads(event.payload)
+            key = idempotency_key(event)
             sender = sender_for(self.config, event.comparison, event.target)
             # A thread lives in its channel: after a change of channel, a new one starts.
             prefix = sender.thread_prefix if sender is not None else None
@@ -108,13 +185,31 @@ class Deliverer:
             sent = Sent("failed", f"{event.target} is no longer configured for this comparison")
         else:
             self._pace(sender)
-            sent = sender.send(event_id, payload, thread)
+            deadline = time.monotonic() + self.request_timeout
+            if until is not None:
+                deadline = min(deadline, until)
+            if deadline - time.monotonic() <= 0:  # no time left: not an attempt
+                self._release(event_id, claim)
+                return "retry"
+            sent = sender.send(Outgoing(event_id, key, payload, thread, deadline))
         with self.sessions.begin() as session:
             event = AlertRepository(session).event(event_id)
+            ours = event.claimed_until == claim
+            if event.status != "pending" or not (ours or sent.outcome == "delivered"):
+                # Another deliverer took the event meanwhile (this process stood still past
+                # its claim): unless this send was accepted, theirs is the record that counts.
+                log.warning("alert #%s: the answer came after the claim ended", event_id)
+                return "retry"
             self._record(event, sent, utcnow())
         if self.on_result is not None:
             self.on_result(event, sent)
         return event.status if event.status != "pending" else "retry"
+
+    def _release(self, event_id: int, claim: datetime) -> None:
+        with self.sessions.begin() as session:
+            event = AlertRepository(session).event(event_id)
+            if event.claimed_until == claim:
+                event.claimed_until = None
 
     def _pace(self, sender: Sender) -> None:
         last = self.last_post.get(sender.destination)
@@ -135,6 +230,15 @@ class Deliverer:
             return
         event.last_error = error
         limit = MAX_RATE_LIMITED if sent.retry_after is not None else MAX_ATTEMPTS
+        if sent.unanswered and event.attempts >= self.max_unanswered:
+            # It went out and the peer may have it: not again, unless a person says so.
+            event.status = "failed"
+            event.last_error = (
+                f"{error}; sent {event.attempts} times without an answer: not sent again "
+                "(`envparity alerts retry` sends it once more)"
+            )
+            log.warning("alert #%s to %s failed: %s", event.id, event.target, event.last_error)
+            return
         if sent.outcome == "failed" or event.attempts >= limit:
             event.status = "failed"
             log.warning("alert #%s to %s failed for good: %s", event.id, event.target, error)
@@ -147,39 +251,55 @@ class Deliverer:
 
     def drain(self, timeout: float) -> Drained:
         """Delivers until nothing is pending, or until what is left could not be sent
-        within `timeout` seconds (before `envparity scan` exits)."""
+        within `timeout` seconds (before `envparity scan` exits): a send under way when the
+        time is up is cut off then, whatever the peer does."""
         deadline = time.monotonic() + timeout
         total = Drained()
-        while True:
-            done = self.deliver_due()
-            total.delivered += done.delivered
-            total.failed += done.failed
-            with self.sessions.begin() as session:
-                repo = AlertRepository(session)
-                total.pending, next_due = repo.pending(), repo.next_due()
-            if not total.pending or next_due is None:
-                return total
-            # Due now but not sent: another process holds it; look again shortly.
-            idle = 0.5 if not (done.delivered or done.failed) else 0.05
-            wait = max(idle, (next_due - utcnow()).total_seconds())
-            if time.monotonic() + wait > deadline:
-                return total
-            time.sleep(wait)
+        try:
+            while True:
+                done = self.deliver_due(until=deadline)
+                total.add(done)
+                with self.sessions.begin() as session:
+                    repo = AlertRepository(session)
+                    total.pending, next_due = repo.pending(), repo.next_due()
+                if not total.pending or next_due is None:
+                    return total
+                # Due now but not sent: another process holds it; look again shortly.
+                idle = 0.5 if not (done.delivered or done.failed) else 0.05
+                wait = max(idle, (next_due - utcnow()).total_seconds())
+                if time.monotonic() + wait > deadline:
+                    return total
+                time.sleep(wait)
+        finally:
+            self.close()
 
     def run(self, stop: threading.Event, every: float = 2.0, catch_up_every: float = 30.0) -> None:
         """Until `stop`: deliver what is due, and every `catch_up_every` seconds evaluate
-        the comparisons that changed without an evaluation (a waiver expiring, a crash)."""
+        the comparisons that changed without an evaluation (a waiver expiring, a crash).
+        Sends go on in the workers meanwhile: a slow peer delays neither the others nor the
+        catch-up."""
         evaluator = Evaluator(self.config, self.sessions)
         next_catch_up = 0.0
-        while not stop.is_set():
-            try:
-                if time.monotonic() >= next_catch_up:
-                    evaluator.catch_up()
-                    next_catch_up = time.monotonic() + catch_up_every
-                self.deliver_due()
-            except SQLAlchemyError as exc:  # the database is away: try again later
-                log.warning("alert delivery paused: %s", type(exc).__name__)
-            stop.wait(every)
+        try:
+            while not stop.is_set():
+                try:
+                    if time.monotonic() >= next_catch_up:
+                        evaluator.catch_up()
+                        next_catch_up = time.monotonic() + catch_up_every
+                    self.deliver_due(wait=False)
+                except SQLAlchemyError as exc:  # the database is away: try again later
+                    log.warning("alert delivery paused: %s", type(exc).__name__)
+                stop.wait(every)
+        finally:
+            self.close()
+
+
+def _log_failure(work: Future[Drained]) -> None:
+    exc = work.exception() if not work.cancelled() else None
+    if isinstance(exc, SQLAlchemyError):  # the database is away: the next pass tries again
+        log.warning("alert delivery paused: %s", type(exc).__name__)
+    elif exc is not None:
+        log.error("alert delivery failed", exc_info=exc)
 
 
 class Background:

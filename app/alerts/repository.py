@@ -3,15 +3,17 @@ and the outbox."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.db.models import AlertEvent, ComparisonState, Evaluation, OpenDrift
 from app.db.upsert import insert_or_ignore
 from app.errors import Conflict, NotFound
+from app.snapshots.store import batched
 
 EVENT_STATUSES = ("pending", "delivered", "failed")
 
@@ -74,12 +76,39 @@ class AlertRepository:
 
     # ------------------------------------------------------------------ open drift
 
-    def open_drift(self, comparison: str) -> dict[str, OpenDrift]:
-        rows = self.session.scalars(select(OpenDrift).where(OpenDrift.comparison == comparison))
+    def open_drift(
+        self, comparison: str, fingerprints: Collection[str] | None = None
+    ) -> dict[str, OpenDrift]:
+        """The comparison's open drift rows (only these fingerprints', if given)."""
+        query = select(OpenDrift).where(OpenDrift.comparison == comparison)
+        if fingerprints is None:
+            return {row.fingerprint: row for row in self.session.scalars(query)}
+        found: dict[str, OpenDrift] = {}
+        for batch in batched(sorted(fingerprints)):
+            rows = self.session.scalars(query.where(OpenDrift.fingerprint.in_(batch)))
+            found.update((row.fingerprint, row) for row in rows)
+        return found
+
+    def open_marks(self, comparison: str) -> dict[str, Any]:
+        """Each open fingerprint's identity and times, without loading whole rows (an
+        evaluation compares thousands of them under the comparison's lock)."""
+        rows = self.session.execute(
+            select(
+                OpenDrift.fingerprint,
+                OpenDrift.category,
+                OpenDrift.resource_type,
+                OpenDrift.key,
+                OpenDrift.opened_at,
+                OpenDrift.reminded_at,
+            ).where(OpenDrift.comparison == comparison)
+        )
         return {row.fingerprint: row for row in rows}
 
-    def open_rows(self, rows: list[OpenDrift]) -> None:
-        self.session.add_all(rows)
+    def open_rows(self, rows: list[dict[str, Any]]) -> None:
+        """New open drift, as column values: one executemany, not thousands of ORM objects
+        (a first evaluation may open every difference there is, under the lock)."""
+        for batch in batched(rows):
+            self.session.execute(insert(OpenDrift), batch)
 
     def close_rows(self, rows: list[OpenDrift]) -> None:
         for row in rows:

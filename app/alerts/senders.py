@@ -1,33 +1,27 @@
 """Posting one event: Slack (incoming webhook or chat.postMessage) and signed webhooks. Each
-answer becomes delivered, retry (with when) or failed (permanent: never retried)."""
+answer becomes delivered, retry (with when) or failed (permanent: never retried).
+
+Every request ends by its deadline (app.alerts.transport), so Slack is posted with httpx like
+the webhooks: slack_sdk's clients time out per socket read only, and a peer trickling its
+answer would hold them for ever."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
-import logging
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
-from urllib.error import URLError
-
-import httpx
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError, SlackRequestError
-from slack_sdk.webhook import WebhookClient
 
 from app.alerts.messages import blocks_for
+from app.alerts.transport import Answer, Unanswered, Unsent, post
 from app.config import Config, SlackConfig, SlackRoute
 
-# slack_sdk logs failed requests itself; our deliverer says what happened, without URLs.
-_QUIET = logging.getLogger("envparity.alerts.slack_sdk")
-_QUIET.addHandler(logging.NullHandler())
-_QUIET.propagate = False
-
-TIMEOUT = 10  # seconds for one request
 DEFAULT_RETRY_AFTER = 30.0  # a 429 without a usable Retry-After
+USER_AGENT = "envparity-alerts"
 
 
 @dataclass(frozen=True)
@@ -36,15 +30,31 @@ class Sent:
     error: str | None = None
     retry_after: float | None = None  # seconds, when the peer said (429 Retry-After)
     remote_ref: str | None = None
+    # The request went out in full and no answer came: the peer may have acted on it.
+    unanswered: bool = False
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One attempt at one event."""
+
+    event_id: int
+    # The same on every attempt of the event, different for every event: a receiver that
+    # has seen it drops the repeat (Idempotency-Key, and the Standard Webhooks webhook-id).
+    key: str
+    event: dict[str, Any]
+    thread: str | None  # Slack bot: the `channel:ts` of the comparison's first message
+    deadline: float  # time.monotonic() by which the request has ended, answered or not
 
 
 class Sender(Protocol):
-    # Requests to one destination are paced: at most one a second.
+    # Requests to one destination are paced (at most one a second) and sent by one worker:
+    # a slow destination holds only its own events.
     destination: str
     # Where threads are kept (`channel:` for a Slack bot); None: this sender has no threads.
     thread_prefix: str | None
 
-    def send(self, event_id: int, event: dict[str, Any], thread: str | None) -> Sent: ...
+    def send(self, outgoing: Outgoing) -> Sent: ...
 
 
 def retry_after(value: str | None) -> float:
@@ -74,30 +84,39 @@ def judge(status: int, headers: Any, body: str) -> Sent:
     return Sent("failed", detail)
 
 
-def _network(exc: Exception) -> Sent:
-    # Never str(exc) of a request error: it may carry the URL, and Slack's URL is a secret.
-    reason = getattr(exc, "reason", None)
-    text = type(reason).__name__ if isinstance(reason, BaseException) else type(exc).__name__
-    return Sent("retry", f"could not reach the destination ({text})")
+def _post(
+    url: str, body: dict[str, Any] | bytes, headers: dict[str, str], deadline: float
+) -> Answer | Sent:
+    """The answer, or what to do when there was none (never the URL: a Slack webhook's URL
+    is a secret)."""
+    content = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode()
+    try:
+        return post(url, content, {"User-Agent": USER_AGENT, **headers}, deadline)
+    except Unanswered as exc:
+        return Sent("retry", f"sent, but no answer ({exc})", unanswered=True)
+    except Unsent as exc:
+        return Sent("retry", f"could not reach the destination ({exc})")
+
+
+JSON = "application/json; charset=utf-8"
 
 
 class SlackWebhook:
     def __init__(self, url: str, channel: str | None) -> None:
-        self.client = WebhookClient(url, timeout=TIMEOUT, retry_handlers=[], logger=_QUIET)
+        self.url = url
         self.channel = channel
         self.destination = "slack:" + hashlib.sha256(url.encode()).hexdigest()[:16]
         self.thread_prefix: str | None = None
 
-    def send(self, event_id: int, event: dict[str, Any], thread: str | None) -> Sent:
-        text, blocks = blocks_for(event)
+    def send(self, outgoing: Outgoing) -> Sent:
+        text, blocks = blocks_for(outgoing.event)
         body: dict[str, Any] = {"text": text, "blocks": blocks}
         if self.channel:
             body["channel"] = self.channel
-        try:
-            response = self.client.send_dict(body)
-        except (URLError, OSError, SlackRequestError) as exc:
-            return _network(exc)
-        return judge(response.status_code, response.headers, response.body or "")
+        answer = _post(self.url, body, {"Content-Type": JSON}, outgoing.deadline)
+        if isinstance(answer, Sent):
+            return answer
+        return judge(answer.status, answer.headers, answer.text)
 
 
 class SlackBot:
@@ -105,41 +124,53 @@ class SlackBot:
     first one in the same channel (`thread` is that message's `channel:ts`)."""
 
     def __init__(self, token: str, channel: str, api_url: str) -> None:
-        self.client = WebClient(
-            token=token, base_url=api_url, timeout=TIMEOUT, retry_handlers=[], logger=_QUIET
-        )
+        self.token = token
+        self.url = api_url.rstrip("/") + "/chat.postMessage"
         self.channel = channel
         self.destination = "slack-bot:" + channel
         self.thread_prefix: str | None = channel + ":"
 
-    def send(self, event_id: int, event: dict[str, Any], thread: str | None) -> Sent:
-        text, blocks = blocks_for(event)
-        thread_ts = thread.rpartition(":")[2] if thread else None
+    def send(self, outgoing: Outgoing) -> Sent:
+        text, blocks = blocks_for(outgoing.event)
+        body: dict[str, Any] = {"channel": self.channel, "text": text, "blocks": blocks}
+        if outgoing.thread:
+            body["thread_ts"] = outgoing.thread.rpartition(":")[2]
+        headers = {"Content-Type": JSON, "Authorization": f"Bearer {self.token}"}
+        answer = _post(self.url, body, headers, outgoing.deadline)
+        if isinstance(answer, Sent):
+            return answer
+        return self._judge(answer)
+
+    def _judge(self, answer: Answer) -> Sent:
+        """The Web API answers 200 with `ok: false` and an error name for most refusals."""
         try:
-            response = self.client.chat_postMessage(
-                channel=self.channel, text=text, blocks=blocks, thread_ts=thread_ts
+            data = json.loads(answer.text)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            data = {}
+        error = str(data.get("error") or "")
+        if answer.status == 200 and data.get("ok") is True:
+            return Sent("delivered", remote_ref=f"{self.channel}:{data.get('ts')}")
+        if answer.status == 429 or error == "ratelimited":
+            return Sent(
+                "retry",
+                f"HTTP {answer.status}: {error or 'rate limited'}",
+                retry_after(answer.headers.get("Retry-After")),
             )
-        except SlackApiError as exc:
-            answer = exc.response
-            error = str(answer.get("error", "")) if isinstance(answer.data, dict) else ""
-            if answer.status_code == 429 or error == "ratelimited":
-                return Sent(
-                    "retry",
-                    f"HTTP {answer.status_code}: {error}",
-                    retry_after(
-                        answer.headers.get("Retry-After") or answer.headers.get("retry-after")
-                    ),
-                )
-            if answer.status_code >= 500 or error in ("internal_error", "fatal_error"):
-                return Sent("retry", f"HTTP {answer.status_code}: {error}")
-            return Sent("failed", f"HTTP {answer.status_code}: {error or 'refused'}")
-        except (URLError, OSError, SlackRequestError) as exc:
-            return _network(exc)
-        return Sent("delivered", remote_ref=f"{self.channel}:{response.get('ts')}")
+        if answer.status >= 500 or error in (
+            "internal_error",
+            "fatal_error",
+            "service_unavailable",
+        ):
+            return Sent("retry", f"HTTP {answer.status}: {error or 'server error'}")
+        if answer.status == 200 and not data:
+            return Sent("retry", "HTTP 200: not a Slack Web API answer")
+        return Sent("failed", f"HTTP {answer.status}: {error or 'refused'}")
 
 
 def _header(headers: Any, name: str) -> str | None:
-    """A header from a plain dict whatever its case (slack_sdk keeps them as sent)."""
+    """A header from a mapping whatever its case."""
     for key, value in (headers or {}).items():
         if key.lower() == name.lower():
             return str(value[0] if isinstance(value, list) else value)
@@ -153,6 +184,15 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
     return f"t={timestamp},v1={mac.hexdigest()}"
 
 
+def standard_signature(secret: str, key: str, timestamp: str, body: bytes) -> str:
+    """Standard Webhooks' `webhook-signature`: `v1,<base64 HMAC-SHA256 of "<id>.<t>.<body>">`,
+    keyed with the secret's bytes (a Standard Webhooks library takes it as
+    `whsec_<base64 of the secret>`)."""
+    signed = f"{key}.{timestamp}.".encode() + body
+    mac = hmac.new(secret.encode(), signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(mac).decode()
+
+
 class Webhook:
     def __init__(self, name: str, url: str, secret: str | None) -> None:
         self.name = name
@@ -161,21 +201,27 @@ class Webhook:
         self.destination = f"webhook:{name}"
         self.thread_prefix: str | None = None
 
-    def send(self, event_id: int, event: dict[str, Any], thread: str | None) -> Sent:
-        body = json.dumps({"id": event_id, **event}, ensure_ascii=False).encode()
+    def send(self, outgoing: Outgoing) -> Sent:
+        event = outgoing.event
+        body = json.dumps({"id": outgoing.event_id, **event}, ensure_ascii=False).encode()
+        stamp = str(int(time.time()))
         headers = {
             "Content-Type": "application/json",
-            "User-Agent": "envparity-alerts",
             "X-Envparity-Event": event["event"],
-            "X-Envparity-Delivery": str(event_id),
+            "X-Envparity-Delivery": str(outgoing.event_id),
+            "Idempotency-Key": outgoing.key,
+            "webhook-id": outgoing.key,
+            "webhook-timestamp": stamp,
         }
         if self.secret:
-            headers["X-Envparity-Signature"] = signature(self.secret, str(int(time.time())), body)
-        try:
-            response = httpx.post(self.url, content=body, headers=headers, timeout=TIMEOUT)
-        except httpx.HTTPError as exc:
-            return _network(exc)
-        return judge(response.status_code, response.headers, response.text)
+            headers["X-Envparity-Signature"] = signature(self.secret, stamp, body)
+            headers["webhook-signature"] = standard_signature(
+                self.secret, outgoing.key, stamp, body
+            )
+        answer = _post(self.url, body, headers, outgoing.deadline)
+        if isinstance(answer, Sent):
+            return answer
+        return judge(answer.status, answer.headers, answer.text)
 
 
 def slack_route(config: Config, comparison_name: str) -> SlackConfig | None:

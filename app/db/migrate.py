@@ -69,10 +69,16 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
+    """One migrator at a time, in one transaction: on SQLite an exclusive transaction (the
+    others wait their busy timeout for it), on PostgreSQL an advisory lock (migrations/env.py).
+    Whoever comes second finds the schema migrated and has nothing to do; a migration cut
+    short leaves the schema as it was."""
     from alembic import command
 
     cfg = alembic_config()
     with engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN EXCLUSIVE")
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
 

@@ -29,8 +29,11 @@ def _database_url() -> str:
 
 
 def _run(connection: Connection) -> None:
+    from app.db.session import without_time_limits
+
     context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
-    with context.begin_transaction():
+    # A migration's statements (and its wait for another migrator) take what they take.
+    with context.begin_transaction(), without_time_limits(connection):
         if connection.dialect.name == "postgresql":
             # Two processes upgrading one database at once take turns.
             connection.execute(text("SELECT pg_advisory_xact_lock(7406061)"))
