@@ -125,8 +125,13 @@ class Evaluator:
             except EnvparityError as exc:
                 log.warning("evaluation of %s failed: %s", comparison.name, exc.message)
                 continue
-            except Exception:  # the snapshot is stored whatever happens: catch-up retries
-                log.exception("evaluation of %s failed", comparison.name)
+            except Exception as exc:  # the snapshot is stored whatever happens
+                log.exception(
+                    "evaluation of %s failed; not tried again until its snapshots or rules "
+                    "change",
+                    comparison.name,
+                )
+                self._mark_failed(comparison, exc)
                 continue
             if outcome is not None:
                 outcomes.append(outcome)
@@ -152,6 +157,31 @@ class Evaluator:
             log.info("%s changed while it was judged: judging again", comparison.name)
         with self.sessions.begin() as session:
             return evaluate(session, self.config, comparison, now or utcnow())
+
+
+    def _mark_failed(self, comparison: ComparisonConfig, exc: Exception) -> None:
+        """Remembers that these snapshots could not be judged, so that the catch-up does not
+        retry them forever (a poison snapshot)."""
+        try:
+            with self.sessions.begin() as session:
+                snapshots = SnapshotRepository(session)
+                left = snapshots.latest(comparison.source)
+                right = snapshots.latest(comparison.target)
+                if left is None or right is None:
+                    return
+                state = AlertRepository(session).lock(comparison.name)
+                state.failed = json.dumps(
+                    [left.id, right.id, rules_digest(self.config), type(exc).__name__]
+                )
+        except Exception:  # the database itself may be what failed: the next try says so
+            log.warning("could not record that %s failed", comparison.name)
+
+
+def failed_before(state: ComparisonState, left_id: int, right_id: int, rules: str) -> bool:
+    if not state.failed:
+        return False
+    marked = json.loads(state.failed)
+    return bool(marked[:3] == [left_id, right_id, rules])
 
 
 RETRIES = 3
@@ -218,6 +248,8 @@ def judge(
         and still_holds(state, left.id, right.id, waivers, rules, now)
     ):
         return None
+    if not force and state is not None and failed_before(state, left.id, right.id, rules):
+        return None  # it failed on these very snapshots: judged again once they change
     result = compare(
         side_of(snapshots, config, left),
         side_of(snapshots, config, right),
@@ -346,6 +378,7 @@ def write(session: Session, config: Config, judged: Judgement) -> Outcome | _Sta
     state.valid_until = first_waiver_expiry(session, config, now)
     state.evaluated_at = now
     state.evaluation_id = evaluation.id
+    state.failed = None
     session.flush()
     log.info(
         "%s evaluated: %d opened, %d resolved, %d events",

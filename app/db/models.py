@@ -179,6 +179,9 @@ class ComparisonState(Base):
     rules: Mapped[str | None] = mapped_column(String(64))
     evaluated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     evaluation_id: Mapped[int | None] = mapped_column(Integer)
+    # JSON [left snapshot id, right snapshot id, rules digest, error type] of an evaluation
+    # that failed unexpectedly: not tried again until one of the three changes.
+    failed: Mapped[str | None] = mapped_column(Text)
     version: Mapped[int] = mapped_column(Integer, default=0)
 
 
