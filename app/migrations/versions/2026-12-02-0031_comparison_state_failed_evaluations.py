@@ -12,7 +12,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-
 revision: str = "86ad9e2435f3"
 down_revision: str | None = "757583481574"
 branch_labels: str | Sequence[str] | None = None
