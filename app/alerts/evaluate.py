@@ -127,8 +127,7 @@ class Evaluator:
                 continue
             except Exception as exc:  # the snapshot is stored whatever happens
                 log.exception(
-                    "evaluation of %s failed; not tried again until its snapshots or rules "
-                    "change",
+                    "evaluation of %s failed; not tried again until its snapshots or rules change",
                     comparison.name,
                 )
                 self._mark_failed(comparison, exc)
@@ -157,7 +156,6 @@ class Evaluator:
             log.info("%s changed while it was judged: judging again", comparison.name)
         with self.sessions.begin() as session:
             return evaluate(session, self.config, comparison, now or utcnow())
-
 
     def _mark_failed(self, comparison: ComparisonConfig, exc: Exception) -> None:
         """Remembers that these snapshots could not be judged, so that the catch-up does not
