@@ -34,11 +34,10 @@ from app.db.models import (
 from app.reports.render import json_text
 from app.snapshots.canonical import canonical_json, content_hash
 from app.snapshots.store import DocumentStore, collect_garbage
-from collectors.secrets import MARKER_IN_TEXT, SECRET_PREFIX, Census, Redactor
+from collectors.secrets import SHOWN, Census, Redactor, show_markers
 from collectors.secrets.census import redact_resource
 
 log = logging.getLogger(__name__)
-SHOWN = "(secret)"
 _LAST_KEY = re.compile(r"[.\[\]]")
 
 
@@ -74,17 +73,7 @@ class Reshower:
         self.redactor = redactor
 
     def text(self, value: str) -> str:
-        if SECRET_PREFIX in value:
-            value = MARKER_IN_TEXT.sub(SHOWN, value)
-        spans = self.redactor.spans(value, free=False)
-        if not spans:
-            return value
-        out: list[str] = []
-        pos = 0
-        for start, end, _rule in spans:
-            out += (value[pos:start], SHOWN)
-            pos = end
-        return "".join([*out, value[pos:]])
+        return self.redactor.mask(show_markers(value), SHOWN)
 
     def value(self, value: Any, key: str | None = None) -> Any:
         if isinstance(value, str):

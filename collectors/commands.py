@@ -239,15 +239,16 @@ def _communicate(
     timeout, the command's whole process group is killed and the source fails."""
     out = _Capped(proc.stdout, limit)
     err = _Capped(proc.stderr, limit, tail=_STDERR_CHARS * 4)
+    too_much = CollectorError(
+        f"command `{options.display}` printed more than {limit:,} characters "
+        "(limits.max_source_bytes)"
+    )
     deadline = time.monotonic() + options.timeout
     while proc.poll() is None:
         if out.over.is_set():
             _kill_session(proc)
             proc.wait()
-            raise CollectorError(
-                f"command `{options.display}` printed more than {limit:,} characters "
-                "(limits.max_source_bytes)"
-            )
+            raise too_much
         if time.monotonic() >= deadline:
             _kill_session(proc)
             proc.wait()
@@ -262,10 +263,7 @@ def _communicate(
     for reader in (out, err):
         reader.thread.join(max(0.0, deadline - time.monotonic()) + 0.5)
     if out.over.is_set():
-        raise CollectorError(
-            f"command `{options.display}` printed more than {limit:,} characters "
-            "(limits.max_source_bytes)"
-        )
+        raise too_much
     return out.text(), err.text()
 
 

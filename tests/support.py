@@ -8,6 +8,7 @@ import sys
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
@@ -92,3 +93,18 @@ def database_bytes(database_url: str) -> bytes:
             chunks.extend(row.encode() for row in rows)
     engine.dispose()
     return b"\n".join(chunks)
+
+
+def alert_events(project: Project) -> list[Any]:
+    """Every event of the alert outbox, oldest first."""
+    from sqlalchemy import select
+
+    from app import runtime
+    from app.db.models import AlertEvent
+
+    rt = runtime.load(project.config)
+    try:
+        with rt.sessions.begin() as session:
+            return list(session.scalars(select(AlertEvent).order_by(AlertEvent.id)))
+    finally:
+        rt.close()

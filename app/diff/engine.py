@@ -22,11 +22,11 @@ from app.diff.normalize import (
     render_path,
 )
 from app.diff.rules import severity_of, tolerance_of, waiver_of
-from collectors.secrets import MARKER_IN_TEXT, SECRET_PREFIX, is_secret_marker
+from collectors.secrets import SECRET_PREFIX, SHOWN, is_secret_marker, show_markers
 
 Identity = tuple[str, str]  # resource_type, normalized key
 _IPV4 = re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}")
-SECRET_SHOWN = "(secret)"
+SECRET_SHOWN = SHOWN
 SECRET_ROTATED = "secret rotated"
 
 
@@ -164,8 +164,8 @@ class _SideNormalizer:
         def key(text: str) -> str:
             # Across environments a secret inside a key (a `lines` command's `TOKEN=...`)
             # compares by presence, like one inside a value.
-            if masked and SECRET_PREFIX in text:
-                text = MARKER_IN_TEXT.sub(SECRET_PLACEHOLDER, text)
+            if masked:
+                text = show_markers(text, SECRET_PLACEHOLDER)
             return substitute(text)
 
         return {(r.resource_type, key(r.key)): r for r in resources}
@@ -239,8 +239,7 @@ def _shown(value: Any) -> Any:
     if isinstance(value, str):
         if value == SECRET_PLACEHOLDER or is_secret_marker(value):
             return SECRET_SHOWN
-        if SECRET_PREFIX in value:
-            value = MARKER_IN_TEXT.sub(SECRET_SHOWN, value)
+        value = show_markers(value)
         if SECRET_PLACEHOLDER in value:
             value = value.replace(SECRET_PLACEHOLDER, SECRET_SHOWN)
         return value

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from collectors.secrets import MARKER_IN_TEXT, SECRET_PREFIX, is_secret_marker
+from collectors.secrets import MARKER_IN_TEXT, SECRET_PREFIX, is_secret_marker, show_markers
 
 SECRET_PLACEHOLDER = "{secret}"
 ID_PLACEHOLDER = "{id}"
@@ -193,8 +193,8 @@ class Normalizer:
             out = {}
             for k, v in value.items():
                 key = self.substitute(str(k))
-                if self.mask_secrets and SECRET_PREFIX in key:
-                    key = MARKER_IN_TEXT.sub(SECRET_PLACEHOLDER, key)  # a URL used as a key
+                if self.mask_secrets:
+                    key = show_markers(key, SECRET_PLACEHOLDER)  # a URL used as a key
                 out[key] = self._walk(v, (*path, key), secrets, leaks)
             return out
         if isinstance(value, list):
@@ -210,7 +210,7 @@ class Normalizer:
         markers = MARKER_IN_TEXT.findall(value)
         for n, marker in enumerate(markers, start=1):
             secrets[path if n == 1 else (*path, f"[secret {n}]")] = marker
-        return MARKER_IN_TEXT.sub(SECRET_PLACEHOLDER, value)
+        return show_markers(value, SECRET_PLACEHOLDER)
 
     def _list(
         self, items: list[Any], path: Path, secrets: dict[Path, str], leaks: list[Leak]

@@ -13,9 +13,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.snapshots.repository import SnapshotRepository
-from collectors.secrets import MARKER_IN_TEXT, RULES
-
-SHOWN = "(secret)"
+from collectors.secrets import RULES, show_markers
 
 
 @dataclass
@@ -72,7 +70,7 @@ def audit(session: Session, environments: list[str], rules_id: str) -> list[Sour
                     paths=[
                         {
                             "resource_type": resource_type,
-                            "key": MARKER_IN_TEXT.sub(SHOWN, key),
+                            "key": show_markers(key),
                             "path": path,
                             "rule": rule,
                             "why": RULES.get(rule, ""),

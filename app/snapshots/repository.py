@@ -9,12 +9,21 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from app.db.base import utcnow
-from app.db.models import Baseline, EnvironmentRow, Scan, Snapshot, SnapshotSource
+from app.db.models import (
+    AlertEvent,
+    Baseline,
+    ComparisonState,
+    EnvironmentRow,
+    Evaluation,
+    Scan,
+    Snapshot,
+    SnapshotSource,
+)
 from app.db.types import MAX_ID
 from app.errors import NotFound, ScanInProgress
 from app.snapshots.store import DocumentStore, StoredResource
@@ -115,6 +124,43 @@ class SnapshotRepository:
         if snapshot is None:
             raise NotFound(f"no snapshot #{snapshot_id}")
         return snapshot
+
+    def remove(self, snapshot_id: int) -> tuple[int, bool]:
+        """Deletes a snapshot, its sources, the evaluations (stored reports) that judged it and
+        a baseline that was it; comparisons that pointed at it are judged afresh. Returns how
+        many stored reports went, and whether a baseline did."""
+        session = self.session
+        judged = or_(
+            Evaluation.left_snapshot_id == snapshot_id, Evaluation.right_snapshot_id == snapshot_id
+        )
+        evaluation_ids = list(session.scalars(select(Evaluation.id).where(judged)))
+        if evaluation_ids:
+            session.execute(
+                update(AlertEvent)
+                .where(AlertEvent.evaluation_id.in_(evaluation_ids))
+                .values(evaluation_id=None)
+            )
+            session.execute(delete(Evaluation).where(Evaluation.id.in_(evaluation_ids)))
+        session.execute(
+            update(ComparisonState)
+            .where(
+                or_(
+                    ComparisonState.left_snapshot_id == snapshot_id,
+                    ComparisonState.right_snapshot_id == snapshot_id,
+                    ComparisonState.evaluation_id.in_(evaluation_ids or [-1]),
+                )
+            )
+            .values(left_snapshot_id=None, right_snapshot_id=None, evaluation_id=None)
+        )
+        baseline = session.execute(delete(Baseline).where(Baseline.snapshot_id == snapshot_id))
+        session.execute(
+            update(Scan).where(Scan.snapshot_id == snapshot_id).values(snapshot_id=None)
+        )
+        session.execute(delete(SnapshotSource).where(SnapshotSource.snapshot_id == snapshot_id))
+        session.execute(delete(Snapshot).where(Snapshot.id == snapshot_id))
+        session.expire_all()
+        session.flush()
+        return len(evaluation_ids), bool(getattr(baseline, "rowcount", 0))
 
     def latest(self, environment: str, at_or_before: datetime | None = None) -> Snapshot | None:
         query = (

@@ -10,7 +10,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from app.errors import InvalidInput
 from collectors.base import Category
-from collectors.limits import LimitExceeded, Limits, check_document
+from collectors.limits import LimitExceeded, Limits, check_document, check_key
 
 # A snapshot may be stamped this far ahead of this machine's clock (clocks drift); later
 # is refused: a snapshot from the future would stay "latest" forever.
@@ -151,14 +151,10 @@ def parse_push(
                 problems.append(
                     {"path": f"$.resources[{i}].{field}", "message": "holds a NUL character"}
                 )
-        if len(resource.key) > limits.max_key_length:
-            problems.append(
-                {
-                    "path": f"$.resources[{i}].key",
-                    "message": f"{len(resource.key):,} characters (limits.max_key_length is "
-                    f"{limits.max_key_length:,})",
-                }
-            )
+        try:
+            check_key(resource.key, limits)
+        except LimitExceeded as exc:
+            problems.append({"path": f"$.resources[{i}].key", "message": str(exc)})
         try:
             check_document(resource.attributes, limits, f"$.resources[{i}].attributes")
         except LimitExceeded as exc:

@@ -19,6 +19,7 @@ from app.db.base import utcnow
 from app.errors import ConfigError, NotFound, ScanInProgress
 from app.snapshots.repository import SnapshotRepository, SourceRecord
 from app.snapshots.schemas import format_time, parse_push
+from app.snapshots.store import collect_garbage
 from collectors.base import FetchContext
 from collectors.limits import clean_text
 from collectors.runner import SourceOutcome, run_source
@@ -327,44 +328,11 @@ class Removed:
 def remove_snapshot(session: Session, snapshot_id: int) -> Removed:
     """Removes one snapshot with its stored reports (evaluations), its baseline role and the
     documents only it used. Comparisons that judged it are judged afresh next time."""
-    from sqlalchemy import delete, or_, select, update
-
-    from app.db.models import AlertEvent, Baseline, ComparisonState, Evaluation, Scan, Snapshot
-    from app.db.models import SnapshotSource as SourceRow
-    from app.snapshots.store import collect_garbage
-
     repo = SnapshotRepository(session)
     snapshot = repo.snapshot(snapshot_id)
     environment = snapshot.environment.name
     taken_at, origin, resources = snapshot.taken_at, snapshot.origin, snapshot.resource_count
-    judged = or_(
-        Evaluation.left_snapshot_id == snapshot_id, Evaluation.right_snapshot_id == snapshot_id
-    )
-    evaluation_ids = list(session.scalars(select(Evaluation.id).where(judged)))
-    if evaluation_ids:
-        session.execute(
-            update(AlertEvent)
-            .where(AlertEvent.evaluation_id.in_(evaluation_ids))
-            .values(evaluation_id=None)
-        )
-        session.execute(delete(Evaluation).where(Evaluation.id.in_(evaluation_ids)))
-    session.execute(
-        update(ComparisonState)
-        .where(
-            or_(
-                ComparisonState.left_snapshot_id == snapshot_id,
-                ComparisonState.right_snapshot_id == snapshot_id,
-                ComparisonState.evaluation_id.in_(evaluation_ids or [-1]),
-            )
-        )
-        .values(left_snapshot_id=None, right_snapshot_id=None, evaluation_id=None)
-    )
-    baseline = session.execute(delete(Baseline).where(Baseline.snapshot_id == snapshot_id))
-    session.execute(update(Scan).where(Scan.snapshot_id == snapshot_id).values(snapshot_id=None))
-    session.execute(delete(SourceRow).where(SourceRow.snapshot_id == snapshot_id))
-    session.execute(delete(Snapshot).where(Snapshot.id == snapshot_id))
-    session.expire_all()
-    session.flush()
+    reports, baseline_cleared = repo.remove(snapshot_id)
     documents = collect_garbage(session)
     latest = repo.latest(environment)
     return Removed(
@@ -373,8 +341,8 @@ def remove_snapshot(session: Session, snapshot_id: int) -> Removed:
         taken_at=taken_at,
         origin=origin,
         resources=resources,
-        reports=len(evaluation_ids),
-        baseline_cleared=bool(getattr(baseline, "rowcount", 0)),
+        reports=reports,
+        baseline_cleared=baseline_cleared,
         latest_now=latest.id if latest is not None else None,
         documents=documents,
     )

@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from app.db.models import Document
+from app.db.models import Document, Evaluation, SnapshotSource
 from app.db.upsert import insert_or_ignore
 from app.snapshots.canonical import canonical_json, content_hash
 
@@ -165,10 +166,6 @@ def batched(items: list[Any]) -> Iterable[list[Any]]:
 def collect_garbage(session: Session) -> int:
     """Deletes every document no manifest, chunk or stored report refers to any more (a
     removed snapshot's, or what a rescrub replaced)."""
-    from sqlalchemy import delete, select
-
-    from app.db.models import Evaluation, SnapshotSource
-
     store = DocumentStore(session)
     manifests = {m for m in session.scalars(select(SnapshotSource.manifest)) if m is not None}
     reachable = set(manifests)

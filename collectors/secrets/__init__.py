@@ -10,8 +10,10 @@ from collectors.secrets.census import Census
 from collectors.secrets.hashing import (
     MARKER_IN_TEXT,
     SECRET_PREFIX,
+    SHOWN,
     SecretHasher,
     is_secret_marker,
+    show_markers,
 )
 from collectors.secrets.lexicon import KeyLexicon
 from collectors.secrets.redactor import RULES, RULES_VERSION, Finding, Redactor
@@ -21,10 +23,12 @@ __all__ = [
     "RULES",
     "RULES_VERSION",
     "SECRET_PREFIX",
+    "SHOWN",
     "Census",
     "Finding",
     "KeyLexicon",
     "Redactor",
     "SecretHasher",
     "is_secret_marker",
+    "show_markers",
 ]

@@ -52,10 +52,9 @@ def redact_resource(
 ) -> tuple[str, dict[str, Any]]:
     """One resource's key and attributes redacted, what was hashed counted in `census`."""
     redacted, found = redactor.redact_found(attributes, secret_paths)
-    new_key = redactor.redact_text(key)
-    if new_key != key:
-        for _start, _end, rule in redactor.spans(key, free=True):
-            census.add(resource_type, new_key, ("(key)",), rule)
+    new_key, fired = redactor.redact_text_found(key)
+    for rule in fired:
+        census.add(resource_type, new_key, ("(key)",), rule)
     for finding in found:
         census.add(resource_type, new_key, finding.path, finding.rule)
     return new_key, redacted

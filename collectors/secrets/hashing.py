@@ -12,6 +12,14 @@ MARKER = re.compile(r"^secret:hmac-sha256:[0-9a-f]{32}$")
 MARKER_IN_TEXT = re.compile(r"secret:hmac-sha256:[0-9a-f]{32}")
 
 
+SHOWN = "(secret)"  # how reports, pages and alerts show a secret: never its marker
+
+
+def show_markers(text: str, shown: str = SHOWN) -> str:
+    """`text` with every marker inside it replaced (by `(secret)`, or a placeholder)."""
+    return MARKER_IN_TEXT.sub(shown, text) if SECRET_PREFIX in text else text
+
+
 def is_secret_marker(value: object) -> bool:
     """True for a value that is already a keyed hash (so hashing is idempotent)."""
     return isinstance(value, str) and bool(MARKER.match(value))

@@ -80,8 +80,8 @@ class Redactor:
         self._detectors = frozenset(enabled) if self.disabled else None
         self._on = {name: name not in self.disabled for name in RULES}
         # Values repeat across resources (versions, flags, hosts): each is worked out once.
-        self._values: dict[str, tuple[str, tuple[str, ...]]] = {}
-        self._keys: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self._values: Memo = {}
+        self._keys: Memo = {}
 
     def __repr__(self) -> str:
         return "Redactor(<key>)"
@@ -178,18 +178,7 @@ class Redactor:
     def _mapping_key(self, key: str, link: Link, found: list[Finding]) -> str:
         """A mapping key holding a secret (a URL with a password used as a key): hashed in
         place, like a resource key."""
-        cached = self._keys.get(key)
-        if cached is None:
-            spans = self.spans(key, free=True)
-            cached = (
-                (_replace(key, spans, self.hash), tuple(r for _, _, r in spans))
-                if spans
-                else (key, ())
-            )
-            if len(self._keys) >= VALUE_MEMO:
-                self._keys.clear()
-            self._keys[key] = cached
-        redacted, fired = cached
+        redacted, fired = _remembered(self._keys, key, self.redact_text_found)
         if fired:
             path = (*_path(link), redacted)
             found.extend(Finding(path, rule) for rule in fired)
@@ -219,13 +208,7 @@ class Redactor:
         return self._secret_tree(value, link, found, "key")
 
     def _string(self, text: str, link: Link, found: list[Finding]) -> str:
-        cached = self._values.get(text)
-        if cached is None:
-            cached = self._compute(text)
-            if len(self._values) >= VALUE_MEMO:
-                self._values.clear()
-            self._values[text] = cached
-        redacted, fired = cached
+        redacted, fired = _remembered(self._values, text, self._compute)
         if fired:
             path = _path(link)
             found.extend(Finding(path, rule) for rule in fired)
@@ -293,22 +276,28 @@ class Redactor:
     def redact_text(self, text: str) -> str:
         """Free text (resource keys, the lines of a `lines` command): each secret becomes its
         keyed hash, so distinct values stay distinct (resource keys must stay unique)."""
+        return self.redact_text_found(text)[0]
+
+    def redact_text_found(self, text: str) -> tuple[str, tuple[str, ...]]:
+        """`redact_text`, and the rules that fired (one scan for both)."""
         if len(text) > MAX_SCAN:
-            return self.hash(text)
+            return self.hash(text), ("oversized",)
         spans = self.spans(text, free=True)
-        return _replace(text, spans, self.hash) if spans else text
+        if not spans:
+            return text, ()
+        return _replace(text, spans, self.hash), tuple(rule for _, _, rule in spans)
+
+    def mask(self, text: str, mark: str, free: bool = False) -> str:
+        """`text` with every secret part the rules find replaced by `mark` (`***` in errors,
+        `(secret)` in values as reports show them)."""
+        spans = self.spans(text, free=free)
+        return _replace(text, spans, lambda _value: mark) if spans else text
 
     def scrub(self, text: str) -> str:
         """Error texts: every secret part becomes `***`. Over-masking beats a leak."""
         if len(text) > MAX_ERROR:
             text = text[:MAX_ERROR] + " [cut]"
-        spans = self.spans(text, free=True)
-        return _replace(text, spans, lambda _value: "***") if spans else text
-
-    def findings_in_text(self, text: str) -> Iterator[str]:
-        """The rules that fire on a free text (for the audit of resource keys)."""
-        for _, _, rule in self.spans(text, free=True):
-            yield rule
+        return self.mask(text, "***", free=True)
 
 
 _PLAIN = Verdict()
@@ -317,6 +306,22 @@ _PAIRS = (("value", ("name", "key")), ("Value", ("Name", "Key")))
 _FLAG = re.compile(r"--?[A-Za-z][\w\-]{0,127}")
 VALUE_MEMO = 500_000  # distinct strings remembered (then forgotten all at once)
 Link = tuple[Any, str | int] | None  # (parent link, key): a path, built only when needed
+
+
+Memo = dict[str, tuple[str, tuple[str, ...]]]
+
+
+def _remembered(
+    memo: Memo, text: str, compute: Callable[[str], tuple[str, tuple[str, ...]]]
+) -> tuple[str, tuple[str, ...]]:
+    """`compute(text)`, worked out once per distinct text (forgotten all at once when full)."""
+    cached = memo.get(text)
+    if cached is None:
+        cached = compute(text)
+        if len(memo) >= VALUE_MEMO:
+            memo.clear()
+        memo[text] = cached
+    return cached
 
 
 def _never(_key: str) -> Verdict:

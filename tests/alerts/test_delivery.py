@@ -16,9 +16,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from app import runtime
-from app.db.models import AlertEvent
 from tests.alerts.recorder import Recorder
-from tests.support import Project
+from tests.support import Project, alert_events
 
 SECRET_STAGING = "stg-Pa55word-7f3a9c"
 SECRET_PRODUCTION = "prd-Pa55word-0b1e2d"
@@ -65,15 +64,6 @@ def seed(project: Project, recorder: Recorder, **kwargs: str) -> None:
 def scan(project: Project) -> None:
     result = project.invoke("scan", "--all")
     assert result.returncode == 0, result.stdout + result.stderr
-
-
-def events(project: Project) -> list[AlertEvent]:
-    rt = runtime.load(project.config)
-    try:
-        with rt.sessions.begin() as session:
-            return list(session.scalars(select(AlertEvent).order_by(AlertEvent.id)))
-    finally:
-        rt.close()
 
 
 def posted(recorder: Recorder) -> tuple[int, int]:
@@ -123,7 +113,7 @@ def test_new_drift_posts_once_and_its_fix_posts_once(project: Project, recorder:
 
     scan(project)  # fixed and quiet
     assert posted(recorder) == (2, 2)
-    assert {e.status for e in events(project)} == {"delivered"}
+    assert {e.status for e in alert_events(project)} == {"delivered"}
 
     everything = b"".join(r.body for r in recorder.requests)
     for secret in (SECRET_STAGING, SECRET_PRODUCTION, HOOK_KEY):
@@ -158,7 +148,7 @@ def test_permanent_error_is_failed_visible_and_retried_on_demand(
     recorder.respond("/slack", (404, {}, "no_service"))
     scan(project)
     assert len(recorder.to("/slack", accepted_only=False)) == 1  # not retried forever
-    failed = [e for e in events(project) if e.status == "failed"]
+    failed = [e for e in alert_events(project) if e.status == "failed"]
     assert [(e.target, e.last_error) for e in failed] == [("slack", "HTTP 404: no_service")]
 
     listing = project.invoke("alerts", "list", "--status", "failed")
@@ -173,14 +163,14 @@ def test_permanent_error_is_failed_visible_and_retried_on_demand(
         assert [(e["id"], e["last_error"]) for e in api] == [(failed[0].id, "HTTP 404: no_service")]
         metrics = client.get("/api/v1/metrics").text
         assert 'envparity_alert_events{status="failed",target="slack"} 1.0' in metrics
-        delivered = next(e for e in events(project) if e.status == "delivered")
+        delivered = next(e for e in alert_events(project) if e.status == "delivered")
         again = client.post(f"/api/v1/alerts/{delivered.id}/retry")
         assert again.status_code == 409  # only a failed event is retried
 
     retried = project.invoke("alerts", "retry", str(failed[0].id))
     assert retried.returncode == 0, retried.stdout + retried.stderr
     assert len(recorder.to("/slack")) == 1
-    assert {e.status for e in events(project)} == {"delivered"}
+    assert {e.status for e in alert_events(project)} == {"delivered"}
 
 
 def test_failed_source_never_resolves(project: Project, recorder: Recorder) -> None:
@@ -217,7 +207,7 @@ def test_killed_before_delivery_is_delivered_by_the_next_process_once(
     )
     assert killed.returncode == -signal.SIGKILL
     assert recorder.requests == []
-    assert {e.status for e in events(project)} == {"pending"}
+    assert {e.status for e in alert_events(project)} == {"pending"}
 
     scan(project)  # the next process: delivers what the killed one left, once
     assert posted(recorder) == (1, 1)
@@ -300,7 +290,7 @@ def test_routes_per_comparison(project: Project, recorder: Recorder) -> None:
     project.write_config(text)
     scan(project)
     assert recorder.requests == []  # nothing critical for Slack, no webhook for this one
-    assert events(project) == []
+    assert alert_events(project) == []
 
 
 def test_serve_delivers_what_pushes_open(project: Project, recorder: Recorder) -> None:
@@ -379,7 +369,7 @@ def test_two_deliverers_send_each_event_once(project: Project, recorder: Recorde
         capture_output=True,
         timeout=120,
     )
-    assert len(events(project)) == 2
+    assert len(alert_events(project)) == 2
     assert recorder.requests == []
     import threading
 
@@ -397,7 +387,7 @@ def test_two_deliverers_send_each_event_once(project: Project, recorder: Recorde
     for rt in runtimes:
         rt.close()
     assert posted(recorder) == (1, 1)
-    assert {e.status for e in events(project)} == {"delivered"}
+    assert {e.status for e in alert_events(project)} == {"delivered"}
 
 
 def test_webhook_urls_never_reach_the_logs(project: Project, recorder: Recorder) -> None:

@@ -14,15 +14,13 @@ import threading
 import time
 
 import pytest
-from sqlalchemy import select
 
 from app import runtime
 from app.alerts.deliver import Deliverer
-from app.db.models import AlertEvent
 from tests.alerts.peers import Silent, Trickler
 from tests.alerts.recorder import Recorded, Recorder
 from tests.alerts.test_delivery import KILL_AFTER_SCAN
-from tests.support import Project
+from tests.support import Project, alert_events
 
 # Delivery does not depend on the backend: one is enough for the slow, subprocess tests.
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -74,15 +72,6 @@ def scan_subprocess(
     return subprocess.CompletedProcess(process.args, process.returncode, out, err), ended
 
 
-def events(project: Project) -> list[AlertEvent]:
-    rt = runtime.load(project.config)
-    try:
-        with rt.sessions.begin() as session:
-            return list(session.scalars(select(AlertEvent).order_by(AlertEvent.id)))
-    finally:
-        rt.close()
-
-
 def header(request: Recorded, name: str) -> str | None:
     return next((v for k, v in request.headers.items() if k.lower() == name.lower()), None)
 
@@ -101,7 +90,7 @@ def test_trickling_slack_delays_neither_the_webhook_nor_the_end_of_scan(
         assert hook.at - trickled.at < 3  # the webhook did not wait for Slack
         assert ended - trickled.at < 4 + GRACE  # scan kept to its deliver_timeout
         assert "1 pending" in done.stderr  # Slack's event stays for a later process
-        assert {(e.target, e.status) for e in events(project)} == {
+        assert {(e.target, e.status) for e in alert_events(project)} == {
             ("slack", "pending"),
             ("webhook:ops", "delivered"),
         }
@@ -155,7 +144,7 @@ def test_a_peer_that_reads_and_never_answers_gets_the_event_a_bounded_number_of_
         assert len(keys) == 1
         assert None not in keys  # and the receiver can tell they are one event
         assert ended - started < 20  # failed after its second unanswered send, not at 30 s
-        failed = [e for e in events(project) if e.target == "webhook:ops"]
+        failed = [e for e in alert_events(project) if e.target == "webhook:ops"]
         assert [(e.status, e.attempts) for e in failed] == [("failed", 2)]
         assert "no answer" in (failed[0].last_error or "")
         assert len(recorder.to("/slack")) == 1
@@ -208,7 +197,7 @@ def test_two_deliverers_never_send_one_event_at_once_to_a_trickling_peer(
         for request in received:
             assert request.closed_at is not None
             assert request.closed_at - request.at < 1 + 0.6  # cut at request_timeout
-        [event] = [e for e in events(project) if e.target == "webhook:ops"]
+        [event] = [e for e in alert_events(project) if e.target == "webhook:ops"]
         assert event.status == "pending"
         assert event.attempts == len(received)  # every send was one recorded attempt
         assert len(recorder.to("/slack")) == 1
