@@ -32,6 +32,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
+from collectors import cancel
 from collectors._util import as_attributes
 from collectors.base import (
     Attributes,
@@ -245,6 +246,10 @@ def _communicate(
     )
     deadline = time.monotonic() + options.timeout
     while proc.poll() is None:
+        if cancel.stopped():  # the scan gave up on this source: nobody waits for the output
+            _kill_session(proc)
+            proc.wait()
+            cancel.checkpoint()
         if out.over.is_set():
             _kill_session(proc)
             proc.wait()

@@ -29,6 +29,7 @@ import javaproperties
 import yaml
 from pydantic import Field
 
+from collectors import cancel
 from collectors._util import as_attributes
 from collectors.base import (
     Attributes,
@@ -104,6 +105,7 @@ class FileSource(SourceType[FileOptions]):
         matches = _matches(options.path, ctx)
         files: list[FileText] = []
         for key, path in matches:
+            cancel.checkpoint()
             fmt = _format_of(key, options)
             text = _read(key, path, ctx.limits.max_source_bytes)
             files.append(FileText(key, fmt, text, ctx.limits.max_yaml_nodes))
@@ -165,14 +167,24 @@ def _format_of(key: str, options: FileOptions) -> Format:
     return fmt
 
 
+_CHUNK = 1 << 20
+
+
 def _read(key: str, path: Path, limit: int = Limits.max_source_bytes) -> str:
     """The file's text, at most `limit` bytes (a device like /dev/zero, or a 2 GB log named
-    by mistake, fails its source instead of filling the memory)."""
+    by mistake, fails its source instead of filling the memory). Read in chunks, so a source
+    whose timeout fired stops reading (a slow network mount, a pipe)."""
+    chunks: list[bytes] = []
+    size = 0
     try:
         with path.open("rb") as fh:
-            data = fh.read(limit + 1)
+            while size <= limit and (chunk := fh.read1(min(_CHUNK, limit + 1 - size))):
+                chunks.append(chunk)
+                size += len(chunk)
+                cancel.checkpoint()
     except OSError as exc:
         raise CollectorError(f"cannot read {key}: {exc.strerror or type(exc).__name__}") from None
+    data = b"".join(chunks)
     if len(data) > limit:
         raise CollectorError(
             f"cannot read {key}: larger than {limit:,} bytes (limits.max_source_bytes)"

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, field_validator
 
+from collectors import cancel
 from collectors._util import as_attributes
 from collectors.base import (
     Category,
@@ -68,19 +69,36 @@ class HttpSource(SourceType[HttpOptions]):
     summary: ClassVar[str] = "A JSON document answered to a GET, as one resource."
 
     def fetch(self, options: HttpOptions, ctx: FetchContext) -> str:
-        """The body of a 2xx answer (redirects followed); anything else raises."""
+        """The body of a 2xx answer (redirects followed); anything else raises. The body is
+        read in chunks: at most limits.max_source_bytes of it, and no further once the
+        source's timeout has fired (a server that trickles forever keeps no thread busy)."""
         import httpx  # here, not at module level: every command loads the registry
 
         url = options.display_url
         host = urlsplit(options.url).hostname
+        limit = ctx.limits.max_source_bytes
         try:
-            with httpx.Client(
-                timeout=options.timeout,
-                follow_redirects=True,
-                verify=options.verify_tls,
-                headers=options.headers,
-            ) as client:
-                response = client.get(options.url)
+            with (
+                httpx.Client(
+                    timeout=options.timeout,
+                    follow_redirects=True,
+                    verify=options.verify_tls,
+                    headers=options.headers,
+                ) as client,
+                client.stream("GET", options.url) as response,
+            ):
+                if not response.is_success:
+                    phrase = f" {response.reason_phrase}" if response.reason_phrase else ""
+                    raise CollectorError(f"GET {url} answered {response.status_code}{phrase}")
+                body = bytearray()
+                for chunk in response.iter_bytes():
+                    cancel.checkpoint()
+                    body += chunk
+                    if len(body) > limit:
+                        raise CollectorError(
+                            f"GET {url} answered more than {limit:,} bytes "
+                            "(limits.max_source_bytes)"
+                        )
         except httpx.TimeoutException:
             raise CollectorError(f"GET {url} timed out after {options.timeout:g}s") from None
         except httpx.ConnectError as exc:
@@ -89,10 +107,7 @@ class HttpSource(SourceType[HttpOptions]):
             raise CollectorError(f"GET {url} redirected too many times") from None
         except httpx.HTTPError as exc:
             raise CollectorError(f"GET {url} failed: {type(exc).__name__}") from None
-        if not response.is_success:
-            phrase = f" {response.reason_phrase}" if response.reason_phrase else ""
-            raise CollectorError(f"GET {url} answered {response.status_code}{phrase}")
-        return response.text
+        return bytes(body).decode(response.encoding or "utf-8", errors="replace")
 
     def normalize(self, raw: str, options: HttpOptions) -> list[Resource]:
         if not raw.strip():

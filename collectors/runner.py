@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from collectors import registry
+from collectors import cancel, registry
 from collectors.base import CollectorError, FetchContext, Resource, SourceOptions
 from collectors.limits import LimitExceeded, Limits, check_document, check_key, clean_text
 from collectors.secrets import Census, Redactor
@@ -80,6 +80,7 @@ def check_limits(resources: list[Resource], limits: Limits) -> None:
             f"{len(resources):,} resources (limits.max_resources is {limits.max_resources:,})"
         )
     for r in resources:
+        cancel.checkpoint()
         try:
             check_key(r.key, limits)
             check_document(r.attributes, limits)
@@ -94,6 +95,7 @@ def redact_resources(
     census = Census(redactor.rules_id)
     out = []
     for r in resources:
+        cancel.checkpoint()
         key, attributes = redact_resource(
             redactor, census, r.resource_type, r.key, r.attributes, r.secret_paths
         )
@@ -131,13 +133,17 @@ def _call_with_timeout(fn: Any, timeout: float) -> Any:
     """Runs fn in a daemon thread so a hung fetch can neither block the scan nor the exit.
 
     A little grace on top lets a source that enforces its own timeout (a subprocess, an
-    HTTP client) report it in its own words before the scan gives up on it.
+    HTTP client) report it in its own words before the scan gives up on it. When the scan
+    gives up, the source's stop flag is set: the thread stops at its next checkpoint (an AWS
+    call, a chunk read, a resource) and a command it runs is killed.
     """
     results: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=1)
+    stop = threading.Event()
 
     def target() -> None:
         try:
-            results.put((True, fn()))
+            with cancel.scope(stop):
+                results.put((True, fn()))
         except BaseException as exc:  # handed to the caller, which decides
             results.put((False, exc))
 
@@ -145,6 +151,7 @@ def _call_with_timeout(fn: Any, timeout: float) -> Any:
     try:
         ok, value = results.get(timeout=timeout + TIMEOUT_GRACE)
     except queue.Empty:
+        stop.set()
         raise SourceTimeout(f"timed out after {timeout:g}s") from None
     if not ok:
         raise value

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import Field, model_validator
 
+from collectors import cancel
 from collectors.base import CollectorError, SourceOptions
 
 # The AWS SDK takes a few hundred milliseconds to import: it is loaded when a source first
@@ -168,12 +169,23 @@ def _client_config(options: AwsOptions) -> BotoConfig:
 
 
 def client(session: boto3.Session, service: str, region: str, options: AwsOptions) -> Any:
-    return session.client(
+    """A client whose every request first looks at the source's stop flag: a source whose
+    timeout fired makes no further AWS call."""
+    api = session.client(
         service,  # type: ignore[call-overload]
         region_name=region,
         endpoint_url=options.endpoint_url,
         config=_client_config(options),
     )
+    flag = cancel.current()
+    if flag is not None:
+
+        def stop_if_told(**_: Any) -> None:
+            if flag.is_set():
+                raise cancel.Stopped(f"{service}: the source's timeout fired")
+
+        api.meta.events.register("before-send", stop_if_told)
+    return api
 
 
 def per_region(options: AwsOptions, collect: Callable[[str], T]) -> list[tuple[str, T]]:
@@ -182,7 +194,7 @@ def per_region(options: AwsOptions, collect: Callable[[str], T]) -> list[tuple[s
     if len(regions) == 1:
         return [(regions[0], collect(regions[0]))]
     with ThreadPoolExecutor(max_workers=min(options.max_concurrency, len(regions))) as pool:
-        results = list(pool.map(collect, regions))
+        results = list(pool.map(cancel.carry(collect), regions))
     return list(zip(regions, results, strict=True))
 
 

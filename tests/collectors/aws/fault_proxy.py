@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
@@ -18,13 +19,15 @@ EC2_ERROR = (
 
 class FaultProxy:
     """Forwards to `upstream`; `deny` actions get AccessDenied; every `throttle_every`-th
-    request gets a throttling error (`throttle_status` 503 or 400 + RequestLimitExceeded)."""
+    request gets a throttling error (`throttle_status` 503 or 400 + RequestLimitExceeded);
+    every request waits `delay` seconds first (a slow account)."""
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
         self.deny: set[str] = set()
         self.throttle_every = 0
         self.throttle_status = 503
+        self.delay = 0.0
         self.counter = itertools.count(1)
         self.faults = 0
         self.requests = 0
@@ -63,6 +66,8 @@ class FaultProxy:
         action = (
             target.rsplit(".", 1)[-1] if target else parse_qs(body.decode()).get("Action", [""])[0]
         )
+        if self.delay:
+            time.sleep(self.delay)
         with self.lock:
             self.requests += 1
             n = next(self.counter)

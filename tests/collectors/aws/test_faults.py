@@ -3,6 +3,7 @@ AccessDenied fails only its source, naming the IAM action."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -80,3 +81,20 @@ def test_role_arn_is_assumed_through_sts(aws: Any) -> None:
         external_id="envparity-demo",
     )
     assert len(resources) >= 30
+
+
+def test_a_source_that_timed_out_makes_no_further_aws_call(aws: Any) -> None:
+    """A slow account with many pages: once the source's timeout fires, its thread stops
+    at the next request instead of paging on, unseen, to the end."""
+    ssm = aws.client("ssm")
+    for i in range(120):
+        ssm.put_parameter(Name=f"/app/staging/p{i:03}", Value="v", Type="String")
+    with FaultProxy(aws.endpoint) as proxy:
+        proxy.delay = 0.2  # 120 parameters take a dozen pages: far past the timeout
+        outcome = run(aws, "aws.ssm.parameters", proxy.url, path="/app", timeout=0.5)
+        assert outcome.status == "failed"
+        assert "timed out" in (outcome.error or "")
+        time.sleep(0.3)  # a request already on its way may still arrive
+        after_timeout = proxy.requests
+        time.sleep(0.5)
+        assert proxy.requests == after_timeout, "the source went on calling AWS"
