@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.clock import SYSTEM, Clock
 from app.config import Config, Environment
-from app.db.base import utcnow
-from app.errors import ConfigError, NotFound, ScanInProgress
+from app.errors import ConfigError, EnvparityError, NotFound, ScanInProgress
 from app.snapshots.repository import SnapshotRepository, SourceRecord
-from app.snapshots.schemas import format_time, parse_push
+from app.snapshots.schemas import CLOCK_SKEW, format_time, parse_push
 from app.snapshots.store import collect_garbage
 from collectors.base import FetchContext
 from collectors.limits import clean_text
@@ -50,6 +50,17 @@ class ScanResult:
         return sum(len(s.resources) for s in self.sources)
 
 
+def scannable(config: Config, environment: str) -> Environment:
+    """The declared environment, if it has sources: a push-only one is refused."""
+    env = config.environment(environment)
+    if env.push_only:
+        raise ConfigError(
+            f"environment {environment!r} has no sources: it is push-only "
+            "(`envparity push` or the push endpoint)"
+        )
+    return env
+
+
 class Scanner:
     """Runs scans of configured environments into the database."""
 
@@ -60,14 +71,17 @@ class Scanner:
         redactor: Redactor,
         heartbeat_every: float = HEARTBEAT_EVERY,
         on_stored: Callable[[str], object] | None = None,
+        clock: Clock = SYSTEM,
     ) -> None:
         """`on_stored(environment)` runs after each stored snapshot (the comparisons'
-        evaluation); what it raises is logged, never the scan's failure."""
+        evaluation); what it raises is logged, never the scan's failure. `clock` stamps the
+        snapshots and paces the waits."""
         self.config = config
         self.sessions = sessions
         self.redactor = redactor
         self.heartbeat_every = heartbeat_every
         self.on_stored = on_stored
+        self.clock = clock
 
     def scan(
         self,
@@ -82,13 +96,7 @@ class Scanner:
 
     def start(self, environment: str, *, trigger: str = "cli", wait: float = 0.0) -> int:
         """Takes the environment's scan lock: the running scan's id (ScanInProgress if taken)."""
-        env = self.config.environment(environment)
-        if env.push_only:
-            raise ConfigError(
-                f"environment {environment!r} has no sources: it is push-only "
-                "(`envparity push` or the push endpoint)"
-            )
-        return self._acquire(env, trigger, wait)
+        return self._acquire(scannable(self.config, environment), trigger, wait)
 
     def run(
         self, environment: str, scan_id: int, progress: ScanProgress | None = None
@@ -96,10 +104,11 @@ class Scanner:
         """Collects and stores the scan that `start` began; always releases its lock."""
         env = self.config.environment(environment)
         try:
-            taken_at = utcnow()
+            taken_at = self.clock.now()
             with _Heartbeat(self.sessions, scan_id, self.heartbeat_every):
                 outcomes = self._collect(env, progress)
             with self.sessions.begin() as session:
+                _check_clock(session, self.clock.now())
                 repo = SnapshotRepository(session)
                 snapshot = repo.add_snapshot(
                     repo.ensure_environment(env.name), taken_at, "scan", _records(outcomes)
@@ -122,16 +131,17 @@ class Scanner:
         return ScanResult(scan_id, snapshot_id, env.name, status, outcomes)
 
     def _acquire(self, env: Environment, trigger: str, wait: float) -> int:
-        deadline = time.monotonic() + wait
+        clock = self.clock
+        deadline = clock.monotonic() + wait
         while True:
             try:
                 with self.sessions.begin() as session:
                     repo = SnapshotRepository(session)
                     return repo.start_scan(repo.ensure_environment(env.name), trigger).id
             except ScanInProgress:
-                if time.monotonic() >= deadline:
+                if clock.monotonic() >= deadline:
                     raise
-                time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
+                clock.sleep(min(1.0, max(0.05, deadline - clock.monotonic())))
 
     def _collect(self, env: Environment, progress: ScanProgress | None) -> list[SourceOutcome]:
         ctx = FetchContext(
@@ -161,6 +171,33 @@ class Scanner:
             raise
         pool.shutdown()
         return _unique_across_sources(outcomes)
+
+
+class ClockAhead(EnvparityError):
+    """This host's clock is ahead of the shared database's: its snapshot would be "latest"
+    over every later scan from a host whose clock is right."""
+
+    status = 409
+
+
+def _check_clock(session: Session, now: datetime) -> None:
+    """On PostgreSQL (one database, many hosts) a scan from a host whose clock runs ahead of
+    the database server's by more than the skew a push is allowed is refused, not stored. On
+    SQLite the database lives on this host and shares its clock: there is nothing to compare."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    db_now = session.execute(text("SELECT statement_timestamp()")).scalar_one()
+    if now - db_now > CLOCK_SKEW:
+        raise ClockAhead(
+            f"this host's clock ({format_time(now)}) is {_ahead(now - db_now)} ahead of the "
+            f"database server's ({format_time(db_now)}): the snapshot was not stored (it would "
+            "stay the latest over every correct scan); set this host's clock right (NTP)"
+        )
+
+
+def _ahead(delta: timedelta) -> str:
+    minutes = round(delta.total_seconds() / 60)
+    return f"{minutes // 60}h {minutes % 60}m" if minutes >= 60 else f"{minutes}m"
 
 
 class _Heartbeat:

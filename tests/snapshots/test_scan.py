@@ -6,11 +6,13 @@ import json
 import sys
 import threading
 import time
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 
 from app import runtime
+from app.clock import SystemClock
 from app.db.models import Scan
 from app.errors import ScanInProgress
 from app.snapshots import service
@@ -219,3 +221,32 @@ def test_running_scan_keeps_its_heartbeat_fresh(project: Project) -> None:
     worker.join()
     assert len(set(beats)) >= 3  # the heartbeat moved while the scan ran
     rt.close()
+
+
+class _ClockAhead(SystemClock):
+    """A host whose clock runs two hours ahead."""
+
+    def now(self) -> datetime:
+        return super().now() + timedelta(hours=2)
+
+
+def test_a_scan_from_a_host_whose_clock_runs_ahead_cannot_become_latest(
+    two_envs: Project, database_url: str
+) -> None:
+    rt = runtime.load(two_envs.config)
+    ahead = service.Scanner(rt.config, rt.sessions, rt.redactor, clock=_ClockAhead())
+    if not database_url.startswith("postgresql"):
+        # SQLite lives on the scanning host and shares its clock: nothing to compare with.
+        assert ahead.scan("staging").status == "complete"
+        return
+    with pytest.raises(service.ClockAhead, match=r"2h 0m ahead of the database server's"):
+        ahead.scan("staging")
+    with rt.sessions.begin() as session:
+        scan = session.scalars(select(Scan)).one()
+        assert scan.status == "failed"
+        assert "clock" in (scan.error or "")
+        assert SnapshotRepository(session).latest("staging") is None
+    right = service.Scanner(rt.config, rt.sessions, rt.redactor).scan("staging")
+    with rt.sessions.begin() as session:
+        latest = SnapshotRepository(session).latest("staging")
+        assert latest is not None and latest.id == right.snapshot_id
