@@ -249,4 +249,5 @@ def test_a_scan_from_a_host_whose_clock_runs_ahead_cannot_become_latest(
     right = service.Scanner(rt.config, rt.sessions, rt.redactor).scan("staging")
     with rt.sessions.begin() as session:
         latest = SnapshotRepository(session).latest("staging")
-        assert latest is not None and latest.id == right.snapshot_id
+        assert latest is not None
+        assert latest.id == right.snapshot_id
