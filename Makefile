@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo examples test check venv clean
+.PHONY: demo examples test test-fast check venv clean
 
 venv: $(STAMP)
 
@@ -29,6 +29,11 @@ examples: $(STAMP)
 ## test: lint, types, import rules, migrations check and the whole test suite
 test: $(STAMP)
 	./scripts/check
+
+## test-fast: the edit-test loop: every test not marked slow, no linting (under 2 minutes);
+## extra pytest arguments in ARGS, e.g. `make test-fast ARGS="-x tests/api"`
+test-fast: $(STAMP)
+	$(BIN)/pytest -m "not slow" -q $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache examples/envparity.db*

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from app.errors import EnvparityError
+
+if TYPE_CHECKING:
+    from app.gate.service import GateResult
 
 API = "/api/v1"
 
@@ -52,3 +56,41 @@ class ApiClient:
                     f"scan #{scan_id} of {environment} did not finish within {timeout:g}s"
                 )
             time.sleep(0.5)
+
+    def gate(self, source: str, target: str, categories: Sequence[str] = ()) -> GateResult:
+        """The server's gate answer as the local gate gives it (without the report it was
+        judged from: the JSON answer does not carry it)."""
+        params = _gate_params(source, target, categories)
+        return gate_from_json(self.request("GET", "/gate", params=params).json())
+
+    def gate_document(
+        self, source: str, target: str, fmt: str, categories: Sequence[str] = ()
+    ) -> tuple[str, str]:
+        """The gate's answer as the junit or markdown document the server renders from its
+        report, and the gate's status ("missing" if the server does not say)."""
+        params = {**_gate_params(source, target, categories), "format": fmt}
+        answer = self.request("GET", "/gate", params=params)
+        return answer.text, answer.headers.get("X-Envparity-Gate", "missing")
+
+
+def _gate_params(source: str, target: str, categories: Sequence[str]) -> dict[str, Any]:
+    params: dict[str, Any] = {"source": source, "target": target}
+    if categories:
+        params["category"] = list(categories)
+    return params
+
+
+def gate_from_json(body: dict[str, Any]) -> GateResult:
+    """The GateResult a gate's JSON answer (`GateResult.as_json`) was made from, its report
+    left out."""
+    from app.gate.service import GateResult
+
+    return GateResult(
+        source=body["source"],
+        target=body["target"],
+        status=body["status"],
+        reasons=body["reasons"],
+        summary=body.get("summary") or {},
+        failing=body.get("failing") or [],
+        report_url=body.get("report_url"),
+    )

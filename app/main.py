@@ -13,9 +13,9 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.routing import APIRoute, iter_route_contexts
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, DBAPIError, SQLAlchemyError, StatementError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -25,7 +25,7 @@ from app import runtime as runtime_mod
 from app.api import alerts as alerts_api
 from app.api import reports, snapshots
 from app.api.limits import BodyLimit
-from app.api.schemas import ERRORS
+from app.api.schemas import API, ERRORS, Health, Readiness
 from app.db import migrate
 from app.db.session import ping
 from app.deps import Read, RuntimeDep, TokenCache, authenticated
@@ -33,7 +33,6 @@ from app.errors import EnvparityError
 from app.gate.service import GateCache
 from app.metrics import Metrics
 
-API = "/api/v1"
 READY_TIMEOUT = 3.0  # seconds readyz waits for the database to answer
 log = logging.getLogger(__name__)
 METRICS_EXAMPLE = """\
@@ -43,17 +42,22 @@ envparity_open_drift_items{comparison="staging->production",severity="critical"}
 """
 
 
-class Readiness(BaseModel):
-    """`ready` (or `schema ahead`) with 200; `migrations pending` or `unavailable` with 503.
-    The revisions are the database's and the code's; `unavailable` names neither."""
-
-    status: str
-    revision: str | None = None
-    head: str | None = None
-
-
 def _database_reason(exc: SQLAlchemyError) -> str:
     return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+
+
+def _unstorable(exc: SQLAlchemyError) -> bool:
+    """A value of the request that the database cannot hold: a NUL character or a string past
+    its column on PostgreSQL (the DB-API's DataError), a time that leaves the years a datetime
+    holds once it is turned to UTC (OverflowError as it is bound). The request's fault, a 422,
+    not the database's: a 503 would send clients and probes after an outage there is not."""
+    if isinstance(exc, DataError):
+        return True
+    return (
+        isinstance(exc, StatementError)
+        and not isinstance(exc, DBAPIError)
+        and isinstance(exc.orig, OverflowError | UnicodeError)
+    )
 
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -68,6 +72,40 @@ def allowed_methods(routes: list[BaseRoute], scope: Scope) -> str:
         for method in METHODS
         if any(route.matches({**scope, "method": method})[0] is Match.FULL for route in routes)
     )
+
+
+def restore_examples(document: dict[str, Any], routes: list[BaseRoute]) -> dict[str, Any]:
+    """The document with every example as its route declares it. FastAPI drops each null
+    from the document it builds, the examples' nulls too, which leaves an example without
+    fields its schema requires (`"error": null` of a scan)."""
+    # As FastAPI's get_openapi walks them: included routers' routes with their prefixes.
+    for route in iter_route_contexts(routes):
+        if not isinstance(route.original_route, APIRoute) or not route.include_in_schema:
+            continue
+        for method in route.methods or ():
+            operation = document["paths"].get(route.path_format, {}).get(method.lower())
+            if operation is None:
+                continue
+            declared = {str(code): r for code, r in route.responses.items()}
+            for code, response in declared.items():
+                for media, content in response.get("content", {}).items():
+                    if "example" in content:
+                        served = operation["responses"][code]["content"][media]
+                        served["example"] = content["example"]
+            body = (route.openapi_extra or {}).get("requestBody", {})
+            for media, content in body.get("content", {}).items():
+                if "example" in content:
+                    operation["requestBody"]["content"][media]["example"] = content["example"]
+    return document
+
+
+def _json_error(response: dict[str, Any]) -> dict[str, Any]:
+    """An ERRORS entry for a route whose own answers are not JSON."""
+    schema = {"$ref": f"#/components/schemas/{response['model'].__name__}"}
+    return {
+        "description": response["description"],
+        "content": {"application/json": {"schema": schema}},
+    }
 
 
 def _json_path(loc: Any) -> str:
@@ -197,6 +235,14 @@ def create_app(
     @app.exception_handler(SQLAlchemyError)
     async def database_error(request: Request, exc: SQLAlchemyError) -> JSONResponse:
         reason = _database_reason(exc)
+        if _unstorable(exc):
+            return JSONResponse(
+                status_code=422,
+                content={
+                    "error": f"the database cannot hold a value of this request: {reason}",
+                    "detail": None,
+                },
+            )
         if not authenticated(request):
             # Before a token was checked (the check itself needs the database): the reason
             # names the database's host and port, which are not for anyone who asks.
@@ -211,7 +257,7 @@ def create_app(
     api.include_router(reports.router)
     api.include_router(alerts_api.router)
 
-    @api.get("/healthz", tags=["operations"])
+    @api.get("/healthz", tags=["operations"], response_model=Health)
     def healthz() -> dict[str, str]:
         """The process answers (no auth)."""
         return {"status": "ok"}
@@ -262,8 +308,10 @@ def create_app(
                     "text/plain": {"schema": {"type": "string"}, "example": METRICS_EXAMPLE}
                 },
             },
-            401: ERRORS[401],
-            403: ERRORS[403],
+            # Errors are JSON like everywhere else: named by reference, since a `model` here
+            # would be documented as the route's text/plain.
+            401: _json_error(ERRORS[401]),
+            403: _json_error(ERRORS[403]),
         },
     )
     def prometheus(runtime: RuntimeDep) -> Response:
@@ -278,4 +326,10 @@ def create_app(
 
     app.include_router(api)
     web.install(app)  # the dashboard: GET / and its pages
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        return restore_examples(generate(), app.routes)
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

@@ -1,19 +1,38 @@
-"""Test helpers that tests import: a project folder with a config and the real CLI."""
+"""Test helpers that tests import: a project folder with a config and the real CLI, free
+ports and servers polled until they answer (the app under uvicorn in a thread, the real
+`envparity serve` in a process), the hasher and redactor of the unit tests, a moto server
+and boto3 clients on it, and the API's test config, push document and client."""
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import textwrap
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import httpx
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
 
+from collectors.secrets import Redactor, SecretHasher
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
+
+    from app import runtime
+    from collectors.base import Resource
+    from collectors.runner import SourceOutcome
+
 REPO = Path(__file__).resolve().parent.parent
+TEST_SECRET_KEY = "9f" * 32  # ENVPARITY_SECRET_KEY of every test (tests/conftest.py sets it)
 
 
 @dataclass
@@ -108,3 +127,246 @@ def alert_events(project: Project) -> list[Any]:
             return list(session.scalars(select(AlertEvent).order_by(AlertEvent.id)))
     finally:
         rt.close()
+
+
+# --------------------------------------------------------------------------- secrets
+
+HASH_KEY = b"k" * 32  # the key the unit tests hash secrets with (collectors, diff engine)
+HASHER = SecretHasher(HASH_KEY)  # stateless: one serves every test
+
+
+def make_redactor(**options: Any) -> Redactor:
+    """A fresh redactor on HASH_KEY (a redactor keeps memos: one per module or test)."""
+    return Redactor(SecretHasher(HASH_KEY), **options)
+
+
+# --------------------------------------------------------------------------- servers
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until_answers(
+    url: str,
+    timeout: float = 30,
+    process: subprocess.Popen[Any] | None = None,
+    log: Path | None = None,
+) -> None:
+    """Polls GET `url` until it answers 200; fails the test if `process` exits first or
+    `timeout` seconds pass (with the `log` file's text, if given)."""
+    deadline = time.monotonic() + timeout
+
+    def why() -> str:
+        return log.read_text(errors="replace") if log is not None and log.exists() else ""
+
+    while True:
+        if process is not None:
+            assert process.poll() is None, f"{process.args} exited {process.returncode}: {why()}"
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, f"{url} did not answer within {timeout:.0f} s {why()}"
+        time.sleep(0.05)
+
+
+@contextmanager
+def serving(rt: runtime.Runtime) -> Iterator[str]:
+    """The real app under uvicorn on a free loopback port, for as long as the block runs."""
+    import uvicorn
+
+    from app.main import create_app
+
+    port = free_port()
+    config = uvicorn.Config(create_app(runtime=rt), host="127.0.0.1", port=port, log_level="error")
+    instance = uvicorn.Server(config)
+    thread = threading.Thread(target=instance.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_answers(url + "/api/v1/healthz", timeout=10)
+        yield url
+    finally:
+        instance.should_exit = True
+        thread.join(timeout=10)
+
+
+def installation_env(root: Path, **extra: str) -> dict[str, str]:
+    """The environment of a command run on `root`'s envparity.yaml and SQLite envparity.db,
+    none of this process's ENVPARITY_ variables."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("ENVPARITY_")},
+        "ENVPARITY_SECRET_KEY": TEST_SECRET_KEY,
+        "ENVPARITY_DATABASE_URL": f"sqlite:///{root / 'envparity.db'}",
+        "ENVPARITY_CONFIG": str(root / "envparity.yaml"),
+        **extra,
+    }
+
+
+@dataclass
+class Served:
+    """`envparity serve` in its own process: its address, the process, its stderr's file."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+@contextmanager
+def envparity_serve(root: Path) -> Iterator[Served]:
+    """The real `envparity serve` command on a free loopback port, on `root`'s config and
+    SQLite database, until the block ends (its stderr goes to `root`/serve.log)."""
+    port = free_port()
+    log = root / "serve.log"
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app", "serve", "--port", str(port), "--no-scheduler"],
+            env=installation_env(root), stdout=subprocess.DEVNULL, stderr=stderr,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_answers(url + "/api/v1/healthz", timeout=30, process=process, log=log)
+        yield Served(url, process, log)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+# --------------------------------------------------------------------------- the API
+
+API_CONFIG = """
+environments:
+  staging:
+    sources: [{type: file, name: app, path: staging.yaml}]
+  production:
+    sources: [{type: file, name: app, path: production.yaml}]
+  fleet: {}
+comparisons:
+  - {source: staging, target: production, gate: {fail_on: warning}}
+"""
+
+PUSH = {
+    "taken_at": "2026-11-22T04:00:00Z",
+    "sources": [{"name": "agent", "type": "push", "status": "ok", "error": None}],
+    "resources": [
+        {
+            "source": "agent",
+            "category": "packages",
+            "resource_type": "pip",
+            "key": "requests",
+            "attributes": {"version": "2.32.3"},
+        },
+    ],
+}
+
+
+class Api:
+    """A client of the API with a token per scope: `call(method, "/path", scope)`."""
+
+    def __init__(self, client: TestClient, tokens: dict[str, str]) -> None:
+        self.client = client
+        self.tokens = tokens
+
+    def call(self, method: str, path: str, scope: str | None = "admin", **kw: Any) -> Any:
+        headers = {"Authorization": f"Bearer {self.tokens[scope]}"} if scope else {}
+        return self.client.request(method, "/api/v1" + path, headers=headers, **kw)
+
+
+def create_tokens(rt: runtime.Runtime, scopes: Iterable[str]) -> dict[str, str]:
+    """A token of each scope (named after it), by scope."""
+    from app.auth.tokens import TokenRepository
+
+    with rt.sessions.begin() as session:
+        return {s: TokenRepository(session).create(s, s, None)[1] for s in scopes}
+
+
+@contextmanager
+def api_client(project: Project, scopes: Iterable[str]) -> Iterator[Api]:
+    """The app in process on the project's config (already written), a token per scope."""
+    from fastapi.testclient import TestClient
+
+    from app import runtime
+    from app.main import create_app
+
+    rt = runtime.load(project.config)
+    tokens = create_tokens(rt, scopes)
+    try:
+        with TestClient(create_app(runtime=rt)) as client:
+            yield Api(client, tokens)
+    finally:
+        rt.close()
+
+
+# --------------------------------------------------------------------------- AWS (moto)
+
+
+@contextmanager
+def moto_server() -> Iterator[str]:
+    """moto's server (a simulated AWS) on a free loopback port: its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+class AwsHelper:
+    """boto3 clients on the moto server, and a way to run a source type against it."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+
+    def reset(self) -> None:
+        """Every service's state emptied (moto's own API)."""
+        httpx.post(f"{self.endpoint}/moto-api/reset", timeout=10).raise_for_status()
+
+    def client(self, service: str, region: str = "us-east-1") -> Any:
+        import boto3
+
+        return boto3.client(service, region_name=region, endpoint_url=self.endpoint)  # type: ignore[call-overload]
+
+    def options(self, type_name: str, **options: Any) -> Any:
+        from collectors import registry
+
+        cls = registry.get(type_name)
+        assert cls is not None, type_name
+        options.setdefault("region", "us-east-1")
+        return cls.Options.model_validate(
+            {"type": type_name, "endpoint_url": self.endpoint, **options}
+        )
+
+    def collect(self, type_name: str, **options: Any) -> list[Resource]:
+        from collectors import registry
+        from collectors.base import FetchContext
+
+        cls = registry.get(type_name)
+        assert cls is not None
+        ctx = FetchContext(environment="staging", base_dir=Path("."))
+        return cls().collect(self.options(type_name, **options), ctx)
+
+    def run(self, type_name: str, **options: Any) -> SourceOutcome:
+        """Through the scan's runner: timeout, errors caught, secrets hashed (HASH_KEY)."""
+        from collectors.base import FetchContext
+        from collectors.runner import run_source
+
+        ctx = FetchContext(environment="staging", base_dir=Path("."))
+        return run_source(self.options(type_name, **options), ctx, make_redactor())
+
+    def by_key(self, type_name: str, **options: Any) -> dict[str, Resource]:
+        return {r.key: r for r in self.collect(type_name, **options)}
+
+
+AWS_TEST_CREDENTIALS: Mapping[str, str] = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}

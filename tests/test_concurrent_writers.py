@@ -12,10 +12,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.alerts.repository import AlertRepository
 from app.db.models import ComparisonState, DriftSeen
 from app.diff.model import DiffResult, DriftItem
-from app.reports.service import record_first_seen
+from app.reports.repository import EvaluationRepository, record_first_seen
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 WRITERS = 4
@@ -96,7 +95,7 @@ def test_first_evaluations_of_a_new_comparison_at_once_each_take_the_lock(
 ) -> None:
     for round_ in range(5):
         name = f"staging->production-{round_}"  # no state row yet
-        at_once(sessions, lambda session, _i, name=name: AlertRepository(session).lock(name))
+        at_once(sessions, lambda session, _i, name=name: EvaluationRepository(session).lock(name))
         with sessions() as session:
             state = session.get(ComparisonState, name)
             assert state is not None

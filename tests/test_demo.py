@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,11 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.support import free_port, wait_until_answers
 
 
 @pytest.mark.slow
@@ -44,14 +39,8 @@ def test_demo_scans_reports_and_serves_its_dashboard(tmp_path: Path) -> None:
         text = "".join(lines)
         assert f"dashboard: http://127.0.0.1:{port}/" in text, text
         assert "staging → production" in text
-        page = None
-        while time.monotonic() < deadline:
-            try:
-                page = httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
-                break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        assert page is not None
+        wait_until_answers(f"http://127.0.0.1:{port}/", deadline - time.monotonic(), process)
+        page = httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
         assert page.status_code == 200
         assert "staging" in page.text
         assert "production" in page.text

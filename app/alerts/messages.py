@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from app.alerts.evaluate import OPENED, RESOLVED
+from app.alerts.events import OPENED, RESOLVED
 from app.diff.model import SEVERITY_RANK
 
 # Slack's limits (https://docs.slack.dev/reference/block-kit/blocks).

@@ -1,5 +1,5 @@
-"""Every query of alerting: comparison state (and its lock), stored evaluations, open drift
-and the outbox."""
+"""Every query of alerting: stored evaluations as the dashboard and metrics read them, open
+drift and the outbox (the comparisons' state and its lock: app/reports/repository.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.db.models import AlertEvent, ComparisonState, Evaluation, OpenDrift
-from app.db.upsert import insert_or_ignore
 from app.errors import Conflict, NotFound
 from app.snapshots.store import batched
 
@@ -22,34 +21,7 @@ class AlertRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    # ------------------------------------------------------------------ comparison state
-
-    def lock(self, comparison: str) -> ComparisonState:
-        """The comparison's state row, write-locked until the transaction ends: the first
-        write of the transaction, so SQLite takes its write lock here and PostgreSQL the
-        row's lock; two evaluations of one comparison never interleave."""
-        if self.session.get(ComparisonState, comparison) is None:
-            # Two first evaluations of a comparison (its two environments scanned at once)
-            # may both find no row: the second insert is a no-op, and the update waits.
-            self.session.execute(
-                insert_or_ignore(self.session, ComparisonState),
-                {"comparison": comparison, "version": 0},
-            )
-        self.session.execute(
-            update(ComparisonState)
-            .where(ComparisonState.comparison == comparison)
-            .values(version=ComparisonState.version + 1)
-        )
-        state = self.session.get(ComparisonState, comparison, populate_existing=True)
-        assert state is not None
-        return state
-
     # ------------------------------------------------------------------ evaluations
-
-    def add_evaluation(self, evaluation: Evaluation) -> Evaluation:
-        self.session.add(evaluation)
-        self.session.flush()
-        return evaluation
 
     def current_evaluations(self) -> list[Evaluation]:
         """Each comparison's last evaluation."""

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query
 
 from app.alerts.repository import AlertRepository
-from app.api.schemas import ERRORS, MAX_ID
+from app.api.schemas import ERRORS, MAX_ID, AlertEventOut, answer, link
 from app.db.base import utcnow
 from app.db.models import AlertEvent
 from app.deps import Read, SessionDep, Write
@@ -34,7 +34,23 @@ def event_json(event: AlertEvent) -> dict[str, Any]:
     }
 
 
-@router.get("/alerts", dependencies=[Read])
+@router.get(
+    "/alerts",
+    dependencies=[Read],
+    response_model=list[AlertEventOut],
+    responses={
+        200: answer(
+            list[AlertEventOut],
+            links={
+                "retry": link(
+                    "POST /alerts/{event_id}/retry",
+                    "Queues the newest event listed again",
+                    event_id="$response.body#/0/id",
+                ),
+            },
+        )
+    },
+)
 def alerts(
     session: SessionDep,
     status: Literal["pending", "delivered", "failed"] | None = None,
@@ -44,7 +60,7 @@ def alerts(
     return [event_json(e) for e in AlertRepository(session).events(status, limit)]
 
 
-@router.post("/alerts/{event_id}/retry", dependencies=[Write])
+@router.post("/alerts/{event_id}/retry", dependencies=[Write], response_model=AlertEventOut)
 def retry(event_id: Annotated[int, Path(ge=1, le=MAX_ID)], session: SessionDep) -> dict[str, Any]:
     """Queues a failed event again (after its webhook or token was fixed)."""
     return event_json(AlertRepository(session).retry(event_id, utcnow()))

@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.concurrency import run_in_threadpool
 
-from app.api.schemas import ERRORS, GATE_EXAMPLE, MAX_ID, REPORT_EXAMPLE, example, inline_schema
+from app.api.schemas import (
+    ERRORS,
+    GATE_EXAMPLE,
+    MAX_ID,
+    NO_NUL,
+    REPORT_EXAMPLE,
+    ComparisonOut,
+    GateAnswer,
+    ReportOut,
+    WaiverOut,
+    answer,
+    inline_schema,
+    link,
+    refuse_nul,
+)
+from app.clock import parse_expiry
 from app.db.base import utcnow
-from app.db.models import WaiverRow
 from app.deps import Gate, Read, RuntimeDep, SessionDep, Write
 from app.diff.model import Waiver
 from app.errors import InvalidInput
@@ -20,13 +35,23 @@ from app.reports import render
 from app.reports import service as reports
 from app.reports.stored import stored_report
 from app.snapshots.schemas import load_json
+from app.waivers import service as waivers
 from app.waivers.repository import WaiverRepository, as_waiver
 from collectors.base import Category
 
 router = APIRouter(tags=["reports"], responses=ERRORS)
 
 
-@router.get("/diff", dependencies=[Read], responses={200: example(REPORT_EXAMPLE)})
+REPORT = answer(
+    ReportOut,
+    "The report; a stored one is served as it was stored",
+    content={"application/json": {"example": REPORT_EXAMPLE}},
+)
+
+
+# A stored report is returned as its stored text (a Response, not re-validated); one computed
+# now is checked against ReportOut.
+@router.get("/diff", dependencies=[Read], response_model=ReportOut, responses={200: REPORT})
 def diff(left: str, right: str, runtime: RuntimeDep, session: SessionDep) -> Any:
     """Two refs compared: `ENV`, `ENV@baseline`, `ENV@ID` or `ENV@<ISO time>` (a declared
     comparison's latest snapshots: its stored report, while it holds)."""
@@ -37,7 +62,30 @@ def diff(left: str, right: str, runtime: RuntimeDep, session: SessionDep) -> Any
     return reports.compare_refs(session, runtime.config, left, right, now).as_json()
 
 
-@router.get("/comparisons", dependencies=[Read])
+@router.get(
+    "/comparisons",
+    dependencies=[Read],
+    response_model=list[ComparisonOut],
+    responses={
+        200: answer(
+            list[ComparisonOut],
+            links={
+                "report": link(
+                    "GET /comparisons/{source}/{target}/report",
+                    "The first comparison's report",
+                    source="$response.body#/0/source",
+                    target="$response.body#/0/target",
+                ),
+                "gate": link(
+                    "GET /gate",
+                    "The first comparison's gate",
+                    source="$response.body#/0/source",
+                    target="$response.body#/0/target",
+                ),
+            },
+        )
+    },
+)
 def comparisons(runtime: RuntimeDep) -> list[dict[str, Any]]:
     return [
         {"source": c.source, "target": c.target, "name": c.name, "gate": c.gate.model_dump()}
@@ -48,7 +96,8 @@ def comparisons(runtime: RuntimeDep) -> list[dict[str, Any]]:
 @router.get(
     "/comparisons/{source}/{target}/report",
     dependencies=[Read],
-    responses={200: example(REPORT_EXAMPLE)},
+    response_model=ReportOut,
+    responses={200: REPORT},
 )
 def comparison_report(source: str, target: str, runtime: RuntimeDep, session: SessionDep) -> Any:
     """The latest snapshots compared: the report stored by the last evaluation while it
@@ -66,16 +115,19 @@ def report_url(runtime: Any, source: str, target: str) -> str:
 @router.get(
     "/gate",
     dependencies=[Gate],
+    # The answer is prebuilt JSON bytes (cached): documented by GateAnswer, never re-validated.
     response_model=None,
     responses={
-        200: {
-            "description": "The answer; 200 whether the gate passes or not: read `status`",
-            "content": {
+        200: answer(
+            GateAnswer,
+            "The answer; 200 whether the gate passes or not: read `status` (with "
+            "`format=junit|markdown`, that document; the status in `X-Envparity-Gate`)",
+            content={
                 "application/json": {"example": GATE_EXAMPLE},
-                "application/xml": {},
-                "text/markdown": {},
+                "application/xml": {"schema": {"type": "string"}},
+                "text/markdown": {"schema": {"type": "string"}},
             },
-        }
+        )
     },
 )
 async def gate(
@@ -115,16 +167,47 @@ async def gate(
 
 
 class WaiverIn(BaseModel):
+    """A waiver to store. Its strings are what the waivers table holds on every database: no
+    NUL character (PostgreSQL refuses one), none longer than its column."""
+
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(min_length=1)
-    comparison: str | None = None
+    reason: str = Field(
+        min_length=1,
+        description="Why the difference is expected (not blank)",
+        json_schema_extra=NO_NUL,
+    )
+    comparison: str | None = Field(default=None, max_length=210, json_schema_extra=NO_NUL)
     category: Category | None = None
-    resource_type: str | None = None
-    key: str | None = None
-    path: str | None = None
-    owner: str | None = None
-    expires: str | None = Field(default=None, description="ISO date or time (UTC if no offset)")
+    resource_type: str | None = Field(default=None, max_length=200, json_schema_extra=NO_NUL)
+    key: str | None = Field(default=None, json_schema_extra=NO_NUL)
+    path: str | None = Field(default=None, json_schema_extra=NO_NUL)
+    owner: str | None = Field(default=None, max_length=200, json_schema_extra=NO_NUL)
+    expires: str | None = Field(
+        default=None,
+        description="ISO date or time (UTC if no offset), after now",
+        json_schema_extra=NO_NUL,
+    )
+
+    _storable = field_validator("*", mode="before")(refuse_nul)
+
+    @field_validator("expires")
+    @classmethod
+    def _expressible(cls, value: str | None) -> str | None:
+        """A time that leaves the years 1-9999 once turned to UTC (0001-01-01T00:00+14:00)
+        names no moment that can be stored or shown. Anything else wrong with it (not a
+        time, not after now) the waiver service says, as for `envparity waiver add`."""
+        if value is None:
+            return value
+        try:
+            expires = parse_expiry(value)
+        except InvalidInput:
+            return value
+        try:
+            expires.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("lies outside the years 1 to 9999 in UTC") from None
+        return value
 
 
 def waiver_json(waiver: Waiver) -> dict[str, Any]:
@@ -138,7 +221,14 @@ def waiver_json(waiver: Waiver) -> dict[str, Any]:
     }
 
 
-@router.get("/waivers", dependencies=[Read])
+WAIVER_LINKS = {
+    "delete": link(
+        "DELETE /waivers/{waiver_id}", "Removes the waiver", waiver_id="$response.body#/id"
+    ),
+}
+
+
+@router.get("/waivers", dependencies=[Read], response_model=list[WaiverOut])
 def list_waivers(session: SessionDep) -> list[dict[str, Any]]:
     return [waiver_json(as_waiver(row)) for row in WaiverRepository(session).all()]
 
@@ -160,6 +250,8 @@ async def waiver_body(request: Request, _token: Annotated[None, Write]) -> Waive
     "/waivers",
     dependencies=[Write],
     status_code=201,
+    response_model=WaiverOut,
+    responses={201: answer(WaiverOut, "Stored", links=WAIVER_LINKS)},
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -172,22 +264,8 @@ async def waiver_body(request: Request, _token: Annotated[None, Write]) -> Waive
 def add_waiver(
     body: Annotated[WaiverIn, Depends(waiver_body)], session: SessionDep
 ) -> dict[str, Any]:
-    expires_at = reports.parse_expiry(body.expires, utcnow()) if body.expires else None
-    if not body.reason.strip():
-        raise InvalidInput("reason must say why the difference is expected")
-    row = WaiverRepository(session).add(
-        WaiverRow(
-            comparison=body.comparison,
-            category=body.category,
-            resource_type=body.resource_type,
-            key=body.key,
-            path=body.path,
-            reason=body.reason.strip(),
-            owner=body.owner,
-            expires_at=expires_at,
-        )
-    )
-    return waiver_json(as_waiver(row))
+    request = waivers.WaiverRequest(**body.model_dump())
+    return waiver_json(waivers.add_waiver(session, request, utcnow()))
 
 
 @router.delete("/waivers/{waiver_id}", dependencies=[Write], status_code=204)

@@ -1,27 +1,65 @@
-"""Shapes the API documents for its error answers (the success bodies are documented per route)."""
+"""The shapes the API answers with: every operation's success body, and the error bodies.
+
+A route that returns data declares its model as `response_model`: FastAPI checks every
+answer against it and writes it with pydantic's serializer (as it did before the models,
+from the routes' `dict` annotations). A route that returns a prebuilt `Response` (the gate's
+cached bytes, a stored report, a 201 or 202 built by hand) names its model in `responses=`:
+FastAPI does not re-validate a returned Response. The tests (tests/api/test_schemathesis.py)
+hold every answer to its declared schema either way. Where one answer leads to another
+operation, `link()` says so (OpenAPI links)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
+from app.config import Severity
 from app.db.types import MAX_ID as MAX_ID  # the routers take it from here
+from app.diff.model import Change
+from collectors.base import Category
+
+API = "/api/v1"
+
+# Every time in a body: ISO 8601 in UTC with a Z (app.snapshots.schemas.format_time).
+Time = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+SnapshotStatus = Literal["complete", "partial", "failed"]
+ScanStatus = Literal["running", "complete", "partial", "failed", "abandoned"]
 
 
-class Problem(BaseModel):
+def refuse_nul(value: object) -> object:
+    """A string field's `mode="before"` validator: no NUL character, which PostgreSQL refuses
+    to store (and SQLite would keep). Before the field's own validation, so that its
+    constraints (max_length...) keep their usual messages."""
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("holds a NUL character, which no database column holds")
+    return value
+
+
+# What refuse_nul means in a JSON schema.
+NO_NUL: dict[str, Any] = {"pattern": "^[^\\x00]*$"}
+
+
+class Body(BaseModel):
+    """Every body the API answers with: exactly these fields, no other
+    (`additionalProperties: false` in the OpenAPI document)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Problem(Body):
     path: str
     message: str
 
 
-class InvalidBody(BaseModel):
+class InvalidBody(Body):
     """A 422: what was refused, with the JSON path of each problem; nothing was stored."""
 
     error: str
     detail: list[Problem] | None = None
 
 
-class ErrorBody(BaseModel):
+class ErrorBody(Body):
     """Any other error: a message a person can act on, and details where there are some."""
 
     error: str
@@ -42,24 +80,250 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-class ScanStarted(BaseModel):
+class ScanStarted(Body):
     """A scan's id: the one just started, or the one that was already running."""
 
     scan_id: int
     already_running: bool
 
 
-class ScanOut(BaseModel):
+class ScanOut(Body):
     """A scan, as `GET /scans/{id}` answers it."""
 
     id: int
     environment: str
-    status: str  # running, complete, partial, failed, abandoned
-    trigger: str
-    started_at: str
-    finished_at: str | None
+    status: ScanStatus
+    trigger: Literal["cli", "api", "scheduler"]
+    started_at: Time
+    finished_at: Time | None
     snapshot_id: int | None
     error: str | None
+
+
+# --------------------------------------------------------------------------- environments
+
+
+class SourceRef(Body):
+    """A source declared in the config."""
+
+    name: str
+    type: str
+
+
+class SnapshotSourceOut(Body):
+    """What one source of a snapshot did."""
+
+    name: str
+    type: str
+    status: Literal["ok", "failed"]
+    error: str | None
+    duration_ms: int | None = Field(description="None for a pushed source")
+    resource_count: int
+
+
+class SnapshotOut(Body):
+    """A stored snapshot, without its resources (`GET /snapshots/{id}/resources`)."""
+
+    id: int
+    environment: str
+    taken_at: Time
+    status: SnapshotStatus
+    origin: Literal["scan", "push"]
+    resource_count: int
+    sources: list[SnapshotSourceOut]
+
+
+class EnvironmentOut(Body):
+    """A declared environment with its latest snapshot."""
+
+    name: str
+    vars: dict[str, str]
+    schedule: str | None
+    push_only: bool = Field(description="No sources: its snapshots arrive by push only")
+    sources: list[SourceRef]
+    latest_snapshot: SnapshotOut | None
+    baseline_snapshot_id: int | None
+
+
+class PushStored(Body):
+    """The snapshot a push stored."""
+
+    snapshot_id: int
+    environment: str
+    status: SnapshotStatus
+
+
+class ResourceOut(Body):
+    """One stored resource: its attributes as stored (secrets as their markers)."""
+
+    source: str
+    category: Category
+    resource_type: str
+    key: str
+    attributes: dict[str, Any]
+
+
+# --------------------------------------------------------------------------- reports
+
+
+class SnapshotRef(Body):
+    """One side of a comparison."""
+
+    environment: str
+    snapshot_id: int
+    taken_at: Time
+    status: SnapshotStatus
+
+
+class SeverityCounts(Body):
+    critical: int
+    warning: int
+    info: int
+
+
+class ReportSummary(Body):
+    """The counts of a report; `items` leaves the tolerated out, `unwaived` is what counts."""
+
+    items: int
+    unwaived: int
+    tolerated: int
+    by_severity: SeverityCounts
+    by_category: dict[Category, int] = Field(description="Categories with listed items only")
+    parity: float = Field(
+        ge=0, le=1, description="Share of compared resources with no unwaived drift"
+    )
+    compared: int
+    unknown_sources: int
+
+
+class UnknownSource(Body):
+    """A source that failed on one side: its resources could not be compared."""
+
+    side: Literal["left", "right"]
+    environment: str
+    source: str
+    error: str | None
+    resources: int = Field(description="Resources on the other side that went uncompared")
+
+
+class WaiverRef(Body):
+    """The waiver (a config `ignore:` rule or a stored one) that covers a drift item."""
+
+    id: int | None = Field(description="None for the config's ignore rules")
+    origin: Literal["config", "database"]
+    reason: str
+    owner: str | None
+    expires: Time | None
+
+
+class DriftItemOut(Body):
+    """One difference between the two sides."""
+
+    category: Category
+    resource_type: str
+    key: str
+    path: str
+    change: Change
+    left: Any = Field(description="The left side's value (null when absent)")
+    right: Any = Field(description="The right side's value (null when absent)")
+    severity: Severity
+    waived: bool
+    waiver: WaiverRef | None
+    tolerated: bool
+    tolerance: str | None
+    detail: str | None
+    first_seen: Time | None
+    fingerprint: str
+
+
+class ReportOut(Body):
+    """Two snapshots compared (`envparity diff --format json`)."""
+
+    comparison: str
+    left: SnapshotRef
+    right: SnapshotRef
+    summary: ReportSummary
+    unknown: list[UnknownSource]
+    items: list[DriftItemOut]
+
+
+class GateRule(Body):
+    """A comparison's gate, as the config declares it (defaults filled in)."""
+
+    fail_on: Severity
+    max_age: str | None
+    categories: list[Category]
+
+
+class ComparisonOut(Body):
+    source: str
+    target: str
+    name: str
+    gate: GateRule
+
+
+class NoSummary(Body):
+    """No report was made (the gate's status is `missing` or `stale`): an empty object."""
+
+
+class GateAnswer(Body):
+    """May SOURCE be promoted to TARGET; `pass` is true only with `status: pass`."""
+
+    passed: bool = Field(alias="pass")
+    status: Literal["pass", "fail", "stale", "partial", "missing"]
+    source: str
+    target: str
+    reasons: list[str]
+    summary: ReportSummary | NoSummary
+    failing: list[DriftItemOut] = Field(description="The drift that fails the gate")
+    report_url: str | None
+
+
+class WaiverOut(Body):
+    """A stored waiver."""
+
+    id: int
+    origin: Literal["config", "database"]
+    reason: str
+    owner: str | None
+    expires: Time | None
+    comparison: str | None
+    category: Category | None
+    resource_type: str | None
+    key: str | None
+    path: str | None
+
+
+# --------------------------------------------------------------------------- alerts, operations
+
+
+class AlertEventOut(Body):
+    """One outbox event: a message for one target."""
+
+    id: int
+    comparison: str
+    event: Literal["drift.opened", "drift.resolved", "drift.reminder"]
+    target: str = Field(description="`slack` or `webhook:NAME`")
+    items: int
+    status: Literal["pending", "delivered", "failed"]
+    attempts: int
+    last_error: str | None
+    created_at: Time
+    next_attempt_at: Time | None = Field(description="Set while the event is pending")
+    delivered_at: Time | None
+
+
+class Health(Body):
+    status: Literal["ok"]
+
+
+class Readiness(Body):
+    """`ready` (or `schema ahead`) with 200; `migrations pending` or `unavailable` with 503.
+    The revisions are the database's and the code's; `unavailable` names neither."""
+
+    status: Literal["ready", "schema ahead", "migrations pending", "unavailable"]
+    revision: str | None = None
+    head: str | None = None
 
 
 PUSH_EXAMPLE = {
@@ -199,3 +463,26 @@ SCAN_EXAMPLE = {
     "snapshot_id": 12,
     "error": None,
 }
+
+
+def link(operation: str, description: str, **parameters: str) -> dict[str, Any]:
+    """An OpenAPI link: `operation` ("GET /snapshots/{snapshot_id}", a path under /api/v1)
+    called with parameters taken from this answer (runtime expressions such as
+    `$response.body#/id`). Clients and schemathesis's stateful phase follow them."""
+    method, path = operation.split(" ", 1)
+    pointer = (API + path).replace("~", "~0").replace("/", "~1")
+    return {
+        "operationRef": f"#/paths/{pointer}/{method.lower()}",
+        "parameters": parameters,
+        "description": description,
+    }
+
+
+def answer(
+    model: Any, description: str = "OK", *, links: dict[str, Any] | None = None, **more: Any
+) -> dict[str, Any]:
+    """A `responses=` entry: the body's model, and the links from it."""
+    entry: dict[str, Any] = {"model": model, "description": description, **more}
+    if links:
+        entry["links"] = links
+    return entry

@@ -17,11 +17,16 @@ from app.api.schemas import (
     MAX_ID,
     PUSH_EXAMPLE,
     SCAN_EXAMPLE,
+    EnvironmentOut,
     ErrorBody,
+    PushStored,
+    ResourceOut,
     ScanOut,
     ScanStarted,
-    example,
+    SnapshotOut,
+    answer,
     inline_schema,
+    link,
 )
 from app.db.models import Scan, Snapshot
 from app.deps import Read, RuntimeDep, SessionDep, Write
@@ -69,7 +74,55 @@ def scan_json(scan: Scan) -> dict[str, Any]:
     }
 
 
-@router.get("/environments", dependencies=[Read])
+# Where an answer leads: OpenAPI links, followed by clients and schemathesis's stateful phase.
+ENVIRONMENT_LINKS = {
+    "snapshots": link(
+        "GET /environments/{name}/snapshots",
+        "The environment's snapshots",
+        name="$response.body#/name",
+    ),
+    "scan": link(
+        "POST /environments/{name}/scans",
+        "Scans the environment (one with sources)",
+        name="$response.body#/name",
+    ),
+    "push": link(
+        "POST /environments/{name}/snapshots",
+        "Pushes a snapshot of the environment",
+        name="$response.body#/name",
+    ),
+}
+SNAPSHOT_LINKS = {
+    "resources": link(
+        "GET /snapshots/{snapshot_id}/resources",
+        "The snapshot's resources",
+        snapshot_id="$response.body#/id",
+    ),
+    "environment": link(
+        "GET /environments/{name}",
+        "The snapshot's environment",
+        name="$response.body#/environment",
+    ),
+}
+
+
+@router.get(
+    "/environments",
+    dependencies=[Read],
+    response_model=list[EnvironmentOut],
+    responses={
+        200: answer(
+            list[EnvironmentOut],
+            links={
+                "environment": link(
+                    "GET /environments/{name}",
+                    "The first environment listed",
+                    name="$response.body#/0/name",
+                ),
+            },
+        )
+    },
+)
 def list_environments(runtime: RuntimeDep, session: SessionDep) -> list[dict[str, Any]]:
     """Every declared environment with its latest snapshot."""
     repo = SnapshotRepository(session)
@@ -93,14 +146,35 @@ def environment_json(repo: SnapshotRepository, name: str, runtime: Any) -> dict[
     }
 
 
-@router.get("/environments/{name}", dependencies=[Read])
+@router.get(
+    "/environments/{name}",
+    dependencies=[Read],
+    response_model=EnvironmentOut,
+    responses={200: answer(EnvironmentOut, links=ENVIRONMENT_LINKS)},
+)
 def get_environment(name: str, runtime: RuntimeDep, session: SessionDep) -> dict[str, Any]:
     if name not in runtime.config.environments:
         raise NotFound(f"no environment {name!r}")
     return environment_json(SnapshotRepository(session), name, runtime)
 
 
-@router.get("/environments/{name}/snapshots", dependencies=[Read])
+@router.get(
+    "/environments/{name}/snapshots",
+    dependencies=[Read],
+    response_model=list[SnapshotOut],
+    responses={
+        200: answer(
+            list[SnapshotOut],
+            links={
+                "latest": link(
+                    "GET /snapshots/{snapshot_id}",
+                    "The newest snapshot listed",
+                    snapshot_id="$response.body#/0/id",
+                ),
+            },
+        )
+    },
+)
 def list_snapshots(
     name: str,
     runtime: RuntimeDep,
@@ -116,8 +190,34 @@ def list_snapshots(
     "/environments/{name}/snapshots",
     dependencies=[Write],
     status_code=201,
+    response_model=None,
     responses={
-        201: example({"snapshot_id": 12, "environment": "fleet", "status": "complete"}, "Stored"),
+        201: answer(
+            PushStored,
+            "Stored",
+            content={
+                "application/json": {
+                    "example": {"snapshot_id": 12, "environment": "fleet", "status": "complete"}
+                }
+            },
+            links={
+                "snapshot": link(
+                    "GET /snapshots/{snapshot_id}",
+                    "The stored snapshot",
+                    snapshot_id="$response.body#/snapshot_id",
+                ),
+                "resources": link(
+                    "GET /snapshots/{snapshot_id}/resources",
+                    "The stored snapshot's resources",
+                    snapshot_id="$response.body#/snapshot_id",
+                ),
+                "snapshots": link(
+                    "GET /environments/{name}/snapshots",
+                    "The environment's snapshots",
+                    name="$response.body#/environment",
+                ),
+            },
+        ),
         413: {"model": ErrorBody, "description": "Larger than server.max_push_mb"},
     },
     openapi_extra={
@@ -142,8 +242,14 @@ async def push_snapshot(name: str, request: Request, runtime: RuntimeDep) -> JSO
         # Parsed here, in the thread pool: the strict parser's hooks run Python code, so the
         # event loop gets its turn while a 50 MB document is read (healthz stays prompt).
         data = load_json(body)
-        with runtime.sessions.begin() as session:
-            stored = service.push(session, runtime.config, name, data, runtime.redactor)
+        try:
+            with runtime.sessions.begin() as session:
+                stored = service.push(session, runtime.config, name, data, runtime.redactor)
+        except UnicodeEncodeError:
+            # JSON may escape half of a UTF-16 pair ("\ud800"): a str, but no text. The
+            # validation refuses one in a name; one in the attributes surfaces only when they
+            # are encoded to be stored. Rolled back: nothing of the push is stored.
+            raise _not_text(data) from None
         Evaluator(runtime.config, runtime.sessions).after_snapshot(name)
         return stored
 
@@ -158,17 +264,20 @@ async def push_snapshot(name: str, request: Request, runtime: RuntimeDep) -> JSO
     "/environments/{name}/scans",
     dependencies=[Write],
     status_code=202,
+    response_model=None,
     responses={
-        202: {
-            "model": ScanStarted,
-            "description": "A scan was started (or, with `wait=true`, had not finished by "
-            "`timeout`)",
-        },
-        200: {
-            "model": ScanOut | ScanStarted,
-            "description": "With `wait=true`, the finished scan; otherwise the id of the scan "
-            "of this environment that was already running (`already_running: true`)",
-        },
+        202: answer(
+            ScanStarted,
+            "A scan was started (or, with `wait=true`, had not finished by `timeout`)",
+            links={
+                "scan": link("GET /scans/{scan_id}", "The scan", scan_id="$response.body#/scan_id"),
+            },
+        ),
+        200: answer(
+            ScanOut | ScanStarted,
+            "With `wait=true`, the finished scan; otherwise the id of the scan of this "
+            "environment that was already running (`already_running: true`)",
+        ),
     },
 )
 async def start_scan(
@@ -200,6 +309,43 @@ async def start_scan(
     if not wait:
         return JSONResponse(status_code=202, content={"scan_id": scan_id, "already_running": False})
     return await _when_done(runtime, scan_id, timeout, finished)
+
+
+def _not_text(data: Any) -> InvalidInput:
+    """The 422 for a document holding a lone surrogate, naming the first place it is."""
+    path = _surrogate_at(data, "$") or "$"
+    message = "holds a lone UTF-16 surrogate (an unpaired \\ud800-\\udfff escape): not text"
+    return InvalidInput(
+        f"push refused, nothing stored: {path}: {message}",
+        detail=[{"path": path, "message": message}],
+    )
+
+
+def _surrogate_at(value: Any, path: str) -> str | None:
+    """The JSON path of the first string (or key) in `value` that is not valid Unicode text."""
+    if isinstance(value, str):
+        return None if value.isascii() or _encodes(value) else path
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _surrogate_at(item, f"{path}[{i}]")
+            if found:
+                return found
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not _encodes(key):
+                return f"{path}.{key.encode('utf-8', 'backslashreplace').decode()}"
+            found = _surrogate_at(item, f"{path}.{key}")
+            if found:
+                return found
+    return None
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 # How often a waiting request looks at a scan it did not start (another request's, the CLI's,
@@ -242,23 +388,54 @@ def _finished_scan(runtime: Any, scan_id: int) -> dict[str, Any] | None:
         return None if scan.status == "running" else scan_json(scan)
 
 
-@router.get("/scans/{scan_id}", dependencies=[Read], responses={200: example(SCAN_EXAMPLE)})
+@router.get(
+    "/scans/{scan_id}",
+    dependencies=[Read],
+    response_model=ScanOut,
+    responses={
+        200: answer(
+            ScanOut,
+            content={"application/json": {"example": SCAN_EXAMPLE}},
+            links={
+                "snapshot": link(
+                    "GET /snapshots/{snapshot_id}",
+                    "The snapshot the scan stored (none while it runs or when it failed)",
+                    snapshot_id="$response.body#/snapshot_id",
+                ),
+                "environment": link(
+                    "GET /environments/{name}",
+                    "The scanned environment",
+                    name="$response.body#/environment",
+                ),
+            },
+        )
+    },
+)
 def get_scan(scan_id: Annotated[int, Path(ge=1, le=MAX_ID)], session: SessionDep) -> dict[str, Any]:
     return scan_json(SnapshotRepository(session).scan(scan_id))
 
 
-@router.get("/snapshots/{snapshot_id}", dependencies=[Read])
+@router.get(
+    "/snapshots/{snapshot_id}",
+    dependencies=[Read],
+    response_model=SnapshotOut,
+    responses={200: answer(SnapshotOut, links=SNAPSHOT_LINKS)},
+)
 def get_snapshot(
     snapshot_id: Annotated[int, Path(ge=1, le=MAX_ID)], session: SessionDep
 ) -> dict[str, Any]:
     return snapshot_json(SnapshotRepository(session).snapshot(snapshot_id))
 
 
-@router.get("/snapshots/{snapshot_id}/resources", dependencies=[Read])
+@router.get(
+    "/snapshots/{snapshot_id}/resources",
+    dependencies=[Read],
+    response_model=list[ResourceOut],
+)
 def get_resources(
     snapshot_id: Annotated[int, Path(ge=1, le=MAX_ID)],
     session: SessionDep,
-    category: str | None = None,
+    category: Annotated[str | None, Query(json_schema_extra={"enum": [*CATEGORIES, None]})] = None,
 ) -> list[dict[str, Any]]:
     if category is not None and category not in CATEGORIES:
         raise InvalidInput(f"category must be one of {', '.join(CATEGORIES)}")

@@ -1,9 +1,13 @@
-"""The promotion gate: judged from stored snapshots and waivers; never passes on missing data."""
+"""The promotion gate: judged from stored snapshots and waivers; never passes on missing data.
+
+The judgement is pure (`refusal`, `verdict`: facts and a report in, a GateResult out);
+`evaluate` loads the facts and the report from the database, and `GateCache` keeps answers."""
 
 from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -12,20 +16,16 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.config import Config, GateConfig, parse_duration
-from app.db.base import UTCDateTime
+from app.clock import format_time, parse_duration
+from app.config import Config, GateConfig
 from app.db.models import Snapshot
+from app.db.types import UTCDateTime
 from app.diff.model import SEVERITY_RANK
-from app.reports.service import (
-    Report,
-    compare_snapshots,
-    first_waiver_expiry,
-    item_json,
-    sort_items,
-)
-from app.reports.stored import WAIVER_STATE_SQL, latest_snapshot_sql, stored_report
+from app.reports.model import Report, SnapshotMeta, item_json, sort_items
+from app.reports.service import compare_snapshots, first_waiver_expiry, meta
+from app.reports.stored import latest_snapshot_sql, stored_report
 from app.snapshots.repository import SnapshotRepository
-from app.snapshots.schemas import format_time
+from app.waivers.state import WAIVER_STATE_SQL
 
 EXIT_BY_STATUS = {"pass": 0, "fail": 1, "stale": 2, "partial": 2, "missing": 2}
 
@@ -74,58 +74,71 @@ def gate_config(config: Config, source: str, target: str) -> GateConfig:
     return comparison.gate if comparison is not None else GateConfig()
 
 
-def evaluate(
-    session: Session,
-    config: Config,
-    source: str,
-    target: str,
-    now: datetime,
-    report_url: str | None = None,
-    categories: set[str] | None = None,
-) -> GateResult:
-    """`categories` narrows the comparison's gated categories (`--category`)."""
-    gate = gate_config(config, source, target)
-    repo = SnapshotRepository(session)
-    snapshots: dict[str, Snapshot | None] = {env: repo.latest(env) for env in (source, target)}
-    missing = [env for env, s in snapshots.items() if s is None]
+@dataclass(frozen=True)
+class FailedSource:
+    name: str
+    error: str | None
+    categories: frozenset[str]  # what it reported the last time it succeeded; all if never
+
+
+@dataclass(frozen=True)
+class GateSide:
+    """An environment's latest snapshot, as far as the gate needs it."""
+
+    snapshot: SnapshotMeta
+    failed: tuple[FailedSource, ...]  # its sources that failed, in the snapshot's order
+
+
+@dataclass(frozen=True)
+class GateFacts:
+    """Everything the gate judges from besides the report."""
+
+    source: str
+    target: str
+    gate: GateConfig
+    gated: frozenset[str]  # the gated categories (narrowed by `--category`)
+    sides: Mapping[str, GateSide | None]  # by environment; None: it has no snapshot
+    report_url: str | None = None
+
+
+def refusal(facts: GateFacts, now: datetime) -> GateResult | None:
+    """Why the gate cannot judge, from the latest snapshots alone: a side has none
+    (`missing`), one is older than `max_age` (`stale`), or a source failed that a gated
+    category depends on (`partial`). None when it can: then `verdict` judges the report."""
+    source, target, gate, url = facts.source, facts.target, facts.gate, facts.report_url
+    missing = [env for env, side in facts.sides.items() if side is None]
     if missing:
         reasons = [f"{env} has no snapshot" for env in missing]
-        return GateResult(source, target, "missing", reasons, report_url=report_url)
-    left, right = snapshots[source], snapshots[target]
-    assert left is not None
-    assert right is not None
+        return GateResult(source, target, "missing", reasons, report_url=url)
+    sides = [side for side in (facts.sides[source], facts.sides[target]) if side is not None]
     if gate.max_age:
         limit = parse_duration(gate.max_age)
-        stale = [s for s in (left, right) if now - s.taken_at > limit]
+        stale = [s.snapshot for s in sides if now - s.snapshot.taken_at > limit]
         if stale:
             reasons = [
-                f"{s.environment.name}'s latest snapshot #{s.id} was taken "
+                f"{s.environment}'s latest snapshot #{s.snapshot_id} was taken "
                 f"{format_time(s.taken_at)}, older than max_age {gate.max_age}"
                 for s in stale
             ]
-            return GateResult(source, target, "stale", reasons, report_url=report_url)
-    gated = set(gate.categories) & categories if categories else set(gate.categories)
+            return GateResult(source, target, "stale", reasons, report_url=url)
     partial_reasons = []
-    for snapshot in (left, right):
-        for src in snapshot.sources:
-            if src.status == "ok":
-                continue
-            blind = repo.source_categories(snapshot.environment.name, src.name) & gated
+    for side in sides:
+        for src in side.failed:
+            blind = src.categories & facts.gated
             if blind:
                 partial_reasons.append(
-                    f"{snapshot.environment.name}: source {src.name} failed ({src.error}); "
+                    f"{side.snapshot.environment}: source {src.name} failed ({src.error}); "
                     f"gated categories unknown: {', '.join(sorted(blind))}"
                 )
     if partial_reasons:
-        return GateResult(source, target, "partial", partial_reasons, report_url=report_url)
-    # The report stored by the last evaluation when it still holds (the usual case: every
-    # scan evaluates); else the comparison is made now.
-    stored = stored_report(session.connection(), config, source, target, now)
-    report = (
-        stored.report(now)
-        if stored is not None
-        else compare_snapshots(session, config, left, right, now)
-    )
+        return GateResult(source, target, "partial", partial_reasons, report_url=url)
+    return None
+
+
+def verdict(facts: GateFacts, report: Report) -> GateResult:
+    """Pass or fail: whether the report has unwaived drift at or above `fail_on` in the
+    gated categories."""
+    source, target, gate, gated = facts.source, facts.target, facts.gate, facts.gated
     threshold = SEVERITY_RANK[gate.fail_on]
     failing = [
         i
@@ -146,10 +159,54 @@ def evaluate(
             summary,
             [item_json(i) for i in failing],
             report,
-            report_url,
+            facts.report_url,
         )
     reasons = [f"no unwaived drift at or above {gate.fail_on} in {', '.join(sorted(gated))}"]
-    return GateResult(source, target, "pass", reasons, summary, [], report, report_url)
+    return GateResult(source, target, "pass", reasons, summary, [], report, facts.report_url)
+
+
+def evaluate(
+    session: Session,
+    config: Config,
+    source: str,
+    target: str,
+    now: datetime,
+    report_url: str | None = None,
+    categories: set[str] | None = None,
+) -> GateResult:
+    """The gate judged from the database. `categories` narrows the comparison's gated
+    categories (`--category`)."""
+    gate = gate_config(config, source, target)
+    repo = SnapshotRepository(session)
+    snapshots = {env: repo.latest(env) for env in (source, target)}
+    gated = set(gate.categories) & categories if categories else set(gate.categories)
+    sides = {env: _side(repo, s) if s is not None else None for env, s in snapshots.items()}
+    facts = GateFacts(source, target, gate, frozenset(gated), sides, report_url)
+    refused = refusal(facts, now)
+    if refused is not None:
+        return refused
+    left, right = snapshots[source], snapshots[target]
+    assert left is not None
+    assert right is not None
+    # The report stored by the last evaluation when it still holds (the usual case: every
+    # scan evaluates); else the comparison is made now.
+    stored = stored_report(session.connection(), config, source, target, now)
+    report = (
+        stored.report(now)
+        if stored is not None
+        else compare_snapshots(session, config, left, right, now)
+    )
+    return verdict(facts, report)
+
+
+def _side(repo: SnapshotRepository, snapshot: Snapshot) -> GateSide:
+    env = snapshot.environment.name
+    failed = tuple(
+        FailedSource(src.name, src.error, frozenset(repo.source_categories(env, src.name)))
+        for src in snapshot.sources
+        if src.status != "ok"
+    )
+    return GateSide(meta(snapshot), failed)
 
 
 # ----------------------------------------------------------------------------- cached gate

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from xml.etree import ElementTree as ET
 
 from rich.console import Console, Group
@@ -13,13 +13,24 @@ from rich.table import Table
 from rich.text import Text
 
 from app.diff.model import DriftItem
-from app.reports.service import Report, sort_items
-
-if TYPE_CHECKING:
-    from app.gate.service import GateResult
+from app.reports.model import Report, gate_view, sort_items
 
 SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
 MAX_VALUE = 120
+
+
+class GateAnswer(Protocol):
+    """What the renderers read of a gate's answer (app.gate.service.GateResult; the gate
+    sits above the reports, so they name it by its shape)."""
+
+    source: str
+    target: str
+    status: str
+    reasons: list[str]
+    failing: list[dict[str, Any]]
+    report: Report | None
+
+    def as_json(self) -> dict[str, Any]: ...
 
 
 def unwaived_by_severity(report: Report) -> dict[str, int]:
@@ -247,7 +258,7 @@ def to_junit(report: Report) -> str:
     )
 
 
-def gate_junit(result: GateResult) -> str:
+def gate_junit(result: GateAnswer) -> str:
     """A gate that could not judge (no, stale or partial data) as one erroring test case."""
     suite = ET.Element(
         "testsuite",
@@ -282,10 +293,8 @@ def render(report: Report, fmt: str) -> str:
     return to_table(report)
 
 
-def gate_text(result: GateResult, fmt: str) -> str:
+def gate_text(result: GateAnswer, fmt: str) -> str:
     """The gate's answer as json, markdown or junit: what the CLI prints and the API serves."""
-    from app.reports.service import gate_view
-
     if fmt == "json":
         return json.dumps(result.as_json(), indent=2) + "\n"
     if fmt in ("markdown", "junit") and result.report is not None:

@@ -9,17 +9,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Connection, text
 
 from app import __version__
 from app.config import Config
 from app.db.types import UTCDateTime
+from app.reports.model import Report, report_of_json
 from app.snapshots.canonical import canonical_json, content_hash
-
-if TYPE_CHECKING:
-    from app.reports.service import Report
+from app.waivers.state import WAIVER_STATE_SQL, waiver_state_of
 
 
 def latest_snapshot_sql(column: str, env_param: str) -> str:
@@ -29,14 +28,6 @@ def latest_snapshot_sql(column: str, env_param: str) -> str:
         f" WHERE e.name = :{env_param} ORDER BY s.taken_at DESC, s.id DESC LIMIT 1)"
     )
 
-
-# Changes whenever a stored waiver is added or removed (SQLite may reuse the highest id
-# after a delete: the newest creation time tells them apart).
-WAIVER_STATE_SQL = (
-    "(SELECT COUNT(*) FROM waivers) AS waiver_count, (SELECT MAX(id) FROM waivers) AS waiver_max,"
-    " (SELECT MAX(created_at) FROM waivers) AS waiver_newest"
-)
-_WAIVERS = text(f"SELECT {WAIVER_STATE_SQL}").columns(waiver_newest=UTCDateTime())
 
 _STORED = text(
     "SELECT cs.left_snapshot_id, cs.right_snapshot_id, cs.waiver_state, cs.valid_until,"
@@ -48,15 +39,6 @@ _STORED = text(
 ).columns(valid_until=UTCDateTime(), waiver_newest=UTCDateTime())
 
 _DOCUMENT = text("SELECT body FROM documents WHERE hash = :hash")
-
-
-def waiver_state(connection: Connection) -> str:
-    return _waiver_state(connection.execute(_WAIVERS).one())
-
-
-def _waiver_state(row: Any) -> str:
-    newest = row.waiver_newest.isoformat() if row.waiver_newest else ""
-    return f"{row.waiver_count}:{row.waiver_max}:{newest}"
 
 
 def rules_digest(config: Config) -> str:
@@ -100,26 +82,9 @@ class StoredReport:
 
     def report(self, now: datetime) -> Report:
         """The stored report as the objects the renderers take."""
-        from app.diff.model import DiffResult, DriftItem, Unknown
-        from app.reports.service import Report, SnapshotMeta, parse_time
-
-        def meta(side: dict[str, Any]) -> SnapshotMeta:
-            taken = parse_time(side["taken_at"])
-            return SnapshotMeta(side["environment"], side["snapshot_id"], taken, side["status"])
-
-        def item(data: dict[str, Any]) -> DriftItem:
-            seen = data.pop("first_seen")
-            return DriftItem(**data, first_seen=parse_time(seen) if seen else None)
-
-        body = json.loads(self.text)
         listed = self.connection.execute(_DOCUMENT, {"hash": self.resources_hash}).scalar_one()
         resources = [(c, t, k) for c, t, k in json.loads(listed)]
-        items = [item(i) for i in body["items"]]
-        unknown = [Unknown(**u) for u in body["unknown"]]
-        differing = len({(i.resource_type, i.key) for i in items if i.counts})
-        compared = body["summary"]["compared"]
-        result = DiffResult(body["comparison"], items, unknown, compared, differing, resources)
-        return Report(meta(body["left"]), meta(body["right"]), result, now)
+        return report_of_json(json.loads(self.text), resources, now)
 
 
 def stored_report(
@@ -137,7 +102,7 @@ def stored_report(
     if row is None:
         return None
     if not still_holds(
-        row, row.left_id, row.right_id, _waiver_state(row), rules_digest(config), now
+        row, row.left_id, row.right_id, waiver_state_of(row), rules_digest(config), now
     ):
         return None
     body = connection.execute(_DOCUMENT, {"hash": row.report}).scalar_one_or_none()

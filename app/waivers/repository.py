@@ -11,6 +11,7 @@ from app.db.models import WaiverRow
 from app.db.types import MAX_ID
 from app.diff.model import Waiver
 from app.errors import NotFound
+from app.waivers.state import waiver_state
 
 
 class WaiverRepository:
@@ -27,8 +28,6 @@ class WaiverRepository:
 
     def state(self) -> str:
         """Changes whenever a stored waiver is added or removed."""
-        from app.reports.stored import waiver_state
-
         return waiver_state(self.session.connection())
 
     def in_force(self, now: datetime) -> list[Waiver]:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from markupsafe import Markup
 
-from app.reports.service import Report
+from app.reports.model import Report
 from app.web.views import Filters
 
 

@@ -12,7 +12,8 @@ from app.api.reports import report_url
 from app.config import Config
 from app.db.models import Evaluation
 from app.gate.service import GateCache, GateResult
-from app.reports.service import Report, compare_refs
+from app.reports.model import Report
+from app.reports.service import compare_refs
 from app.reports.stored import stored_report
 from app.runtime import Runtime
 from app.snapshots.repository import SnapshotRepository

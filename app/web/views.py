@@ -10,8 +10,8 @@ from urllib.parse import urlencode
 from app.db.models import Scan, Snapshot
 from app.diff.model import SEVERITY_RANK, DriftItem, Unknown
 from app.gate.service import GateResult
+from app.reports.model import Report, SnapshotMeta, sort_items
 from app.reports.render import short, unwaived_by_severity
-from app.reports.service import Report, SnapshotMeta, sort_items
 from app.snapshots.store import StoredResource
 from collectors.base import CATEGORIES
 

@@ -82,13 +82,14 @@ def test_trickling_slack_delays_neither_the_webhook_nor_the_end_of_scan(
 ) -> None:
     slack = Trickler(every=1.0)  # a byte a second: no single read ever times out
     try:
-        seed(project, slack.url("/slack"), recorder.url("/hook"), "deliver_timeout: 4s")
+        # request_timeout stays 10s: only deliver_timeout can end the send this soon
+        seed(project, slack.url("/slack"), recorder.url("/hook"), "deliver_timeout: 2s")
         done, ended = scan_subprocess(project, limit=40)
         assert done.returncode == 0, done.stdout + done.stderr
         [trickled] = slack.requests()
         [hook] = recorder.to("/hook")
         assert hook.at - trickled.at < 3  # the webhook did not wait for Slack
-        assert ended - trickled.at < 4 + GRACE  # scan kept to its deliver_timeout
+        assert ended - trickled.at < 2 + GRACE  # scan kept to its deliver_timeout
         assert "1 pending" in done.stderr  # Slack's event stays for a later process
         assert {(e.target, e.status) for e in alert_events(project)} == {
             ("slack", "pending"),

@@ -4,50 +4,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
-from app import runtime
-from app.auth.tokens import SCOPES, TokenRepository
-from app.main import create_app
-from tests.support import Project
+from app.auth.tokens import SCOPES
 
-CONFIG = """
-environments:
-  staging:
-    sources: [{type: file, name: app, path: staging.yaml}]
-  production:
-    sources: [{type: file, name: app, path: production.yaml}]
-  fleet: {}
-comparisons:
-  - {source: staging, target: production, gate: {fail_on: warning}}
-"""
-
-PUSH = {
-    "taken_at": "2026-11-22T04:00:00Z",
-    "sources": [{"name": "agent", "type": "push", "status": "ok", "error": None}],
-    "resources": [
-        {
-            "source": "agent",
-            "category": "packages",
-            "resource_type": "pip",
-            "key": "requests",
-            "attributes": {"version": "2.32.3"},
-        },
-    ],
-}
-
-
-class Api:
-    def __init__(self, client: TestClient, tokens: dict[str, str]) -> None:
-        self.client = client
-        self.tokens = tokens
-
-    def call(self, method: str, path: str, scope: str | None = "admin", **kw: Any) -> Any:
-        headers = {"Authorization": f"Bearer {self.tokens[scope]}"} if scope else {}
-        return self.client.request(method, "/api/v1" + path, headers=headers, **kw)
+# The API's test config, push and client live in tests/support.py (some modules import them
+# from here).
+from tests.support import API_CONFIG as CONFIG
+from tests.support import PUSH, Api, Project, api_client
 
 
 @pytest.fixture
@@ -55,12 +20,8 @@ def api(project: Project) -> Iterator[Api]:
     project.write_config(CONFIG)
     project.write("staging.yaml", "pool: 10\nhost: db-staging\n")
     project.write("production.yaml", "pool: 20\nhost: db-production\n")
-    rt = runtime.load(project.config)
-    with rt.sessions.begin() as session:
-        tokens = {scope: TokenRepository(session).create(scope, scope, None)[1] for scope in SCOPES}
-    with TestClient(create_app(runtime=rt)) as client:
-        yield Api(client, tokens)
-    rt.close()
+    with api_client(project, SCOPES) as api:
+        yield api
 
 
 def scan_both(api: Api) -> None:

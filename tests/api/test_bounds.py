@@ -28,10 +28,16 @@ from app import runtime
 from app.auth.tokens import TokenRepository
 from app.db.session import make_engine
 from app.main import create_app
-from tests.api.test_api import PUSH, Api
-from tests.api.test_remote_gate import free_port, serving
-from tests.conftest import TEST_SECRET_KEY
-from tests.support import Project
+from tests.support import (
+    PUSH,
+    Api,
+    Project,
+    api_client,
+    create_tokens,
+    envparity_serve,
+    installation_env,
+    serving,
+)
 
 MB = 1024 * 1024
 SENT_AT_MOST = 400 * MB  # what a client below tries to send; loopback takes it in about 1 s
@@ -66,12 +72,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """`envparity serve` in its own process (its RSS is its own), on a SQLite database."""
     root = tmp_path_factory.mktemp("bounds")
     (root / "envparity.yaml").write_text(CONFIG, encoding="utf-8")
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("ENVPARITY_")},
-        "ENVPARITY_SECRET_KEY": TEST_SECRET_KEY,
-        "ENVPARITY_DATABASE_URL": f"sqlite:///{root / 'envparity.db'}",
-        "ENVPARITY_CONFIG": str(root / "envparity.yaml"),
-    }
+    env = installation_env(root)
     with pytest.MonkeyPatch.context() as mp:
         for name in list(os.environ):
             if name.startswith("ENVPARITY_"):
@@ -80,31 +81,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             if name.startswith("ENVPARITY_"):
                 mp.setenv(name, value)
         rt = runtime.load(root / "envparity.yaml")
-        with rt.sessions.begin() as session:
-            tokens = {s: TokenRepository(session).create(s, s, None)[1] for s in ("read", "write")}
+        tokens = create_tokens(rt, ("read", "write"))
         rt.close()
-    port = free_port()
-    log = root / "serve.log"
-    with log.open("wb") as stderr:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "app", "serve", "--port", str(port), "--no-scheduler"],
-            env=env, stdout=subprocess.DEVNULL, stderr=stderr,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, log.read_text()
-            try:
-                if httpx.get(url + "/api/v1/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                assert time.monotonic() < deadline, "envparity serve did not answer"
-                time.sleep(0.1)
-        yield Served(url, process, tokens)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    with envparity_serve(root) as server:
+        yield Served(server.url, server.process, tokens)
 
 
 class PeakRss:
@@ -231,15 +211,8 @@ def local(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
 def api(local: Project) -> Iterator[Api]:
     project = local
     project.write_config(CONFIG)
-    rt = runtime.load(project.config)
-    with rt.sessions.begin() as session:
-        tokens = {
-            scope: TokenRepository(session).create(scope, scope, None)[1]
-            for scope in ("read", "write")
-        }
-    with TestClient(create_app(runtime=rt)) as client:
-        yield Api(client, tokens)
-    rt.close()
+    with api_client(project, ("read", "write")) as api:
+        yield api
 
 
 def test_the_token_is_checked_before_a_body_is_parsed(api: Api) -> None:

@@ -4,28 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from app import runtime
 from app.auth.tokens import TokenRepository
-from app.main import create_app
-from tests.api.test_api import CONFIG, PUSH
-from tests.support import Project
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.support import API_CONFIG as CONFIG
+from tests.support import PUSH, Project, serving
 
 
 @pytest.fixture
@@ -40,29 +29,6 @@ def server(project: Project, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     with serving(rt) as url:
         yield url
     rt.close()
-
-
-@contextmanager
-def serving(rt: runtime.Runtime) -> Iterator[str]:
-    """The real app under uvicorn on a free loopback port, for as long as the block runs."""
-    port = free_port()
-    config = uvicorn.Config(create_app(runtime=rt), host="127.0.0.1", port=port, log_level="error")
-    instance = uvicorn.Server(config)
-    thread = threading.Thread(target=instance.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/api/v1/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    try:
-        yield url
-    finally:
-        instance.should_exit = True
-        thread.join(timeout=10)
 
 
 def gate(project: Project, url: str, *extra: str) -> Any:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ import pytest
 
 from collectors.base import CollectorError, FetchContext, Resource
 from collectors.http import HttpOptions, HttpSource, public_url
+from tests.support import free_port
 
 TOKEN = "Bearer s3cr3t-token"
 
@@ -75,10 +75,7 @@ def server() -> Iterator[str]:
 
 @pytest.fixture
 def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
+    return free_port()
 
 
 def collect(tmp_path: Path, **values: Any) -> list[Resource]:

@@ -13,7 +13,7 @@ import pytest
 from collectors import registry
 from collectors.base import FetchContext, Resource, SourceOptions, SourceType
 from collectors.runner import run_source
-from collectors.secrets import Redactor, SecretHasher
+from tests.support import make_redactor
 
 release = threading.Event()
 
@@ -55,7 +55,7 @@ def scripted() -> Iterator[None]:
 def run(behaviour: str, timeout: float = 5) -> Any:
     options = Behaviour(type="test.scripted", name="s", behaviour=behaviour, timeout=timeout)
     ctx = FetchContext("staging", Path("."))
-    return run_source(options, ctx, Redactor(SecretHasher(b"k" * 32)))
+    return run_source(options, ctx, make_redactor())
 
 
 def test_hung_fetch_is_abandoned_after_its_timeout() -> None:

@@ -9,8 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from collectors.secrets import Redactor, SecretHasher, is_secret_marker
+from tests.support import HASH_KEY
 
-KEY = b"k" * 32
+KEY = HASH_KEY
 redactor = Redactor(SecretHasher(KEY))
 h = redactor.hash
 

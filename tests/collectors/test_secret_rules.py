@@ -12,8 +12,9 @@ import pytest
 
 from collectors.secrets import RULES, Redactor, SecretHasher, is_secret_marker
 from collectors.secrets.lexicon import KeyLexicon
+from tests.support import HASH_KEY
 
-KEY = b"k" * 32
+KEY = HASH_KEY
 redactor = Redactor(SecretHasher(KEY))
 h = redactor.hash
 lexicon = KeyLexicon()

@@ -20,9 +20,9 @@ from collectors.base import FetchContext
 from collectors.files import FileOptions
 from collectors.http import HttpOptions
 from collectors.runner import TIMEOUT_GRACE, run_source
-from collectors.secrets import Redactor, SecretHasher
+from tests.support import make_redactor
 
-REDACTOR = Redactor(SecretHasher(b"k" * 32))
+REDACTOR = make_redactor()
 
 
 class Trickle:

@@ -9,10 +9,10 @@ import pytest
 
 from app.diff.engine import compare
 from app.diff.model import DriftItem, Rules, Side, SideResource, SourceState, Tolerance, Waiver
-from collectors.secrets import SecretHasher
+from tests.support import HASHER
 
 NOW = datetime(2026, 11, 22, 4, 0, tzinfo=UTC)
-hash_secret = SecretHasher(b"k" * 32)
+hash_secret = HASHER
 STAGING_VARS = {"env": "staging", "vpc_cidr": "10.1.0.0/16"}
 PRODUCTION_VARS = {"env": "production", "vpc_cidr": "10.2.0.0/16"}
 ENVIRONMENTS = {"staging": STAGING_VARS, "production": PRODUCTION_VARS}

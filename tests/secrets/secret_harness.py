@@ -21,8 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import TEST_SECRET_KEY
-from tests.support import database_bytes
+from tests.support import database_bytes, installation_env
 
 WINDOW = 16  # a piece of a secret this long counts as a leak (a value cut in a table)
 
@@ -68,19 +67,14 @@ class Installation:
 
     @property
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ENVPARITY_")}
-        env.update(
-            {
-                "ENVPARITY_SECRET_KEY": TEST_SECRET_KEY,
-                "ENVPARITY_DATABASE_URL": self.database_url,
-                "ENVPARITY_CONFIG": str(self.config),
-                "ENVPARITY_LOG_LEVEL": "DEBUG",
-                "HOME": str(self.root / "home"),
-                "COLUMNS": "1000",  # tables never fold a value over two lines
-                **self.extra_env,
-            }
-        )
-        return env
+        extra = {
+            "ENVPARITY_DATABASE_URL": self.database_url,
+            "ENVPARITY_LOG_LEVEL": "DEBUG",
+            "HOME": str(self.root / "home"),
+            "COLUMNS": "1000",  # tables never fold a value over two lines
+            **self.extra_env,
+        }
+        return installation_env(self.root, **extra)
 
     def write(self, relative: str, content: str) -> Path:
         path = self.root / relative

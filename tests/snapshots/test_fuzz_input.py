@@ -20,11 +20,10 @@ from collectors.base import CollectorError, Resource
 from collectors.files import parse
 from collectors.limits import Limits
 from collectors.runner import check_limits, redact_resources
-from collectors.secrets import Redactor, SecretHasher
-from tests.support import Project
+from tests.support import Project, make_redactor
 
 LIMITS = Limits(max_depth=16, max_string_length=4096, max_key_length=256)
-redactor = Redactor(SecretHasher(b"k" * 32))
+redactor = make_redactor()
 
 scalars = (
     st.none()

@@ -234,20 +234,23 @@ def test_a_scan_from_a_host_whose_clock_runs_ahead_cannot_become_latest(
     two_envs: Project, database_url: str
 ) -> None:
     rt = runtime.load(two_envs.config)
-    ahead = service.Scanner(rt.config, rt.sessions, rt.redactor, clock=_ClockAhead())
-    if not database_url.startswith("postgresql"):
-        # SQLite lives on the scanning host and shares its clock: nothing to compare with.
-        assert ahead.scan("staging").status == "complete"
-        return
-    with pytest.raises(service.ClockAhead, match=r"2h 0m ahead of the database server's"):
-        ahead.scan("staging")
-    with rt.sessions.begin() as session:
-        scan = session.scalars(select(Scan)).one()
-        assert scan.status == "failed"
-        assert "clock" in (scan.error or "")
-        assert SnapshotRepository(session).latest("staging") is None
-    right = service.Scanner(rt.config, rt.sessions, rt.redactor).scan("staging")
-    with rt.sessions.begin() as session:
-        latest = SnapshotRepository(session).latest("staging")
-        assert latest is not None
-        assert latest.id == right.snapshot_id
+    try:
+        ahead = service.Scanner(rt.config, rt.sessions, rt.redactor, clock=_ClockAhead())
+        if not database_url.startswith("postgresql"):
+            # SQLite lives on the scanning host and shares its clock: nothing to compare with.
+            assert ahead.scan("staging").status == "complete"
+            return
+        with pytest.raises(service.ClockAhead, match=r"2h 0m ahead of the database server's"):
+            ahead.scan("staging")
+        with rt.sessions.begin() as session:
+            scan = session.scalars(select(Scan)).one()
+            assert scan.status == "failed"
+            assert "clock" in (scan.error or "")
+            assert SnapshotRepository(session).latest("staging") is None
+        right = service.Scanner(rt.config, rt.sessions, rt.redactor).scan("staging")
+        with rt.sessions.begin() as session:
+            latest = SnapshotRepository(session).latest("staging")
+            assert latest is not None
+            assert latest.id == right.snapshot_id
+    finally:
+        rt.close()  # a connection left open is a ResourceWarning (an error) in a later test

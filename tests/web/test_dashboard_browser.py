@@ -6,19 +6,13 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.api.test_remote_gate import free_port
-from tests.conftest import TEST_SECRET_KEY
+from tests.support import envparity_serve
 from tests.web.seed import Seeded, seeded
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -52,45 +46,14 @@ if (reason := _unavailable()) is not None:
 from playwright import sync_api  # noqa: E402 (only once the browser is known to be there)
 
 
-@contextmanager
-def envparity_serve(root: Path) -> Iterator[str]:
-    """The real `envparity serve` command on a free loopback port, on the seeded database."""
-    port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("ENVPARITY_")},
-        "ENVPARITY_SECRET_KEY": TEST_SECRET_KEY,
-        "ENVPARITY_DATABASE_URL": f"sqlite:///{root / 'envparity.db'}",
-        "ENVPARITY_CONFIG": str(root / "envparity.yaml"),
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app", "serve", "--port", str(port), "--no-scheduler"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert process.poll() is None, process.stderr.read() if process.stderr else ""
-            try:
-                if httpx.get(url + "/api/v1/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        if process.stderr is not None:
-            process.stderr.close()
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Seeded, str]]:
+    """The real `envparity serve` command on a free loopback port, on the seeded database."""
     with (
         seeded(tmp_path_factory.mktemp("browser")) as installation,
-        envparity_serve(installation.root) as url,
+        envparity_serve(installation.root) as served,
     ):
-        yield installation, url
+        yield installation, served.url
 
 
 @pytest.fixture(scope="module")

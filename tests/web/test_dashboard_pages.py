@@ -15,7 +15,7 @@ from app.db.base import utcnow
 from app.deps import SESSION_COOKIE
 from app.diff.model import DiffResult, DriftItem
 from app.main import create_app
-from app.reports.service import Report, SnapshotMeta
+from app.reports.model import Report, SnapshotMeta
 from app.web.templating import Pages
 from app.web.views import Filters, grouped
 from tests.web.seed import BANNER, Seeded, seeded

@@ -10,14 +10,14 @@ import pytest
 from collectors.aws.ecs_services import EcsServices, parse_image, service_resources
 from collectors.base import CollectorError
 from collectors.runner import SourceOutcome
-from collectors.secrets import SecretHasher
+from tests.support import HASHER
 
 T = "aws.ecs.services"
 PLAINTEXT = "hunter2-correct-horse"
 REGISTRY = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
 DIGEST = "sha256:" + "a" * 64
 PARAMETER_ARN = "arn:aws:ssm:us-east-1:123456789012:parameter/app/staging/api_key"
-hasher = SecretHasher(b"k" * 32)
+hasher = HASHER
 
 
 def run(aws: Any, **options: Any) -> SourceOutcome:

@@ -11,11 +11,11 @@ import pytest
 
 from collectors.aws.lambda_functions import function_resources, layer_versions
 from collectors.runner import SourceOutcome
-from collectors.secrets import SecretHasher
+from tests.support import HASHER
 
 T = "aws.lambda.functions"
 PLAINTEXT = "hunter2-correct-horse"
-hasher = SecretHasher(b"k" * 32)
+hasher = HASHER
 
 
 def run(aws: Any, **options: Any) -> SourceOutcome:

@@ -16,11 +16,11 @@ from collectors.aws.secretsmanager_secrets import (
 )
 from collectors.base import FetchContext, Resource
 from collectors.runner import SourceOutcome
-from collectors.secrets import SecretHasher
+from tests.support import HASHER
 
 T = "aws.secretsmanager.secrets"
 PLAINTEXT = "hunter2-correct-horse"
-hasher = SecretHasher(b"k" * 32)
+hasher = HASHER
 
 
 def run(aws: Any, **options: Any) -> SourceOutcome:

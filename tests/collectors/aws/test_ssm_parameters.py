@@ -11,11 +11,11 @@ import pytest
 from collectors.aws.ssm_parameters import SsmParameters, parameter_attributes
 from collectors.base import FetchContext, Resource
 from collectors.runner import SourceOutcome
-from collectors.secrets import SecretHasher
+from tests.support import HASHER
 
 T = "aws.ssm.parameters"
 PLAINTEXT = "hunter2-correct-horse"
-hasher = SecretHasher(b"k" * 32)
+hasher = HASHER
 
 
 def run(aws: Any, **options: Any) -> SourceOutcome:

@@ -1,0 +1,44 @@
+"""The `envparity` command line (Typer + Rich); the only place that exits the process.
+
+Each module holds one family of commands; this one puts them together in the order `--help`
+lists them. The commands parse, call a service, print; heavy modules load inside them."""
+
+from __future__ import annotations
+
+import typer
+
+from app.cli import admin, collect, compare, maintenance, server
+
+app = typer.Typer(
+    name="envparity",
+    help="Detect drift between deployment environments.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+app.command()(collect.init)
+app.command()(collect.validate)
+app.command()(collect.scan)
+app.command()(collect.push)
+app.command()(collect.export)
+app.command()(compare.diff)
+app.command()(compare.gate)
+app.command()(server.demo)
+app.command()(server.serve)
+app.command("scheduler")(server.scheduler)
+app.command("iam-policy")(collect.iam_policy)
+app.command("source-types")(collect.source_types)
+
+app.add_typer(maintenance.db_app, name="db")
+app.add_typer(admin.baseline_app, name="baseline")
+app.add_typer(admin.token_app, name="token")
+app.add_typer(admin.waiver_app, name="waiver")
+app.add_typer(maintenance.snapshots_app, name="snapshots")
+app.add_typer(maintenance.secrets_app, name="secrets")
+app.add_typer(admin.alerts_app, name="alerts")
+
+
+def main() -> None:
+    app()

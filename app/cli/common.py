@@ -1,0 +1,230 @@
+"""What every command shares: the consoles, the common options, the one error handler, the
+runtime a command opens, and the printing of outcomes, reports and progress."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from sqlalchemy.exc import SQLAlchemyError
+
+from app import runtime as runtime_mod
+from app.clock import parse_duration
+from app.errors import EnvparityError, InvalidInput
+from app.reports import FORMATS
+from app.settings import get_settings
+from collectors.base import CATEGORIES
+
+if TYPE_CHECKING:  # the heavier modules load in the commands that use them
+    from rich.progress import Progress
+
+    from collectors.runner import SourceOutcome
+
+# No emoji codes: `tag:KEY:` in a message must print as written.
+out = Console(highlight=False, soft_wrap=True, emoji=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="Config file [default: $ENVPARITY_CONFIG, else ./envparity.yaml].",
+        show_default=False,
+    ),
+]
+ApiOption = Annotated[
+    str | None,
+    typer.Option(
+        "--api", help="Ask an envparity server (token from $ENVPARITY_TOKEN).", show_default=False
+    ),
+]
+FormatOption = Annotated[
+    str | None,
+    typer.Option(
+        "--format",
+        "-f",
+        help="table, json, markdown or junit (default: table on a terminal, json otherwise).",
+        show_default=False,
+    ),
+]
+OutputOption = Annotated[
+    Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")
+]
+CategoryOption = Annotated[
+    list[str] | None,
+    typer.Option("--category", help="Only this category (repeatable).", show_default=False),
+]
+
+
+def group(help: str) -> typer.Typer:
+    """A group of subcommands (`envparity db ...`), built as every group is."""
+    return typer.Typer(help=help, no_args_is_help=True, rich_markup_mode=None)
+
+
+def render() -> Any:
+    from app.reports import render  # Rich tables and XML: not needed to print stored JSON
+
+    return render
+
+
+def gate_service() -> Any:
+    from app.gate import service
+
+    return service
+
+
+@contextmanager
+def errors() -> Iterator[None]:
+    """Turns envparity's errors into a message on stderr and exit code 2."""
+    try:
+        yield
+    except EnvparityError as exc:
+        err.print(f"[red]error:[/red] {escape(exc.message)}")
+        if isinstance(exc, InvalidInput) and isinstance(exc.detail, list):
+            for problem in exc.detail[1:10]:
+                err.print(f"  {escape(problem['path'])}: {escape(problem['message'])}")
+        raise typer.Exit(exc.exit_code) from None
+    except SQLAlchemyError as exc:
+        err.print(f"[red]error:[/red] database: {escape(database_reason(exc))}")
+        raise typer.Exit(2) from None
+
+
+def database_reason(exc: SQLAlchemyError) -> str:
+    """Reachability and schema problems; the statement and parameters are left out."""
+    return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+
+
+def setup_logging() -> None:
+    level = get_settings().log_level.upper()
+    logging.basicConfig(
+        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    # HTTP clients log each request's URL at INFO and below; a Slack or webhook URL is a
+    # secret, so they speak only of warnings, whatever the level.
+    for noisy in ("httpx", "httpcore", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@contextmanager
+def runtime(config: Path | None, **options: bool) -> Iterator[runtime_mod.Runtime]:
+    """The command's runtime (`app.runtime.load` with `options`), closed when it ends."""
+    rt = runtime_mod.load(config, **options)
+    try:
+        yield rt
+    finally:
+        rt.close()
+
+
+unit_of_work = runtime_mod.unit_of_work
+
+
+# --------------------------------------------------------------------------- output
+
+
+def categories_of(values: list[str] | None) -> set[str] | None:
+    """`--category` values, checked; None when none narrows anything."""
+    if not values:
+        return None
+    unknown = sorted(set(values) - set(CATEGORIES))
+    if unknown:
+        raise InvalidInput(f"--category {unknown[0]!r} is not one of {', '.join(CATEGORIES)}")
+    return set(values)
+
+
+def output_format(fmt: str | None) -> str:
+    """`--format`, checked; table on a terminal and json otherwise when not given."""
+    chosen = fmt or ("table" if out.is_terminal else "json")
+    if chosen not in FORMATS:
+        raise EnvparityError(f"--format must be one of {', '.join(FORMATS)}")
+    return chosen
+
+
+def emit(text: str, output: Path | None) -> None:
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        err.print(f"wrote {output}")
+
+
+def outcome_line(environment: str, outcome: SourceOutcome) -> str:
+    if outcome.status == "ok":
+        return (
+            f"{escape(environment)}: {escape(outcome.name)} [green]ok[/green] "
+            f"({len(outcome.resources)} resources, {outcome.duration_ms} ms)"
+        )
+    error = escape(outcome.error or "")
+    return f"{escape(environment)}: {escape(outcome.name)} [red]failed[/red]: {error}"
+
+
+def print_outcome(environment: str, outcome: SourceOutcome) -> None:
+    out.print(outcome_line(environment, outcome))
+
+
+class _PlainProgress:
+    def started(self, environment: str, sources: list[str]) -> None:
+        out.print(f"{environment}: scanning {len(sources)} sources")
+
+    def source_done(self, environment: str, outcome: SourceOutcome) -> None:
+        print_outcome(environment, outcome)
+
+
+class _RichProgress:
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.tasks: dict[str, Any] = {}
+
+    def started(self, environment: str, sources: list[str]) -> None:
+        self.tasks[environment] = self.progress.add_task(environment, total=len(sources))
+
+    def source_done(self, environment: str, outcome: SourceOutcome) -> None:
+        self.progress.advance(self.tasks[environment])
+        self.progress.console.print(outcome_line(environment, outcome))
+
+
+@contextmanager
+def progress() -> Iterator[Any]:
+    """A scan's progress: a bar on a terminal, a line per source otherwise."""
+    if not out.is_terminal:
+        yield _PlainProgress()
+        return
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} sources"),
+        TimeElapsedColumn(),
+        console=out,
+        transient=True,
+    ) as bar:
+        yield _RichProgress(bar)
+
+
+def deliver_alerts(rt: runtime_mod.Runtime) -> None:
+    """Sends the alerts the evaluations wrote, before the command exits; what cannot go
+    within `alerts.deliver_timeout` stays in the outbox for serve / scheduler / next scan."""
+    alerts = rt.config.model.alerts
+    from app.alerts.deliver import Deliverer
+
+    deliverer = Deliverer(rt.config, rt.sessions, rt.redactor)
+    done = deliverer.drain(parse_duration(alerts.deliver_timeout).total_seconds())
+    if done.delivered or done.failed or done.pending:
+        parts = [f"{done.delivered} delivered"]
+        if done.failed:
+            parts.append(f"[red]{done.failed} failed[/red] (see `envparity alerts list`)")
+        if done.pending:
+            parts.append(
+                f"[yellow]{done.pending} pending[/yellow] "
+                "(sent by serve, scheduler or the next scan)"
+            )
+        err.print("alerts: " + ", ".join(parts))

@@ -1,0 +1,171 @@
+"""Commands that look after what is stored: the database's schema and secrets, the stored
+snapshots, and the secrets audit."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from app.cli.common import ConfigOption, errors, group, out, runtime, unit_of_work
+from app.clock import format_time, utcnow
+from app.db import migrate
+from app.errors import InvalidInput
+
+db_app = group("Database maintenance.")
+snapshots_app = group("Stored snapshots: list them, remove one.")
+secrets_app = group("What is treated as a secret, and where.")
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOption = None) -> None:
+    """Apply the database migrations up to the latest."""
+    with errors(), runtime(config, migrate=False) as rt:
+        migrate.upgrade(rt.engine)
+        revision = migrate.current_revision(rt.engine)
+        from app.rescrub import needs_rescrub
+
+        with rt.sessions() as session:
+            outdated = needs_rescrub(session, rt.redactor)
+    out.print(f"database at revision {revision}")
+    if outdated:
+        out.print(
+            "stored snapshots were redacted by other secret rules than today's: run "
+            "`envparity db rescrub` to apply them (docs/secrets.md)"
+        )
+
+
+@db_app.command("rescrub")
+def db_rescrub(config: ConfigOption = None) -> None:
+    """Apply today's secret rules to every stored snapshot, report and alert, then compact
+    the database so old plaintext leaves its files. Prints counts, never values."""
+    from app.rescrub import compact, rescrub
+
+    with errors(), runtime(config) as rt:
+        stats = rescrub(rt.sessions, rt.config, rt.redactor, utcnow())
+        compact(rt.engine)
+    out.print(
+        f"rescrubbed {stats.sources} source(s) of stored snapshots "
+        f"({stats.sources_changed} rewritten), {stats.reports} stored report(s) "
+        f"({stats.reports_changed} rewritten), {stats.events_changed} alert payload(s) rewritten, "
+        f"{stats.comparisons} comparison(s) re-evaluated quietly; "
+        f"{stats.documents_removed} unreferenced document(s) deleted; database compacted"
+    )
+    if stats.rules:
+        table = Table("rule", "secrets hashed", title="secrets by rule (stored snapshots)")
+        for rule, count in sorted(stats.rules.items()):
+            table.add_row(rule, str(count))
+        out.print(table)
+
+
+# --------------------------------------------------------------------------- snapshots
+
+
+@snapshots_app.command("list")
+def snapshots_list(
+    environment: Annotated[str, typer.Argument(help="The environment.")],
+    limit: Annotated[int, typer.Option("--limit", help="At most this many, newest first.")] = 20,
+    config: ConfigOption = None,
+) -> None:
+    """An environment's snapshots, newest first, with the ids `ENV@ID` refs take."""
+    with errors(), unit_of_work(config) as (rt, session):
+        from app.snapshots.repository import SnapshotRepository
+
+        rt.config.environment(environment)  # must be declared
+        rows = SnapshotRepository(session).list_snapshots(environment, max(1, limit))
+        table = Table("id", "taken at", "origin", "status", "sources", "resources")
+        for snapshot in rows:
+            ok = sum(s.status == "ok" for s in snapshot.sources)
+            table.add_row(
+                str(snapshot.id),
+                format_time(snapshot.taken_at),
+                snapshot.origin,
+                snapshot.status,
+                f"{ok}/{len(snapshot.sources)}",
+                str(snapshot.resource_count),
+            )
+    if not rows:
+        out.print(f"{environment} has no snapshot yet")
+        return
+    out.print(table)
+
+
+@snapshots_app.command("rm")
+def snapshots_rm(
+    snapshot_id: Annotated[int, typer.Argument(help="The snapshot's id (see `snapshots list`).")],
+    config: ConfigOption = None,
+) -> None:
+    """Remove a snapshot (one pushed with a wrong clock, say) with its stored reports; the
+    comparisons it was part of are evaluated again. Says what it changed."""
+    from app.alerts.evaluate import Evaluator
+    from app.snapshots import service
+
+    with errors(), runtime(config) as rt:
+        with rt.sessions.begin() as session:
+            removed = service.remove_snapshot(session, snapshot_id)
+        Evaluator(rt.config, rt.sessions).after_snapshot(removed.environment)
+    out.print(
+        f"removed snapshot #{removed.snapshot_id} of {removed.environment} "
+        f"({removed.origin}, taken {format_time(removed.taken_at)}, "
+        f"{removed.resources} resources), {removed.reports} stored report(s) of it, "
+        f"{removed.documents} document(s) nothing else used"
+    )
+    if removed.baseline_cleared:
+        out.print(f"it was {removed.environment}'s baseline: {removed.environment} has none now")
+    latest = f"#{removed.latest_now}" if removed.latest_now is not None else "none"
+    out.print(f"{removed.environment}'s latest snapshot is now {latest}")
+
+
+# --------------------------------------------------------------------------- secrets
+
+
+@secrets_app.command("audit")
+def secrets_audit(
+    environment: Annotated[
+        str | None, typer.Argument(help="One environment [default: every one].")
+    ] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="table or json.", show_default=True)
+    ] = "table",
+    config: ConfigOption = None,
+) -> None:
+    """Which paths of each source's latest snapshot were treated as secrets, and by which
+    rule. Never prints a value."""
+    from app.snapshots.audit import audit
+
+    with errors(), unit_of_work(config) as (rt, session):
+        if fmt not in ("table", "json"):
+            raise InvalidInput(f"--format {fmt!r} is not one of table, json")
+        names = [environment] if environment else list(rt.config.model.environments)
+        if environment:
+            rt.config.environment(environment)  # must be declared
+        census = audit(session, names, rt.redactor.rules_id)
+    if fmt == "json":
+        sys.stdout.write(json.dumps([c.as_json() for c in census], indent=2) + "\n")
+        return
+    if not census:
+        out.print("no snapshot yet: nothing to audit")
+        return
+    for c in census:
+        total = sum(c.counts.values())
+        head = f"{c.environment} / {c.source} ({c.type}, snapshot #{c.snapshot_id})"
+        if c.status != "ok":
+            out.print(f"{head}: failed, nothing stored")
+            continue
+        if c.rules_version is None:
+            out.print(f"{head}: stored before the census; run `envparity db rescrub`")
+            continue
+        rules = ", ".join(f"{rule} {n}" for rule, n in c.counts.items()) or "none"
+        out.print(f"{head}: {total} secret(s) hashed: {rules}")
+        if c.outdated:
+            out.print("  redacted by other rules than today's; run `envparity db rescrub`")
+        if c.paths:
+            table = Table("resource type", "key", "path", "rule")
+            for p in c.paths:
+                table.add_row(p["resource_type"], p["key"], p["path"], p["rule"])
+            out.print(table)
+        if c.more:
+            out.print(f"  ... and {c.more} more (counted above)")
