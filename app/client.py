@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from app.errors import EnvparityError
+from app.states import GateStatus, ScanStatus
 
 if TYPE_CHECKING:
     from app.gate.service import GateResult
@@ -49,7 +50,7 @@ class ApiClient:
         deadline = time.monotonic() + timeout
         while True:
             scan: dict[str, Any] = self.request("GET", f"/scans/{scan_id}").json()
-            if scan["status"] != "running":
+            if scan["status"] != ScanStatus.RUNNING:
                 return scan
             if time.monotonic() >= deadline:
                 raise EnvparityError(
@@ -70,7 +71,7 @@ class ApiClient:
         report, and the gate's status ("missing" if the server does not say)."""
         params = {**_gate_params(source, target, categories), "format": fmt}
         answer = self.request("GET", "/gate", params=params)
-        return answer.text, answer.headers.get("X-Envparity-Gate", "missing")
+        return answer.text, answer.headers.get("X-Envparity-Gate", GateStatus.MISSING)
 
 
 def _gate_params(source: str, target: str, categories: Sequence[str]) -> dict[str, Any]:
@@ -88,7 +89,7 @@ def gate_from_json(body: dict[str, Any]) -> GateResult:
     return GateResult(
         source=body["source"],
         target=body["target"],
-        status=body["status"],
+        status=GateStatus(body["status"]),
         reasons=body["reasons"],
         summary=body.get("summary") or {},
         failing=body.get("failing") or [],

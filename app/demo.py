@@ -10,9 +10,12 @@ import socket
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.errors import EnvparityError
+
+if TYPE_CHECKING:
+    from moto.server import ThreadedMotoServer
 
 REGION = "us-east-1"
 ENVIRONMENTS = {
@@ -29,7 +32,7 @@ class Simulator:
     """A moto server on a free loopback port; stop() ends it."""
 
     endpoint: str
-    server: Any
+    server: ThreadedMotoServer
 
     def stop(self) -> None:
         self.server.stop()

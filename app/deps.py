@@ -14,9 +14,10 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from app.auth.tokens import TokenRepository, allows, digest
-from app.db.base import utcnow
+from app.clock import utcnow
 from app.errors import EnvparityError
 from app.runtime import Runtime
+from app.states import Scope
 
 
 class Unauthorized(EnvparityError):
@@ -83,7 +84,7 @@ class TokenCache:
         return scope
 
 
-def require(scope: str) -> Callable[..., Awaitable[None]]:
+def require(scope: Scope) -> Callable[..., Awaitable[None]]:
     """A dependency that lets the request in with a live token of at least `scope`."""
 
     async def check(
@@ -107,13 +108,13 @@ async def token_scope(request: Request, runtime: Runtime, token: str) -> str | N
     return cache.cached(token) or await run_in_threadpool(cache.scope_of, runtime, token)
 
 
-async def check_token(request: Request, runtime: Runtime, token: str, scope: str) -> None:
+async def check_token(request: Request, runtime: Runtime, token: str, scope: Scope) -> None:
     """Unauthorized or Forbidden unless `token` is live with at least `scope`."""
     scope_granted = await token_scope(request, runtime, token)
     if scope_granted is None:
         raise Unauthorized("the API token is unknown, revoked or expired")
     if not allows(scope_granted, scope):
-        raise Forbidden(f"this needs a {scope!r} token; this one is {scope_granted!r}")
+        raise Forbidden(f"this needs a {scope.value!r} token; this one is {scope_granted!r}")
     request.state.authenticated = True
 
 
@@ -126,9 +127,9 @@ def authenticated(request: Request) -> bool:
     return bool(getattr(request.state, "authenticated", False))
 
 
-Read = Depends(require("read"))
-Gate = Depends(require("gate"))
-Write = Depends(require("write"))
+Read = Depends(require(Scope.READ))
+Gate = Depends(require(Scope.GATE))
+Write = Depends(require(Scope.WRITE))
 
 # The dashboard: the same tokens, sent once to /login and then kept in an HttpOnly cookie.
 SESSION_COOKIE = "envparity_token"
@@ -138,7 +139,7 @@ class LoginRequired(Unauthorized):
     """A dashboard page was asked for without a live token in the session cookie."""
 
 
-def require_cookie(scope: str) -> Callable[..., Awaitable[None]]:
+def require_cookie(scope: Scope) -> Callable[..., Awaitable[None]]:
     """A dependency for dashboard pages: a live token of at least `scope` in the cookie."""
 
     async def check(request: Request, runtime: RuntimeDep) -> None:
@@ -155,4 +156,4 @@ def require_cookie(scope: str) -> Callable[..., Awaitable[None]]:
     return check
 
 
-PageRead = Depends(require_cookie("read"))
+PageRead = Depends(require_cookie(Scope.READ))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -14,8 +14,10 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import DataError, DBAPIError, SQLAlchemyError, StatementError
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -108,7 +110,7 @@ def _json_error(response: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _json_path(loc: Any) -> str:
+def _json_path(loc: Iterable[int | str]) -> str:
     out = "$"
     for part in list(loc)[1:]:  # the first element says body / query / path
         out += f"[{part}]" if isinstance(part, int) else f".{part}"
@@ -143,6 +145,32 @@ class _Measure:
             )
 
 
+# The API reference pages load nothing from elsewhere, whatever their scripts ask for (ReDoc's
+# bundle always shows its maker's logo from a CDN): on a closed network a request that leaves
+# it fails at best, and is flagged at worst. Inline script and style are the pages' own.
+DOCS_PAGES = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
+DOCS_POLICY = "default-src 'self' 'unsafe-inline' data: blob:"
+
+
+class _DocsPolicy:
+    """A Content-Security-Policy on the API reference pages, as plain ASGI."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] not in DOCS_PAGES:
+            await self.app(scope, receive, send)
+            return
+
+        async def send_policy(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message).append("Content-Security-Policy", DOCS_POLICY)
+            await send(message)
+
+        await self.app(scope, receive, send_policy)
+
+
 def create_app(
     config_path: str | Path | None = None,
     *,
@@ -172,7 +200,13 @@ def create_app(
             from app.alerts.deliver import Background, Deliverer
 
             delivery = Background(
-                Deliverer(rt.config, rt.sessions, rt.redactor, on_result=metrics.alert_sent)
+                Deliverer(
+                    rt.config,
+                    rt.sessions,
+                    rt.redactor,
+                    on_result=metrics.alert_sent,
+                    clock=rt.clock,
+                )
             )
             delivery.start()
         try:
@@ -188,7 +222,9 @@ def create_app(
             if runtime is None:
                 rt.close()
 
-    app = FastAPI(
+    # /docs (Swagger UI) and /redoc (ReDoc) from assets packaged with the server, not a CDN:
+    # the API reference must work on a closed network.
+    app = FastAPIOffline(
         title="envparity",
         version=__version__,
         description="Environment drift detection: snapshots, parity reports and the CI gate.",
@@ -199,6 +235,7 @@ def create_app(
 
     app.add_middleware(BodyLimit)
     app.add_middleware(_Measure, metrics=metrics)
+    app.add_middleware(_DocsPolicy)
 
     @app.exception_handler(EnvparityError)
     async def envparity_error(_request: Request, exc: EnvparityError) -> JSONResponse:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from app.alerts.repository import EVENT_STATUSES
+from app.alerts.repository import severity_counts
 from app.alerts.senders import Sent
 from app.db.models import AlertEvent, Evaluation
 from app.snapshots.service import ScanResult
+from app.states import DeliveryStatus, GateStatus
 
 
 class Metrics:
@@ -64,7 +65,7 @@ class Metrics:
     def outbox(self, counts: dict[tuple[str, str], int]) -> None:
         targets = {target for target, _ in counts}
         for target in targets:
-            for status in EVENT_STATUSES:
+            for status in DeliveryStatus:
                 self.outbox_events.labels(target, status).set(counts.get((target, status), 0))
 
     def scanned(self, result: ScanResult, seconds: float) -> None:
@@ -75,10 +76,8 @@ class Metrics:
     def open_drift(self, evaluations: list[Evaluation]) -> None:
         """From each comparison's last evaluation (stored after every scan and push)."""
         for e in evaluations:
-            for severity, count in (
-                ("critical", e.critical), ("warning", e.warning), ("info", e.info)
-            ):  # fmt: skip
+            for severity, count in severity_counts(e).items():
                 self.drift.labels(e.comparison, severity).set(count)
 
-    def gated(self, source: str, target: str, status: str) -> None:
+    def gated(self, source: str, target: str, status: GateStatus) -> None:
         self.gates.labels(f"{source}->{target}", status).inc()

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 from sqlalchemy.engine import URL
 
+from app.clock import SYSTEM, Clock
 from app.config import Config, find_config_path, load_config
 from app.db.migrate import ensure_schema
 from app.db.session import make_engine, make_sessionmaker, resolve_database_url
@@ -30,6 +31,8 @@ class Runtime:
     database_url: URL
     engine: Engine
     redactor: Redactor
+    # What the scans, evaluations and alert delivery built from this runtime read and wait on.
+    clock: Clock = SYSTEM
 
     @cached_property
     def sessions(self) -> sessionmaker[Session]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import zlib
-from datetime import UTC
+from datetime import UTC, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -15,9 +15,10 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.alerts.evaluate import evaluating_scanner
-from app.config import parse_duration
+from app.config import Schedule, schedule_text
 from app.errors import EnvparityError, ScanInProgress
 from app.runtime import Runtime
+from app.states import ScanTrigger
 
 log = logging.getLogger(__name__)
 LEADER_LOCK = zlib.crc32(b"envparity-scheduler-leader")
@@ -68,15 +69,16 @@ class Leadership:
                 self.connection = None
 
 
-def trigger_for(schedule: str) -> IntervalTrigger | CronTrigger:
-    """`15m` (an interval) or a 5-field cron expression, in UTC."""
-    if len(schedule.split()) == 5:
-        return CronTrigger.from_crontab(schedule, timezone=UTC)
-    return IntervalTrigger(seconds=parse_duration(schedule).total_seconds(), timezone=UTC)
+def trigger_for(schedule: Schedule) -> IntervalTrigger | CronTrigger:
+    """An interval (`15m` in the config) or a 5-field cron expression, in UTC."""
+    if isinstance(schedule, timedelta):
+        return IntervalTrigger(seconds=schedule.total_seconds(), timezone=UTC)
+    return CronTrigger.from_crontab(schedule, timezone=UTC)
 
 
 def build(runtime: Runtime) -> tuple[BackgroundScheduler, Leadership]:
-    """A scheduler with one job per environment that has a `schedule` and sources."""
+    """A scheduler with one job per environment that has a `schedule` and sources. APScheduler
+    says when a scan is due; the scans themselves read and wait on the runtime's clock."""
     leadership = Leadership(runtime)
     scheduler = BackgroundScheduler(
         timezone=UTC,
@@ -88,7 +90,7 @@ def build(runtime: Runtime) -> tuple[BackgroundScheduler, Leadership]:
         if not leadership.is_leader():
             return
         try:
-            result = scanner.scan(environment, trigger="scheduler")
+            result = scanner.scan(environment, trigger=ScanTrigger.SCHEDULER)
             log.info("scheduled scan of %s: %s", environment, result.status)
         except ScanInProgress as exc:
             log.info("scheduled scan of %s skipped: %s", environment, exc.message)
@@ -96,12 +98,12 @@ def build(runtime: Runtime) -> tuple[BackgroundScheduler, Leadership]:
             log.warning("scheduled scan of %s failed: %s", environment, exc.message)
 
     for env in runtime.config.environments.values():
-        if env.schedule and not env.push_only:
+        if env.schedule is not None and not env.push_only:
             scheduler.add_job(
                 scan,
                 trigger_for(env.schedule),
                 args=[env.name],
                 id=f"scan:{env.name}",
-                name=f"scan {env.name} ({env.schedule})",
+                name=f"scan {env.name} ({schedule_text(env.schedule)})",
             )
     return scheduler, leadership

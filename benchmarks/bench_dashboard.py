@@ -40,7 +40,7 @@ from fastapi.testclient import TestClient
 from app import runtime
 from app.alerts.evaluate import Evaluator
 from app.auth.tokens import TokenRepository
-from app.db.base import utcnow
+from app.clock import utcnow
 from app.deps import SESSION_COOKIE
 from app.main import create_app
 from app.snapshots import service
@@ -226,7 +226,6 @@ def main() -> int:
                     view=view,
                     declared=True,
                     all_categories=views.CATEGORIES,
-                    severities=views.SEVERITIES,
                 )
 
             render_ms, _ = median_ms(lambda: page_with(pages), args.runs)

@@ -7,7 +7,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from collectors import cancel, registry
 from collectors.base import CollectorError, FetchContext, Resource, SourceOptions
@@ -17,6 +17,9 @@ from collectors.secrets.census import redact_resource
 
 log = logging.getLogger(__name__)
 
+# What a source did: app.states.SourceStatus says the same (collectors import nothing of app).
+OutcomeStatus = Literal["ok", "failed"]
+
 
 @dataclass(frozen=True)
 class SourceOutcome:
@@ -24,7 +27,7 @@ class SourceOutcome:
 
     name: str
     type: str
-    status: str  # ok | failed
+    status: OutcomeStatus
     resources: list[Resource] = field(default_factory=list)
     error: str | None = None
     duration_ms: int = 0

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -370,3 +371,73 @@ AWS_TEST_CREDENTIALS: Mapping[str, str] = {
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
+
+
+# --------------------------------------------------------------------------- time
+
+
+class FakeClock:
+    """A Clock (app.clock) for the outer loops under test, which moves only when told:
+    `advance(seconds)`, or `sleep(seconds)`, which advances instead of sleeping; `monotonic()`
+    moves with `now()`. `wait(event, seconds)` returns at once when the event is set, else as
+    soon as the clock has been advanced `seconds` past the call (by the test, or another
+    thread's sleep): a loop on another thread (a heartbeat, `Deliverer.run`) makes a pass only
+    when the test moves time on; `waiting` counts the waits under way. `slept` lists every
+    sleep. Starts at the real now, or `start`."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        from app.clock import utcnow
+
+        self._moved = threading.Condition()
+        self._now = start if start is not None else utcnow()
+        self._monotonic = 1000.0
+        self.slept: list[float] = []
+        self.waiting = 0
+
+    def now(self) -> datetime:
+        with self._moved:
+            return self._now
+
+    def monotonic(self) -> float:
+        with self._moved:
+            return self._monotonic
+
+    def advance(self, seconds: float) -> None:
+        with self._moved:
+            self._now += timedelta(seconds=seconds)
+            self._monotonic += seconds
+            self._moved.notify_all()
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            with self._moved:
+                self.slept.append(seconds)
+            self.advance(seconds)
+
+    def wait(self, event: threading.Event, seconds: float) -> bool:
+        with self._moved:
+            until = self._monotonic + max(0.0, seconds)
+            self.waiting += 1
+            try:
+                while not event.is_set() and self._monotonic < until:
+                    self._moved.wait(0.01)  # real time: setting the event does not wake this
+            finally:
+                self.waiting -= 1
+        return event.is_set()
+
+
+def scan_on(clock: Any, config: Path, *environments: str) -> None:
+    """Scans the environments as `envparity scan` does (each stored snapshot evaluated), on
+    `clock`: a FakeClock started in the past makes snapshots that old without waiting."""
+    from app import runtime
+    from app.alerts.evaluate import evaluating_scanner
+
+    rt = runtime.load(config)
+    rt.clock = clock
+    try:
+        scanner = evaluating_scanner(rt)
+        for environment in environments:
+            result = scanner.scan(environment)
+            assert result.status == "complete", result
+    finally:
+        rt.close()

@@ -146,3 +146,59 @@ def test_iam_policy_follows_each_source_s_options(tmp_path: Path) -> None:
         "ssm:DescribeParameters",
         "ssm:GetParametersByPath",
     ]
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--reason", "a\x00b", "--reason holds a NUL character"),
+        ("--key", "web-\x00", "--key holds a NUL character"),
+        (
+            "--owner",
+            "o" * 201,
+            "--owner is longer than its column holds (201 characters, at most 200)",
+        ),
+        ("--comparison", "c" * 211, "--comparison is longer than its column holds"),
+        ("--resource-type", "t" * 201, "--resource-type is longer than its column holds"),
+        # UTC is a day before year 1
+        ("--expires", "0001-01-01T00:00:00+14:00", "--expires lies outside the years 1 to 9999"),
+    ],
+)
+def test_waiver_add_refuses_what_the_database_cannot_hold(
+    project: Project, option: str, value: str, message: str
+) -> None:
+    """The API's rule for a waiver (tests/api/test_unstorable_input.py), at the command line."""
+    from app import runtime
+    from app.waivers.repository import WaiverRepository
+
+    project.write_config("environments:\n  staging: {}\n")
+    extra = [] if option == "--reason" else ["--reason", "r"]
+    result = project.invoke("waiver", "add", *extra, option, value)
+    assert result.returncode == 2
+    assert message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    rt = runtime.load(project.config)
+    with rt.sessions.begin() as session:
+        assert WaiverRepository(session).all() == []
+    rt.close()
+
+
+def test_waiver_at_the_column_limits_is_stored(project: Project) -> None:
+    project.write_config("environments:\n  staging: {}\n")
+    result = project.invoke(
+        "waiver", "add", "--reason", "r", "--owner", "o" * 200, "--comparison", "c" * 210,
+        "--resource-type", "t" * 200, "--key", "k" * 5000,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "waiver #1 added" in result.stdout
+
+
+@pytest.mark.parametrize("expires", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-14:00"])
+def test_token_expiry_outside_the_years_a_database_holds_is_refused(
+    project: Project, expires: str
+) -> None:
+    project.write_config("environments:\n  staging: {}\n")
+    result = project.invoke("token", "create", "--scope", "read", "--expires", expires)
+    assert result.returncode == 2
+    assert "lies outside the years 1 to 9999 in UTC" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -49,6 +50,7 @@ def result(count: int) -> DiffResult:
     return DiffResult("staging->production", items, [], count, count)
 
 
+@pytest.mark.slow
 def test_writers_recording_the_same_drift_at_once_keep_the_earliest_first_seen(
     sessions: sessionmaker[Session],
 ) -> None:

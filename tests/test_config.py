@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,8 @@ from typer.testing import CliRunner
 
 import app as app_module
 from app.cli import app
-from app.config import load_config, parse_duration
+from app.clock import format_duration, parse_duration
+from app.config import DatabaseConfig, load_config, schedule_text
 from app.errors import ConfigError
 
 VALID = """
@@ -150,6 +152,38 @@ def test_spec_example_loads_with_typed_sources(tmp_path: Path) -> None:
         pytest.param(
             """
             environments:
+              staging: {}
+            comparisons:
+              - source: staging
+                target: staging
+                gate: {max_age: soon}
+            """,
+            ["envparity.yaml:6:", "comparisons[0].gate.max_age", "'soon' is not a duration"],
+            id="bad-duration",
+        ),
+        pytest.param(
+            """
+            environments:
+              staging: {}
+            alerts:
+              repeat_after: 30
+            """,
+            ["envparity.yaml:4:", "alerts.repeat_after", "valid string"],
+            id="duration-without-unit",
+        ),
+        pytest.param(
+            """
+            environments:
+              staging: {}
+            database:
+              busy_timeout: 99999999999w
+            """,
+            ["envparity.yaml:4:", "database.busy_timeout", "longer than any duration"],
+            id="duration-too-long",
+        ),
+        pytest.param(
+            """
+            environments:
               staging:
                 sources:
                   - type: s3.buckets
@@ -259,6 +293,39 @@ def test_missing_file_suggests_init(tmp_path: Path) -> None:
 )
 def test_durations(text: str, seconds: int) -> None:
     assert parse_duration(text).total_seconds() == seconds
+    assert parse_duration(format_duration(parse_duration(text))) == parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0, "0s"),
+        (30, "30s"),
+        (90, "90s"),
+        (900, "15m"),
+        (3600, "1h"),
+        (172800, "2d"),
+        (604800, "1w"),
+    ],
+)
+def test_durations_are_written_in_their_largest_whole_unit(seconds: int, text: str) -> None:
+    assert format_duration(timedelta(seconds=seconds)) == text
+
+
+def test_durations_and_schedules_are_parsed_once_at_load(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, VALID), environ={"SLACK_WEBHOOK_URL": "http://x"})
+    assert config.environment("staging").schedule == timedelta(minutes=15)
+    assert config.environment("staging").schedule_text == "15m"
+    assert config.environment("production").schedule == "*/5 * * * *"
+    assert schedule_text(timedelta(hours=2)) == "2h"
+    comparison = config.comparison("staging", "production")
+    assert comparison is not None
+    assert comparison.gate.max_age == timedelta(hours=1)
+    # Written back as the duration the file gave (the API's gate rules, model_dump).
+    assert comparison.gate.model_dump()["max_age"] == "1h"
+    assert config.model.alerts.deliver_timeout == timedelta(seconds=60)
+    assert config.model.database.model_dump()["busy_timeout"] == "30s"
+    assert DatabaseConfig(busy_timeout="2m").busy_timeout == timedelta(minutes=2)
 
 
 def test_validate_command_exits_2_with_location(tmp_path: Path, cli: CliRunner) -> None:
@@ -319,5 +386,5 @@ def test_starter_alerts_example_validates_once_uncommented(tmp_path: Path) -> No
     model = load_config(path, environ=environ).model
     assert model.alerts.slack is not None
     assert model.alerts.webhook_names() == ["ops"]
-    assert model.alerts.repeat_after == "24h"
+    assert model.alerts.repeat_after == timedelta(hours=24)
     assert model.server.public_url == "https://envparity.internal.example"

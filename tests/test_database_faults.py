@@ -78,6 +78,7 @@ def select_one(engine: Engine) -> None:
         conn.execute(text("SELECT 1"))
 
 
+@pytest.mark.slow
 def test_a_database_that_accepts_and_forwards_nothing_fails_within_the_connect_timeout(
     database_url: str, proxy: Proxy
 ) -> None:
@@ -92,6 +93,7 @@ def test_a_database_that_accepts_and_forwards_nothing_fails_within_the_connect_t
     assert took < 10
 
 
+@pytest.mark.slow
 def test_a_database_that_goes_quiet_after_connecting_fails_queries_within_their_limits(
     database_url: str, proxy: Proxy
 ) -> None:
@@ -112,6 +114,7 @@ def test_a_database_that_goes_quiet_after_connecting_fails_queries_within_their_
         engine.dispose()
 
 
+@pytest.mark.slow
 def test_a_pooled_connection_is_pinged_within_its_limit_before_use(
     database_url: str, proxy: Proxy
 ) -> None:
@@ -133,6 +136,7 @@ def test_a_pooled_connection_is_pinged_within_its_limit_before_use(
         engine.dispose()
 
 
+@pytest.mark.slow
 def test_the_api_answers_503_within_seconds_when_the_database_goes_quiet(
     database_url: str, proxy: Proxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -156,6 +160,7 @@ def test_the_api_answers_503_within_seconds_when_the_database_goes_quiet(
         assert answers == [503, 503]
 
 
+@pytest.mark.slow
 def test_the_server_cancels_a_statement_past_statement_timeout(database_url: str) -> None:
     from app.config import DatabaseConfig
 
@@ -172,6 +177,7 @@ def test_the_server_cancels_a_statement_past_statement_timeout(database_url: str
         engine.dispose()
 
 
+@pytest.mark.slow
 def test_a_migration_runs_as_long_as_it_needs(database_url: str) -> None:
     from app.config import DatabaseConfig
     from app.db.session import without_time_limits

@@ -11,6 +11,7 @@ from tests.support import Project, database_bytes
 SECRET = "hunter2-7f3a"
 
 
+@pytest.mark.slow
 def test_secret_from_a_yaml_file_never_appears_in_plain_text(
     project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -4,14 +4,16 @@ scheduler processes run each due scan once."""
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
 
 from app import runtime
 from app import scheduler as scheduler_mod
+from app.config import CronText
 from app.db.models import Scan
-from tests.support import Project
+from tests.support import FakeClock, Project
 
 CONFIG = """
 environments:
@@ -34,9 +36,9 @@ def test_scans_run_on_their_schedule(project: Project) -> None:
     jobs, leadership = scheduler_mod.build(rt)
     assert [job.id for job in jobs.get_jobs()] == ["scan:staging"]  # push-only: no job
     jobs.start()
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 15  # APScheduler's own trigger, on real time: polled
     while scans(rt) < 2 and time.monotonic() < deadline:
-        time.sleep(0.2)
+        time.sleep(0.05)
     jobs.shutdown(wait=True)
     leadership.release()
     assert scans(rt) >= 2
@@ -54,19 +56,23 @@ postgresql_only = pytest.mark.parametrize(
 @postgresql_only
 def test_two_schedulers_on_postgresql_run_each_due_scan_once(project: Project) -> None:
     project.write_config(CONFIG)
+    clock = FakeClock()
     first, second = runtime.load(project.config), runtime.load(project.config)
+    first.clock = second.clock = clock
     built = [scheduler_mod.build(first), scheduler_mod.build(second)]
-    for jobs, _leadership in built:
-        jobs.start()
-    time.sleep(4.5)
-    for jobs, _leadership in built:
-        jobs.shutdown(wait=True)
+    # Four due times of the 1 s schedule: at each, the job fires in both schedulers, as their
+    # triggers fire it (test_scans_run_on_their_schedule has the trigger itself).
+    for _ in range(4):
+        clock.advance(1)
+        for jobs, _leadership in built:
+            [job] = jobs.get_jobs()
+            job.func(*job.args)
     leaders = [leadership.connection is not None for _jobs, leadership in built]
     for _jobs, leadership in built:
         leadership.release()
     assert leaders.count(True) == 1
-    # one scheduler scanning every second for 4.5 s: about 4 scans; both would make about 8
-    assert 2 <= scans(first) <= 6
+    # one scheduler scanning at each of the 4 due times: 4 scans; both would make 8
+    assert scans(first) == 4
     first.close()
     second.close()
 
@@ -93,5 +99,5 @@ def test_scheduler_command_without_schedules_says_so(project: Project) -> None:
 
 
 def test_cron_and_interval_schedules() -> None:
-    assert str(scheduler_mod.trigger_for("*/5 * * * *")).startswith("cron[")
-    assert str(scheduler_mod.trigger_for("15m")).startswith("interval[0:15:00")
+    assert str(scheduler_mod.trigger_for(CronText("*/5 * * * *"))).startswith("cron[")
+    assert str(scheduler_mod.trigger_for(timedelta(minutes=15))).startswith("interval[0:15:00")

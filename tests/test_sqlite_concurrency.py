@@ -83,6 +83,7 @@ def fresh_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
     return project
 
 
+@pytest.mark.slow
 def test_ten_concurrent_pushes_to_a_fresh_sqlite_database_all_land(fresh_project: Project) -> None:
     project = fresh_project
     database = Path(make_url(project.database_url).database or "")
@@ -125,6 +126,7 @@ def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[s
     _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.mark.slow
 def test_ten_concurrent_first_uses_of_a_fresh_database_all_succeed(
     empty_database: str, tmp_path: Path
 ) -> None:
@@ -173,6 +175,7 @@ if __name__ == "__main__":
 """
 
 
+@pytest.mark.slow
 def test_concurrent_first_loads_of_the_secret_key_all_get_the_same_key(tmp_path: Path) -> None:
     script = tmp_path / "first_loads.py"
     script.write_text(textwrap.dedent(FIRST_LOADS))
@@ -197,6 +200,7 @@ def test_concurrent_first_loads_of_the_secret_key_all_get_the_same_key(tmp_path:
     assert not [p for p in (tmp_path / "keys").rglob("*") if p.name.endswith(".new")]
 
 
+@pytest.mark.slow
 def test_an_evaluation_holds_the_sqlite_write_lock_only_while_it_writes(
     fresh_project: Project,
 ) -> None:
@@ -252,6 +256,7 @@ def test_an_evaluation_holds_the_sqlite_write_lock_only_while_it_writes(
 ADD_ENVIRONMENT = text("INSERT INTO environments (name, created_at) VALUES (:name, '2026-11-22')")
 
 
+@pytest.mark.slow
 def test_a_writer_waits_its_busy_timeout_for_the_lock_and_no_longer(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'envparity.db'}"
     engine = make_engine(url)

@@ -10,7 +10,11 @@ idempotency key for that, and such sends are bounded (`alerts.max_unanswered`).
 
 Each destination has its own worker (at most `alerts.delivery_workers` at once): a slow or
 silent peer holds only its own events. Per target and comparison, events go in order: a
-later one waits while an earlier one is retried."""
+later one waits while an earlier one is retried.
+
+The deliverer reads and waits on a `Clock` (app/clock.py): what is due, claims, pacing, the
+deadlines of `drain` and the passes of `run`. A request itself runs on real time: its peer
+answers in real seconds, whatever the clock says."""
 
 from __future__ import annotations
 
@@ -31,9 +35,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.alerts.evaluate import Evaluator
 from app.alerts.repository import AlertRepository
 from app.alerts.senders import Outgoing, Sender, Sent, sender_for
-from app.config import Config, parse_duration
-from app.db.base import utcnow
+from app.clock import SYSTEM, Clock
+from app.config import Config
 from app.db.models import AlertEvent
+from app.states import DeliveryStatus
 from collectors.secrets import Redactor
 
 log = logging.getLogger(__name__)
@@ -79,17 +84,19 @@ class Deliverer:
         sessions: sessionmaker[Session],
         redactor: Redactor,
         on_result: Callable[[AlertEvent, Sent], None] | None = None,
+        clock: Clock = SYSTEM,
     ) -> None:
         self.config = config
         self.sessions = sessions
         self.redactor = redactor
         self.on_result = on_result
+        self.clock = clock
         alerts = config.model.alerts
-        self.request_timeout = parse_duration(alerts.request_timeout).total_seconds()
+        self.request_timeout = alerts.request_timeout.total_seconds()
         self.max_unanswered = alerts.max_unanswered
         # Pacing and the send itself, with room: nobody else takes the event meanwhile.
         self.claim_for = timedelta(seconds=self.request_timeout + PACE) + CLAIM_MARGIN
-        self.last_post: dict[str, float] = {}  # destination -> monotonic time of last post
+        self.last_post: dict[str, float] = {}  # destination -> clock.monotonic() of last post
         self.max_workers = alerts.delivery_workers
         self.workers: ThreadPoolExecutor | None = None  # made by the first pass
         self.busy: dict[str, Future[Drained]] = {}  # destination -> its worker's pass
@@ -107,13 +114,13 @@ class Deliverer:
 
     def deliver_due(self, until: float | None = None, wait: bool = True) -> Drained:
         """Sends every event that is due now, each destination by its own worker; what must
-        wait is left for a later pass. `until` (time.monotonic()): no send goes on past it.
+        wait is left for a later pass. `until` (clock.monotonic()): no send goes on past it.
         `wait=False` starts the workers and returns at once (serve: a destination still busy
         from an earlier pass is left to its worker)."""
         with self.sessions.begin() as session:
             queue: list[Due] = [
                 (e.id, e.comparison, e.target, e.next_attempt_at)
-                for e in AlertRepository(session).due(utcnow())
+                for e in AlertRepository(session).due(self.clock.now())
             ]
         by_destination: dict[str, list[Due]] = {}
         for due in queue:
@@ -149,9 +156,9 @@ class Deliverer:
             lane = (target, comparison)
             if lane in held:
                 continue
-            if until is not None and time.monotonic() >= until:
+            if until is not None and self.clock.monotonic() >= until:
                 break
-            claim = self._claim(event_id) if when <= utcnow() else None
+            claim = self._claim(event_id) if when <= self.clock.now() else None
             if claim is None:
                 held.add(lane)
                 continue
@@ -165,7 +172,7 @@ class Deliverer:
 
     def _claim(self, event_id: int) -> datetime | None:
         """The claim's end if this deliverer now holds the event, else None."""
-        now = utcnow()
+        now = self.clock.now()
         with self.sessions.begin() as session:
             if AlertRepository(session).claim(event_id, now, self.claim_for):
                 return now + self.claim_for
@@ -185,25 +192,27 @@ class Deliverer:
             sent = Sent("failed", f"{event.target} is no longer configured for this comparison")
         else:
             self._pace(sender)
-            deadline = time.monotonic() + self.request_timeout
+            budget = self.request_timeout
             if until is not None:
-                deadline = min(deadline, until)
-            if deadline - time.monotonic() <= 0:  # no time left: not an attempt
+                budget = min(budget, until - self.clock.monotonic())
+            if budget <= 0:  # no time left: not an attempt
                 self._release(event_id, claim)
                 return "retry"
+            # The transport's deadline is on real time (time.monotonic()): so is the peer.
+            deadline = time.monotonic() + budget
             sent = sender.send(Outgoing(event_id, key, payload, thread, deadline))
         with self.sessions.begin() as session:
             event = AlertRepository(session).event(event_id)
             ours = event.claimed_until == claim
-            if event.status != "pending" or not (ours or sent.outcome == "delivered"):
+            if event.status != DeliveryStatus.PENDING or not (ours or sent.outcome == "delivered"):
                 # Another deliverer took the event meanwhile (this process stood still past
                 # its claim): unless this send was accepted, theirs is the record that counts.
                 log.warning("alert #%s: the answer came after the claim ended", event_id)
                 return "retry"
-            self._record(event, sent, utcnow())
+            self._record(event, sent, self.clock.now())
         if self.on_result is not None:
             self.on_result(event, sent)
-        return event.status if event.status != "pending" else "retry"
+        return event.status if event.status != DeliveryStatus.PENDING else "retry"
 
     def _release(self, event_id: int, claim: datetime) -> None:
         with self.sessions.begin() as session:
@@ -214,17 +223,21 @@ class Deliverer:
     def _pace(self, sender: Sender) -> None:
         last = self.last_post.get(sender.destination)
         if last is not None:
-            wait = PACE - (time.monotonic() - last)
+            wait = PACE - (self.clock.monotonic() - last)
             if wait > 0:
-                time.sleep(wait)
-        self.last_post[sender.destination] = time.monotonic()
+                self.clock.sleep(wait)
+        self.last_post[sender.destination] = self.clock.monotonic()
 
     def _record(self, event: AlertEvent, sent: Sent, now: datetime) -> None:
         event.attempts += 1
         event.claimed_until = None
         error = self.redactor.scrub(sent.error) if sent.error else None
         if sent.outcome == "delivered":
-            event.status, event.delivered_at, event.remote_ref = "delivered", now, sent.remote_ref
+            event.status, event.delivered_at, event.remote_ref = (
+                DeliveryStatus.DELIVERED,
+                now,
+                sent.remote_ref,
+            )
             event.last_error = None
             log.info("alert #%s (%s, %s) delivered", event.id, event.kind, event.target)
             return
@@ -232,7 +245,7 @@ class Deliverer:
         limit = MAX_RATE_LIMITED if sent.retry_after is not None else MAX_ATTEMPTS
         if sent.unanswered and event.attempts >= self.max_unanswered:
             # It went out and the peer may have it: not again, unless a person says so.
-            event.status = "failed"
+            event.status = DeliveryStatus.FAILED
             event.last_error = (
                 f"{error}; sent {event.attempts} times without an answer: not sent again "
                 "(`envparity alerts retry` sends it once more)"
@@ -240,7 +253,7 @@ class Deliverer:
             log.warning("alert #%s to %s failed: %s", event.id, event.target, event.last_error)
             return
         if sent.outcome == "failed" or event.attempts >= limit:
-            event.status = "failed"
+            event.status = DeliveryStatus.FAILED
             log.warning("alert #%s to %s failed for good: %s", event.id, event.target, error)
             return
         delay = sent.retry_after if sent.retry_after is not None else backoff(event.attempts)
@@ -253,7 +266,7 @@ class Deliverer:
         """Delivers until nothing is pending, or until what is left could not be sent
         within `timeout` seconds (before `envparity scan` exits): a send under way when the
         time is up is cut off then, whatever the peer does."""
-        deadline = time.monotonic() + timeout
+        deadline = self.clock.monotonic() + timeout
         total = Drained()
         try:
             while True:
@@ -266,10 +279,10 @@ class Deliverer:
                     return total
                 # Due now but not sent: another process holds it; look again shortly.
                 idle = 0.5 if not (done.delivered or done.failed) else 0.05
-                wait = max(idle, (next_due - utcnow()).total_seconds())
-                if time.monotonic() + wait > deadline:
+                wait = max(idle, (next_due - self.clock.now()).total_seconds())
+                if self.clock.monotonic() + wait > deadline:
                     return total
-                time.sleep(wait)
+                self.clock.sleep(wait)
         finally:
             self.close()
 
@@ -278,18 +291,18 @@ class Deliverer:
         the comparisons that changed without an evaluation (a waiver expiring, a crash).
         Sends go on in the workers meanwhile: a slow peer delays neither the others nor the
         catch-up."""
-        evaluator = Evaluator(self.config, self.sessions)
-        next_catch_up = 0.0
+        evaluator = Evaluator(self.config, self.sessions, self.clock)
+        next_catch_up = float("-inf")  # the first pass catches up, whatever the clock reads
         try:
             while not stop.is_set():
                 try:
-                    if time.monotonic() >= next_catch_up:
+                    if self.clock.monotonic() >= next_catch_up:
                         evaluator.catch_up()
-                        next_catch_up = time.monotonic() + catch_up_every
+                        next_catch_up = self.clock.monotonic() + catch_up_every
                     self.deliver_due(wait=False)
                 except SQLAlchemyError as exc:  # the database is away: try again later
                     log.warning("alert delivery paused: %s", type(exc).__name__)
-                stop.wait(every)
+                self.clock.wait(stop, every)
         finally:
             self.close()
 

@@ -163,8 +163,13 @@ def write(
 
 
 def evaluating_scanner(runtime: Runtime) -> Scanner:
-    """A scanner whose every stored snapshot re-evaluates the comparisons it is part of."""
-    evaluator = Evaluator(runtime.config, runtime.sessions)
+    """A scanner whose every stored snapshot re-evaluates the comparisons it is part of, both
+    on the runtime's clock."""
+    evaluator = Evaluator(runtime.config, runtime.sessions, runtime.clock)
     return Scanner(
-        runtime.config, runtime.sessions, runtime.redactor, on_stored=evaluator.after_snapshot
+        runtime.config,
+        runtime.sessions,
+        runtime.redactor,
+        on_stored=evaluator.after_snapshot,
+        clock=runtime.clock,
     )

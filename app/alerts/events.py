@@ -8,15 +8,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from app.alerts.repository import AlertRepository
-from app.clock import format_time, parse_duration
+from app.alerts.repository import AlertRepository, OpenMark
+from app.clock import format_time
 from app.config import ComparisonConfig, Config, SlackRoute
 from app.db.models import AlertEvent, OpenDrift
-from app.diff.model import SEVERITY_RANK, DriftItem
+from app.diff.model import DriftItem
 from app.reports.evaluations import Judgement
 from app.reports.model import Report
-
-OPENED, RESOLVED, REMINDER = "drift.opened", "drift.resolved", "drift.reminder"
+from app.states import DeliveryStatus, EventKind, Severity
 
 
 @dataclass(frozen=True)
@@ -24,10 +23,10 @@ class Target:
     """Where a comparison's events go: `slack` or `webhook:NAME`, from what severity."""
 
     key: str
-    min_severity: str
+    min_severity: Severity
 
     def wants(self, severity: str) -> bool:
-        return SEVERITY_RANK[severity] >= SEVERITY_RANK[self.min_severity]
+        return Severity.rank_of(severity) >= self.min_severity.rank
 
 
 @dataclass(frozen=True)
@@ -49,13 +48,13 @@ def targets_for(config: Config, comparison: ComparisonConfig) -> list[Target]:
         own = route if isinstance(route, SlackRoute) else None
         if alerts.slack is not None or (own is not None and own.webhook_url):
             severity = (own.min_severity if own else None) or (
-                alerts.slack.min_severity if alerts.slack else "warning"
+                alerts.slack.min_severity if alerts.slack else Severity.WARNING
             )
-            out.append(Target("slack", severity))
+            out.append(Target("slack", Severity(severity)))
     chosen = comparison.alerts.webhooks
     for name, hook in alerts.named_webhooks().items():
         if chosen is None or name in chosen:
-            out.append(Target(f"webhook:{name}", hook.min_severity))
+            out.append(Target(f"webhook:{name}", Severity(hook.min_severity)))
     return out
 
 
@@ -117,7 +116,7 @@ def record(
     return len(events)
 
 
-def _known(report: Report, compared: set[tuple[str, str, str]], mark: Any) -> bool:
+def _known(report: Report, compared: set[tuple[str, str, str]], mark: OpenMark) -> bool:
     """Whether the report can vouch that the drift is gone: its resource was compared, or
     nothing on either side was unknown. A failed source never resolves anything."""
     if not report.result.unknown:
@@ -126,18 +125,17 @@ def _known(report: Report, compared: set[tuple[str, str, str]], mark: Any) -> bo
 
 
 def _reminders(
-    config: Config, marks: dict[str, Any], counting: dict[str, DriftItem], now: datetime
+    config: Config, marks: dict[str, OpenMark], counting: dict[str, DriftItem], now: datetime
 ) -> set[str]:
     """Critical drift still open `repeat_after` after it opened or was last reminded."""
-    every = config.model.alerts.repeat_after
-    if not every:
+    period = config.model.alerts.repeat_after
+    if period is None:
         return set()
-    period = parse_duration(every)
     return {
         f
         for f, mark in marks.items()
         if f in counting
-        and counting[f].severity == "critical"
+        and counting[f].severity == Severity.CRITICAL
         and now - (mark.reminded_at or mark.opened_at) >= period
     }
 
@@ -186,7 +184,7 @@ def _context(
 
 
 def _event(
-    kind: str,
+    kind: EventKind,
     target: str,
     context: dict[str, Any],
     evaluation_id: int,
@@ -208,7 +206,7 @@ def _event(
         payload=payload,
         items=len(items),
         created_at=now,
-        status="pending",
+        status=DeliveryStatus.PENDING,
         attempts=0,
         next_attempt_at=now,
     )
@@ -232,12 +230,18 @@ def _events(
     }
     for target in targets:
         for kind, items in (
-            (OPENED, [item_texts[i.fingerprint] for i in opened if target.wants(i.severity)]),
             (
-                RESOLVED,
+                EventKind.OPENED,
+                [item_texts[i.fingerprint] for i in opened if target.wants(i.severity)],
+            ),
+            (
+                EventKind.RESOLVED,
                 [resolved_texts[r.fingerprint] for r in resolved if target.wants(r.severity)],
             ),
-            (REMINDER, [item_texts[i.fingerprint] for i in reminded if target.wants(i.severity)]),
+            (
+                EventKind.REMINDER,
+                [item_texts[i.fingerprint] for i in reminded if target.wants(i.severity)],
+            ),
         ):
             if items:
                 events.append(_event(kind, target.key, context, evaluation_id, items, now))

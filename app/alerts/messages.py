@@ -6,8 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from app.alerts.events import OPENED, RESOLVED
-from app.diff.model import SEVERITY_RANK
+from app.states import Change, EventKind, Severity
 
 # Slack's limits (https://docs.slack.dev/reference/block-kit/blocks).
 MAX_BLOCKS = 50
@@ -17,8 +16,14 @@ MAX_FALLBACK = 3000  # the notification text; Slack truncates far later, people 
 # What we show: the worst items, each kept short; the rest is counted and linked.
 TOP_ITEMS = 20
 MAX_VALUE = 300
+# Changes whose two values are worth showing (a leak or a reused secret is told by its detail).
+_VALUE_CHANGES = (Change.ADDED, Change.REMOVED, Change.CHANGED)
 
-_ICON = {"critical": ":red_circle:", "warning": ":large_orange_circle:", "info": ":white_circle:"}
+_ICON = {
+    Severity.CRITICAL: ":red_circle:",
+    Severity.WARNING: ":large_orange_circle:",
+    Severity.INFO: ":white_circle:",
+}
 
 
 def escape(text: str) -> str:
@@ -46,16 +51,16 @@ def _counts(items: list[dict[str, Any]]) -> str:
     for item in items:
         counts[item["severity"]] = counts.get(item["severity"], 0) + 1
     return " · ".join(
-        f"{_ICON[s]} {counts[s]:,} {s}" for s in ("critical", "warning", "info") if s in counts
+        f"{_ICON[s]} {counts[s]:,} {s}" for s in Severity.worst_first() if s in counts
     )
 
 
 def _title(event: dict[str, Any]) -> str:
     arrow = f"{event['source']} → {event['target']}"
     n = len(event["items"])
-    if event["event"] == OPENED:
+    if event["event"] == EventKind.OPENED:
         return f"{arrow}: {_plural(n, 'new drift item')}"
-    if event["event"] == RESOLVED:
+    if event["event"] == EventKind.RESOLVED:
         return f"{arrow}: {_plural(n, 'drift item')} resolved"
     return f"{arrow}: {_plural(n, 'critical drift item')} still open"
 
@@ -66,12 +71,12 @@ def _item_text(event: dict[str, Any], item: dict[str, Any]) -> str:
         f"`{escape(_cut(item['key'], 200))}` `{escape(_cut(item['path'], 300))}` "
         f"({escape(item['change'])})"
     )
-    if event["event"] == RESOLVED:
+    if event["event"] == EventKind.RESOLVED:
         return _cut(f"{head}\nopen since {item.get('opened_at') or '?'}", MAX_SECTION)
     lines = [head]
     if item.get("detail"):
         lines.append(escape(_cut(str(item["detail"]), MAX_VALUE)))
-    if item["change"] in ("added", "removed", "changed"):
+    if item["change"] in _VALUE_CHANGES:
         lines.append(f"{escape(event['source'])}: {_value(item.get('left'))}")
         lines.append(f"{escape(event['target'])}: {_value(item.get('right'))}")
     if item.get("first_seen"):
@@ -83,7 +88,7 @@ def blocks_for(event: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     """The fallback text and the blocks of one event's message."""
     items = sorted(
         event["items"],
-        key=lambda i: (-SEVERITY_RANK[i["severity"]], i["category"], i["key"], i["path"]),
+        key=lambda i: (-Severity.rank_of(i["severity"]), i["category"], i["key"], i["path"]),
     )
     title = _title(event)
     url = event.get("report_url")

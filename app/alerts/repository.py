@@ -7,14 +7,26 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Row, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.db.models import AlertEvent, ComparisonState, Evaluation, OpenDrift
 from app.errors import Conflict, NotFound
 from app.snapshots.store import batched
+from app.states import DeliveryStatus, Severity
 
-EVENT_STATUSES = ("pending", "delivered", "failed")
+# An open drift row's fingerprint, identity (category, resource type, key) and times.
+OpenMark = Row[str, str, str, str, datetime, datetime | None]
+
+
+def severity_counts(evaluation: Evaluation) -> dict[Severity, int]:
+    """An evaluation's unwaived drift items by severity (a column each), worst first."""
+    columns = {
+        Severity.CRITICAL: evaluation.critical,
+        Severity.WARNING: evaluation.warning,
+        Severity.INFO: evaluation.info,
+    }
+    return {severity: columns[severity] for severity in Severity.worst_first()}
 
 
 class AlertRepository:
@@ -61,7 +73,7 @@ class AlertRepository:
             found.update((row.fingerprint, row) for row in rows)
         return found
 
-    def open_marks(self, comparison: str) -> dict[str, Any]:
+    def open_marks(self, comparison: str) -> dict[str, OpenMark]:
         """Each open fingerprint's identity and times, without loading whole rows (an
         evaluation compares thousands of them under the comparison's lock)."""
         rows = self.session.execute(
@@ -98,7 +110,7 @@ class AlertRepository:
             raise NotFound(f"no alert event #{event_id}")
         return event
 
-    def events(self, status: str | None = None, limit: int = 100) -> list[AlertEvent]:
+    def events(self, status: DeliveryStatus | None = None, limit: int = 100) -> list[AlertEvent]:
         query = select(AlertEvent).order_by(AlertEvent.id.desc()).limit(limit)
         if status:
             query = query.where(AlertEvent.status == status)
@@ -119,7 +131,7 @@ class AlertRepository:
             self.session.scalars(
                 select(AlertEvent)
                 .where(
-                    AlertEvent.status == "pending",
+                    AlertEvent.status == DeliveryStatus.PENDING,
                     (AlertEvent.claimed_until.is_(None)) | (AlertEvent.claimed_until < now),
                 )
                 .order_by(AlertEvent.id)
@@ -129,13 +141,17 @@ class AlertRepository:
 
     def next_due(self) -> datetime | None:
         return self.session.scalar(
-            select(func.min(AlertEvent.next_attempt_at)).where(AlertEvent.status == "pending")
+            select(func.min(AlertEvent.next_attempt_at)).where(
+                AlertEvent.status == DeliveryStatus.PENDING
+            )
         )
 
     def pending(self) -> int:
         return (
             self.session.scalar(
-                select(func.count()).select_from(AlertEvent).where(AlertEvent.status == "pending")
+                select(func.count())
+                .select_from(AlertEvent)
+                .where(AlertEvent.status == DeliveryStatus.PENDING)
             )
             or 0
         )
@@ -147,7 +163,7 @@ class AlertRepository:
             update(AlertEvent)
             .where(
                 AlertEvent.id == event_id,
-                AlertEvent.status == "pending",
+                AlertEvent.status == DeliveryStatus.PENDING,
                 (AlertEvent.claimed_until.is_(None)) | (AlertEvent.claimed_until < now),
             )
             .values(claimed_until=now + hold)
@@ -162,7 +178,7 @@ class AlertRepository:
             .where(
                 AlertEvent.comparison == comparison,
                 AlertEvent.target == target,
-                AlertEvent.status == "delivered",
+                AlertEvent.status == DeliveryStatus.DELIVERED,
                 AlertEvent.remote_ref.startswith(prefix, autoescape=True),
             )
             .order_by(AlertEvent.id)
@@ -171,11 +187,11 @@ class AlertRepository:
 
     def retry(self, event_id: int, now: datetime) -> AlertEvent:
         event = self.event(event_id)
-        if event.status != "failed":
+        if event.status != DeliveryStatus.FAILED:
             raise Conflict(
                 f"alert event #{event_id} is {event.status}: only failed ones are retried"
             )
-        event.status = "pending"
+        event.status = DeliveryStatus.PENDING
         event.attempts = 0
         event.next_attempt_at = now
         event.claimed_until = None

@@ -12,9 +12,10 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from app.alerts.messages import blocks_for
 from app.alerts.transport import Answer, Unanswered, Unsent, post
@@ -24,9 +25,13 @@ DEFAULT_RETRY_AFTER = 30.0  # a 429 without a usable Retry-After
 USER_AGENT = "envparity-alerts"
 
 
+# Delivered; to retry (when the peer said, or with the usual backoff); failed for good.
+SendOutcome = Literal["delivered", "retry", "failed"]
+
+
 @dataclass(frozen=True)
 class Sent:
-    outcome: str  # delivered | retry | failed
+    outcome: SendOutcome
     error: str | None = None
     retry_after: float | None = None  # seconds, when the peer said (429 Retry-After)
     remote_ref: str | None = None
@@ -71,7 +76,7 @@ def retry_after(value: str | None) -> float:
         return DEFAULT_RETRY_AFTER
 
 
-def judge(status: int, headers: Any, body: str) -> Sent:
+def judge(status: int, headers: Mapping[str, str], body: str) -> Sent:
     """2xx delivered; 429 and 5xx retried (429 after Retry-After); any other answer is
     permanent (404 no such hook, 403 invalid token, 400 bad payload): failed."""
     if 200 <= status < 300:
@@ -169,7 +174,7 @@ class SlackBot:
         return Sent("failed", f"HTTP {answer.status}: {error or 'refused'}")
 
 
-def _header(headers: Any, name: str) -> str | None:
+def _header(headers: Mapping[str, str], name: str) -> str | None:
     """A header from a mapping whatever its case."""
     for key, value in (headers or {}).items():
         if key.lower() == name.lower():

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
 from app.alerts.repository import AlertRepository
 from app.api.schemas import ERRORS, MAX_ID, AlertEventOut, answer, link
-from app.db.base import utcnow
+from app.clock import format_time, utcnow
 from app.db.models import AlertEvent
 from app.deps import Read, SessionDep, Write
-from app.snapshots.schemas import format_time
+from app.states import DeliveryStatus
 
 router = APIRouter(tags=["alerts"], responses=ERRORS)
 
@@ -28,7 +28,7 @@ def event_json(event: AlertEvent) -> dict[str, Any]:
         "last_error": event.last_error,
         "created_at": format_time(event.created_at),
         "next_attempt_at": format_time(event.next_attempt_at)
-        if event.status == "pending"
+        if event.status == DeliveryStatus.PENDING
         else None,
         "delivered_at": format_time(event.delivered_at) if event.delivered_at else None,
     }
@@ -53,7 +53,7 @@ def event_json(event: AlertEvent) -> dict[str, Any]:
 )
 def alerts(
     session: SessionDep,
-    status: Literal["pending", "delivered", "failed"] | None = None,
+    status: DeliveryStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
     """Outbox events, newest first; `status=failed` lists those that need a person."""

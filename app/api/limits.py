@@ -4,7 +4,6 @@ and refused with 413 past its endpoint's limit; an API body without a token is r
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
@@ -13,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.config import ServerConfig
 from app.deps import TOKEN_REQUIRED
+from app.runtime import Runtime
 
 KB = 1024
 MB = 1024 * KB
@@ -110,7 +110,7 @@ class BodyLimit:
 
 
 def _server(scope: Scope) -> ServerConfig:
-    runtime: Any = getattr(scope["app"].state, "runtime", None)
+    runtime: Runtime | None = getattr(scope["app"].state, "runtime", None)
     return runtime.config.model.server if runtime is not None else ServerConfig()
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -25,15 +24,14 @@ from app.api.schemas import (
     link,
     refuse_nul,
 )
-from app.clock import parse_expiry
-from app.db.base import utcnow
+from app.clock import utcnow
 from app.deps import Gate, Read, RuntimeDep, SessionDep, Write
 from app.diff.model import Waiver
-from app.errors import InvalidInput
 from app.gate import service as gate_service
 from app.reports import render
 from app.reports import service as reports
 from app.reports.stored import stored_report
+from app.runtime import Runtime
 from app.snapshots.schemas import load_json
 from app.waivers import service as waivers
 from app.waivers.repository import WaiverRepository, as_waiver
@@ -52,7 +50,9 @@ REPORT = answer(
 # A stored report is returned as its stored text (a Response, not re-validated); one computed
 # now is checked against ReportOut.
 @router.get("/diff", dependencies=[Read], response_model=ReportOut, responses={200: REPORT})
-def diff(left: str, right: str, runtime: RuntimeDep, session: SessionDep) -> Any:
+def diff(
+    left: str, right: str, runtime: RuntimeDep, session: SessionDep
+) -> Response | dict[str, Any]:
     """Two refs compared: `ENV`, `ENV@baseline`, `ENV@ID` or `ENV@<ISO time>` (a declared
     comparison's latest snapshots: its stored report, while it holds)."""
     now = utcnow()
@@ -99,7 +99,9 @@ def comparisons(runtime: RuntimeDep) -> list[dict[str, Any]]:
     response_model=ReportOut,
     responses={200: REPORT},
 )
-def comparison_report(source: str, target: str, runtime: RuntimeDep, session: SessionDep) -> Any:
+def comparison_report(
+    source: str, target: str, runtime: RuntimeDep, session: SessionDep
+) -> Response | dict[str, Any]:
     """The latest snapshots compared: the report stored by the last evaluation while it
     still holds, else computed now."""
     runtime.config.environment(source)
@@ -107,7 +109,7 @@ def comparison_report(source: str, target: str, runtime: RuntimeDep, session: Se
     return diff(source, target, runtime, session)
 
 
-def report_url(runtime: Any, source: str, target: str) -> str:
+def report_url(runtime: Runtime, source: str, target: str) -> str:
     base = runtime.config.model.server.public_url or ""
     return f"{base.rstrip('/')}/api/v1/comparisons/{source}/{target}/report"
 
@@ -168,7 +170,8 @@ async def gate(
 
 class WaiverIn(BaseModel):
     """A waiver to store. Its strings are what the waivers table holds on every database: no
-    NUL character (PostgreSQL refuses one), none longer than its column."""
+    NUL character (PostgreSQL refuses one), none longer than its column (the rule of
+    app.waivers.service.unstorable, declared here for the schema and the 422's paths)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -177,12 +180,18 @@ class WaiverIn(BaseModel):
         description="Why the difference is expected (not blank)",
         json_schema_extra=NO_NUL,
     )
-    comparison: str | None = Field(default=None, max_length=210, json_schema_extra=NO_NUL)
+    comparison: str | None = Field(
+        default=None, max_length=waivers.MAX_LENGTH["comparison"], json_schema_extra=NO_NUL
+    )
     category: Category | None = None
-    resource_type: str | None = Field(default=None, max_length=200, json_schema_extra=NO_NUL)
+    resource_type: str | None = Field(
+        default=None, max_length=waivers.MAX_LENGTH["resource_type"], json_schema_extra=NO_NUL
+    )
     key: str | None = Field(default=None, json_schema_extra=NO_NUL)
     path: str | None = Field(default=None, json_schema_extra=NO_NUL)
-    owner: str | None = Field(default=None, max_length=200, json_schema_extra=NO_NUL)
+    owner: str | None = Field(
+        default=None, max_length=waivers.MAX_LENGTH["owner"], json_schema_extra=NO_NUL
+    )
     expires: str | None = Field(
         default=None,
         description="ISO date or time (UTC if no offset), after now",
@@ -197,16 +206,9 @@ class WaiverIn(BaseModel):
         """A time that leaves the years 1-9999 once turned to UTC (0001-01-01T00:00+14:00)
         names no moment that can be stored or shown. Anything else wrong with it (not a
         time, not after now) the waiver service says, as for `envparity waiver add`."""
-        if value is None:
-            return value
-        try:
-            expires = parse_expiry(value)
-        except InvalidInput:
-            return value
-        try:
-            expires.astimezone(UTC)
-        except OverflowError:
-            raise ValueError("lies outside the years 1 to 9999 in UTC") from None
+        problem = waivers.unstorable("expires", value)
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
 

@@ -14,17 +14,27 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.config import Severity
 from app.db.types import MAX_ID as MAX_ID  # the routers take it from here
-from app.diff.model import Change
+from app.states import (
+    Change,
+    DeliveryStatus,
+    EventKind,
+    GateStatus,
+    ScanStatus,
+    ScanTrigger,
+    Severity,
+    SideName,
+    SnapshotOrigin,
+    SnapshotStatus,
+    SourceStatus,
+    WaiverOrigin,
+)
 from collectors.base import Category
 
 API = "/api/v1"
 
-# Every time in a body: ISO 8601 in UTC with a Z (app.snapshots.schemas.format_time).
+# Every time in a body: ISO 8601 in UTC with a Z (app.clock.format_time).
 Time = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
-SnapshotStatus = Literal["complete", "partial", "failed"]
-ScanStatus = Literal["running", "complete", "partial", "failed", "abandoned"]
 
 
 def refuse_nul(value: object) -> object:
@@ -93,7 +103,7 @@ class ScanOut(Body):
     id: int
     environment: str
     status: ScanStatus
-    trigger: Literal["cli", "api", "scheduler"]
+    trigger: ScanTrigger
     started_at: Time
     finished_at: Time | None
     snapshot_id: int | None
@@ -115,7 +125,7 @@ class SnapshotSourceOut(Body):
 
     name: str
     type: str
-    status: Literal["ok", "failed"]
+    status: SourceStatus
     error: str | None
     duration_ms: int | None = Field(description="None for a pushed source")
     resource_count: int
@@ -128,7 +138,7 @@ class SnapshotOut(Body):
     environment: str
     taken_at: Time
     status: SnapshotStatus
-    origin: Literal["scan", "push"]
+    origin: SnapshotOrigin
     resource_count: int
     sources: list[SnapshotSourceOut]
 
@@ -199,7 +209,7 @@ class ReportSummary(Body):
 class UnknownSource(Body):
     """A source that failed on one side: its resources could not be compared."""
 
-    side: Literal["left", "right"]
+    side: SideName
     environment: str
     source: str
     error: str | None
@@ -210,7 +220,7 @@ class WaiverRef(Body):
     """The waiver (a config `ignore:` rule or a stored one) that covers a drift item."""
 
     id: int | None = Field(description="None for the config's ignore rules")
-    origin: Literal["config", "database"]
+    origin: WaiverOrigin
     reason: str
     owner: str | None
     expires: Time | None
@@ -270,7 +280,7 @@ class GateAnswer(Body):
     """May SOURCE be promoted to TARGET; `pass` is true only with `status: pass`."""
 
     passed: bool = Field(alias="pass")
-    status: Literal["pass", "fail", "stale", "partial", "missing"]
+    status: GateStatus
     source: str
     target: str
     reasons: list[str]
@@ -283,7 +293,7 @@ class WaiverOut(Body):
     """A stored waiver."""
 
     id: int
-    origin: Literal["config", "database"]
+    origin: WaiverOrigin
     reason: str
     owner: str | None
     expires: Time | None
@@ -302,10 +312,10 @@ class AlertEventOut(Body):
 
     id: int
     comparison: str
-    event: Literal["drift.opened", "drift.resolved", "drift.reminder"]
+    event: EventKind
     target: str = Field(description="`slack` or `webhook:NAME`")
     items: int
-    status: Literal["pending", "delivered", "failed"]
+    status: DeliveryStatus
     attempts: int
     last_error: str | None
     created_at: Time

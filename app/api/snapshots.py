@@ -28,12 +28,15 @@ from app.api.schemas import (
     inline_schema,
     link,
 )
+from app.clock import format_time
 from app.db.models import Scan, Snapshot
 from app.deps import Read, RuntimeDep, SessionDep, Write
 from app.errors import InvalidInput, NotFound, ScanInProgress
+from app.runtime import Runtime
 from app.snapshots import service
 from app.snapshots.repository import SnapshotRepository
-from app.snapshots.schemas import PushDocument, format_time, load_json
+from app.snapshots.schemas import PushDocument, load_json
+from app.states import ScanStatus, ScanTrigger
 from collectors.base import CATEGORIES
 
 router = APIRouter(tags=["environments"], responses=ERRORS)
@@ -131,14 +134,14 @@ def list_environments(runtime: RuntimeDep, session: SessionDep) -> list[dict[str
     ]
 
 
-def environment_json(repo: SnapshotRepository, name: str, runtime: Any) -> dict[str, Any]:
+def environment_json(repo: SnapshotRepository, name: str, runtime: Runtime) -> dict[str, Any]:
     env = runtime.config.environment(name)
     latest = repo.latest(name)
     baseline = repo.baseline(name)
     return {
         "name": name,
         "vars": env.vars,
-        "schedule": env.schedule,
+        "schedule": env.schedule_text,
         "push_only": env.push_only,
         "sources": [{"name": s.name, "type": s.type} for s in env.sources],
         "latest_snapshot": snapshot_json(latest) if latest else None,
@@ -250,7 +253,7 @@ async def push_snapshot(name: str, request: Request, runtime: RuntimeDep) -> JSO
             # validation refuses one in a name; one in the attributes surfaces only when they
             # are encoded to be stored. Rolled back: nothing of the push is stored.
             raise _not_text(data) from None
-        Evaluator(runtime.config, runtime.sessions).after_snapshot(name)
+        Evaluator(runtime.config, runtime.sessions, runtime.clock).after_snapshot(name)
         return stored
 
     snapshot_id, status = await run_in_threadpool(store)
@@ -291,7 +294,7 @@ async def start_scan(
     done, without holding a worker thread."""
     scanner = evaluating_scanner(runtime)
     try:
-        scan_id = await run_in_threadpool(scanner.start, name, trigger="api")
+        scan_id = await run_in_threadpool(scanner.start, name, trigger=ScanTrigger.API)
     except ScanInProgress as exc:
         if not wait:
             return JSONResponse(
@@ -354,7 +357,7 @@ POLL_SECONDS = 0.5
 
 
 async def _when_done(
-    runtime: Any, scan_id: int, timeout: float, finished: Future[None] | None
+    runtime: Runtime, scan_id: int, timeout: float, finished: Future[None] | None
 ) -> JSONResponse:
     """The scan once it has finished (200), or its id if still running at `timeout` (202).
 
@@ -382,10 +385,10 @@ async def _when_done(
             await asyncio.sleep(min(POLL_SECONDS, remaining))
 
 
-def _finished_scan(runtime: Any, scan_id: int) -> dict[str, Any] | None:
+def _finished_scan(runtime: Runtime, scan_id: int) -> dict[str, Any] | None:
     with runtime.sessions.begin() as session:
         scan = SnapshotRepository(session).scan(scan_id)
-        return None if scan.status == "running" else scan_json(scan)
+        return None if scan.status == ScanStatus.RUNNING else scan_json(scan)
 
 
 @router.get(

@@ -10,13 +10,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from app.db.base import utcnow
+from app.clock import utcnow
 from app.db.models import Token
 from app.errors import InvalidInput, NotFound
+from app.states import Scope
 
 PREFIX = "envp_"
-SCOPES = ("read", "gate", "write", "admin")
-SCOPE_RANK = {scope: rank for rank, scope in enumerate(SCOPES)}
+SCOPES: tuple[Scope, ...] = tuple(Scope)  # smallest first
 # last_used_at is written at most this often per token: a busy CI should not make
 # every gate request a write.
 LAST_USED_EVERY = timedelta(minutes=1)
@@ -26,9 +26,9 @@ def digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def allows(granted: str, needed: str) -> bool:
+def allows(granted: str, needed: Scope) -> bool:
     """`read` < `gate` < `write` < `admin`: a scope includes the ones below it."""
-    return SCOPE_RANK[granted] >= SCOPE_RANK[needed]
+    return Scope(granted).includes(needed)
 
 
 class TokenRepository:
@@ -42,7 +42,7 @@ class TokenRepository:
         token = PREFIX + secrets.token_urlsafe(32)  # 256 bits
         row = Token(
             name=name,
-            scope=scope,
+            scope=Scope(scope),
             digest=digest(token),
             prefix=token[: len(PREFIX) + 4],
             expires_at=expires_at,

@@ -4,7 +4,7 @@ alert outbox."""
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -16,17 +16,25 @@ from app.cli.common import (
     err,
     errors,
     group,
+    one_of,
     out,
     runtime,
     unit_of_work,
 )
 from app.clock import format_time, parse_expiry, utcnow
 from app.errors import InvalidInput
+from app.states import DeliveryStatus, Scope
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from app.auth.tokens import TokenRepository
 
 baseline_app = group("The approved snapshot of an environment.")
 waiver_app = group("Reviewed, expected differences.")
 token_app = group("API tokens.")
 alerts_app = group("The alert outbox: what was sent, what waits, what failed.")
+_STATE_COLOURS: dict[str, str] = {DeliveryStatus.DELIVERED: "green", DeliveryStatus.FAILED: "red"}
 
 
 @baseline_app.command("set")
@@ -146,7 +154,7 @@ def waiver_rm(
 # --------------------------------------------------------------------------- tokens
 
 
-def _tokens(session: Any) -> Any:
+def _tokens(session: Session) -> TokenRepository:
     from app.auth.tokens import TokenRepository
 
     return TokenRepository(session)
@@ -154,7 +162,7 @@ def _tokens(session: Any) -> Any:
 
 @token_app.command("create")
 def token_create(
-    scope: Annotated[str, typer.Option(help="read, gate, write or admin.")],
+    scope: Annotated[str, typer.Option(help=f"{one_of(Scope)}.")],
     name: Annotated[str, typer.Option(help="What the token is for (a CI job, a dashboard).")] = "",
     expires: Annotated[str | None, typer.Option(help="ISO date or time it stops working.")] = None,
     config: ConfigOption = None,
@@ -217,22 +225,24 @@ def token_revoke(
 @alerts_app.command("list")
 def alerts_list(
     status: Annotated[
-        str | None, typer.Option(help="Only events in this state: pending, delivered or failed.")
+        str | None,
+        typer.Option(help=f"Only events in this state: {one_of(DeliveryStatus)}."),
     ] = None,
     limit: Annotated[int, typer.Option(help="How many, newest first.")] = 50,
     config: ConfigOption = None,
 ) -> None:
     """The outbox's events, newest first, with their delivery state and last error."""
-    from app.alerts.repository import EVENT_STATUSES, AlertRepository
+    from app.alerts.repository import AlertRepository
 
     with errors():
-        if status is not None and status not in EVENT_STATUSES:
-            raise InvalidInput(f"--status must be one of {', '.join(EVENT_STATUSES)}")
+        if status is not None and status not in DeliveryStatus.values():
+            raise InvalidInput(f"--status must be one of {', '.join(DeliveryStatus)}")
+        wanted = DeliveryStatus(status) if status is not None else None
         with unit_of_work(config) as (_rt, session):
             table = Table("id", "comparison", "event", "target", "items", "created", "state",
                           "attempts", "last error")  # fmt: skip
-            for e in AlertRepository(session).events(status, limit):
-                colour = {"delivered": "green", "failed": "red"}.get(e.status, "yellow")
+            for e in AlertRepository(session).events(wanted, limit):
+                colour = _STATE_COLOURS.get(e.status, "yellow")
                 table.add_row(
                     str(e.id),
                     e.comparison,

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, Any
 
 import typer
@@ -32,11 +33,12 @@ from app.cli.common import (
     setup_logging,
     unit_of_work,
 )
-from app.config import find_config_path, load_config
+from app.config import Config, find_config_path, load_config
 from app.db import migrate
 from app.db.session import make_engine
 from app.errors import EnvparityError, ScanInProgress
 from app.settings import get_settings
+from app.states import ScanTrigger, SnapshotStatus
 from collectors import registry
 from collectors.base import FetchContext
 
@@ -78,7 +80,7 @@ def validate(
             )
             for options in env.sources:
                 outcome = run_source(options, ctx, redactor)
-                failures += outcome.status != "ok"
+                failures += outcome.status != "ok"  # the collectors' Literal
                 print_outcome(env.name, outcome)
         url = runtime_mod.database_url_for(settings, cfg)
         shown = url.render_as_string(hide_password=True)
@@ -102,7 +104,12 @@ def validate(
 
 # --------------------------------------------------------------------------- scan
 
-_EXIT_BY_STATUS = {"complete": 0, "partial": 1, "failed": 2}
+_EXIT_BY_STATUS = {SnapshotStatus.COMPLETE: 0, SnapshotStatus.PARTIAL: 1, SnapshotStatus.FAILED: 2}
+_COLOURS = {
+    SnapshotStatus.COMPLETE: "green",
+    SnapshotStatus.PARTIAL: "yellow",
+    SnapshotStatus.FAILED: "red",
+}
 
 
 def scan(
@@ -124,7 +131,7 @@ def scan(
     raise typer.Exit(worst)
 
 
-def _scan_targets(cfg: Any, names: list[str], all_: bool) -> list[str]:
+def _scan_targets(cfg: Config, names: list[str], all_: bool) -> list[str]:
     if all_:
         skipped = [e.name for e in cfg.environments.values() if e.push_only]
         if skipped:
@@ -156,7 +163,7 @@ def _stop_on_signals() -> Iterator[None]:
     cannot be interrupted (an HTTP read) to reach their timeout."""
     from collectors import commands
 
-    def stop(signum: int, _frame: Any) -> None:
+    def stop(signum: int, _frame: FrameType | None) -> None:
         commands.terminate_all()
         raise _Stopped(signum)
 
@@ -184,7 +191,7 @@ def run_scans(rt: runtime_mod.Runtime, names: list[str], wait: float) -> int:
     with _stop_on_signals(), progress() as shown:
         for name in names:
             try:
-                result = scanner.scan(name, trigger="cli", progress=shown, wait=wait)
+                result = scanner.scan(name, trigger=ScanTrigger.CLI, progress=shown, wait=wait)
             except ScanInProgress as exc:
                 err.print(f"[yellow]{escape(exc.message)}[/yellow] (use --wait SECONDS to wait)")
                 worst = 2
@@ -197,8 +204,8 @@ def run_scans(rt: runtime_mod.Runtime, names: list[str], wait: float) -> int:
     for column in ("environment", "snapshot", "status", "sources ok", "resources"):
         table.add_column(column)
     for r in results:
-        colour = {"complete": "green", "partial": "yellow", "failed": "red"}[r.status]
-        ok = sum(s.status == "ok" for s in r.sources)
+        colour = _COLOURS[r.status]
+        ok = sum(s.status == "ok" for s in r.sources)  # SourceOutcome: the collectors' Literal
         table.add_row(
             r.environment,
             f"#{r.snapshot_id}",
@@ -245,7 +252,7 @@ def push(
                     session, rt.config, environment, data, rt.redactor
                 )
             out.print(f"{environment}: stored snapshot #{snapshot_id} ({status})")
-            Evaluator(rt.config, rt.sessions).after_snapshot(environment)
+            Evaluator(rt.config, rt.sessions, rt.clock).after_snapshot(environment)
             deliver_alerts(rt)
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -16,15 +16,15 @@ from rich.markup import escape
 from sqlalchemy.exc import SQLAlchemyError
 
 from app import runtime as runtime_mod
-from app.clock import parse_duration
 from app.errors import EnvparityError, InvalidInput
 from app.reports import FORMATS
 from app.settings import get_settings
 from collectors.base import CATEGORIES
 
 if TYPE_CHECKING:  # the heavier modules load in the commands that use them
-    from rich.progress import Progress
+    from rich.progress import Progress, TaskID
 
+    from app.snapshots.service import ScanProgress
     from collectors.runner import SourceOutcome
 
 # No emoji codes: `tag:KEY:` in a message must print as written.
@@ -67,18 +67,6 @@ CategoryOption = Annotated[
 def group(help: str) -> typer.Typer:
     """A group of subcommands (`envparity db ...`), built as every group is."""
     return typer.Typer(help=help, no_args_is_help=True, rich_markup_mode=None)
-
-
-def render() -> Any:
-    from app.reports import render  # Rich tables and XML: not needed to print stored JSON
-
-    return render
-
-
-def gate_service() -> Any:
-    from app.gate import service
-
-    return service
 
 
 @contextmanager
@@ -129,6 +117,12 @@ unit_of_work = runtime_mod.unit_of_work
 # --------------------------------------------------------------------------- output
 
 
+def one_of(values: Iterable[str]) -> str:
+    """`read, gate, write or admin`: the values of a set, for a help text."""
+    *most, last = values
+    return f"{', '.join(most)} or {last}" if most else last
+
+
 def categories_of(values: list[str] | None) -> set[str] | None:
     """`--category` values, checked; None when none narrows anything."""
     if not values:
@@ -156,7 +150,7 @@ def emit(text: str, output: Path | None) -> None:
 
 
 def outcome_line(environment: str, outcome: SourceOutcome) -> str:
-    if outcome.status == "ok":
+    if outcome.status == "ok":  # a SourceOutcome's status: the collectors' Literal
         return (
             f"{escape(environment)}: {escape(outcome.name)} [green]ok[/green] "
             f"({len(outcome.resources)} resources, {outcome.duration_ms} ms)"
@@ -180,7 +174,7 @@ class _PlainProgress:
 class _RichProgress:
     def __init__(self, progress: Progress) -> None:
         self.progress = progress
-        self.tasks: dict[str, Any] = {}
+        self.tasks: dict[str, TaskID] = {}
 
     def started(self, environment: str, sources: list[str]) -> None:
         self.tasks[environment] = self.progress.add_task(environment, total=len(sources))
@@ -191,7 +185,7 @@ class _RichProgress:
 
 
 @contextmanager
-def progress() -> Iterator[Any]:
+def progress() -> Iterator[ScanProgress]:
     """A scan's progress: a bar on a terminal, a line per source otherwise."""
     if not out.is_terminal:
         yield _PlainProgress()
@@ -216,8 +210,8 @@ def deliver_alerts(rt: runtime_mod.Runtime) -> None:
     alerts = rt.config.model.alerts
     from app.alerts.deliver import Deliverer
 
-    deliverer = Deliverer(rt.config, rt.sessions, rt.redactor)
-    done = deliverer.drain(parse_duration(alerts.deliver_timeout).total_seconds())
+    deliverer = Deliverer(rt.config, rt.sessions, rt.redactor, clock=rt.clock)
+    done = deliverer.drain(alerts.deliver_timeout.total_seconds())
     if done.delivered or done.failed or done.pending:
         parts = [f"{done.delivered} delivered"]
         if done.failed:

@@ -17,16 +17,15 @@ from app.cli.common import (
     categories_of,
     emit,
     errors,
-    gate_service,
     out,
     output_format,
-    render,
     runtime,
     setup_logging,
     unit_of_work,
 )
 from app.clock import utcnow
 from app.settings import get_settings
+from app.states import GateStatus
 
 if TYPE_CHECKING:
     from app.gate.service import GateResult
@@ -61,13 +60,15 @@ def diff(
                 with rt.sessions.begin() as session:
                     report = reports.compare_refs(session, rt.config, left, right, now)
         if categories:
-            from app.reports.service import only_categories
+            from app.reports.model import only_categories
 
             report = only_categories(report, categories)
+        from app.reports import render  # Rich tables and XML: not needed to print stored JSON
+
         if chosen == "table" and output is None:
-            out.print(render().to_rich(report))
+            out.print(render.to_rich(report))
         else:
-            emit(render().render(report, chosen), output)
+            emit(render.render(report, chosen), output)
     raise typer.Exit(1 if report.counting else 0)
 
 
@@ -85,6 +86,8 @@ def gate(
     config: ConfigOption = None,
 ) -> None:
     """May SOURCE be promoted to TARGET? Exit 0 pass, 1 fail, 2 cannot evaluate."""
+    from app.gate import service as gate_service
+
     setup_logging()
     with errors():
         if api:
@@ -96,12 +99,12 @@ def gate(
             chosen = output_format(fmt)
             categories = categories_of(category)
             with unit_of_work(config) as (rt, session):
-                result = gate_service().evaluate(
+                result = gate_service.evaluate(
                     session, rt.config, source, target, utcnow(), categories=categories
                 )
             print_gate(result, chosen, output)
             status = result.status
-    code: int = gate_service().EXIT_BY_STATUS.get(status, 2)
+    code = gate_service.EXIT_BY_STATUS.get(status, 2)
     raise typer.Exit(code)
 
 
@@ -136,10 +139,12 @@ def _remote_gate(
 
 def print_gate(result: GateResult, fmt: str, output: Path | None, details: bool = True) -> None:
     """A gate's answer in `fmt`; on the table, the failing drift too unless not `details`."""
+    from app.reports import render
+
     if fmt != "table":
-        emit(render().gate_text(result, fmt), output)
+        emit(render.gate_text(result, fmt), output)
         return
-    colour = {"pass": "green", "fail": "red"}.get(result.status, "yellow")
+    colour = {GateStatus.PASS: "green", GateStatus.FAIL: "red"}.get(result.status, "yellow")
     out.print(
         f"gate {result.source} -> {result.target}: [{colour}]{result.status.upper()}[/{colour}]"
     )
@@ -148,10 +153,10 @@ def print_gate(result: GateResult, fmt: str, output: Path | None, details: bool 
     if result.report_url:
         out.print(f"  report: {result.report_url}")
     if details and result.report is not None and result.failing:
-        from app.reports import service as reports
+        from app.reports.model import only_fingerprints
 
         out.print(
-            render().to_rich(
-                reports.only_fingerprints(result.report, {i["fingerprint"] for i in result.failing})
+            render.to_rich(
+                only_fingerprints(result.report, {i["fingerprint"] for i in result.failing})
             )
         )

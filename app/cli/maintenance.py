@@ -14,6 +14,7 @@ from app.cli.common import ConfigOption, errors, group, out, runtime, unit_of_wo
 from app.clock import format_time, utcnow
 from app.db import migrate
 from app.errors import InvalidInput
+from app.states import SourceStatus
 
 db_app = group("Database maintenance.")
 snapshots_app = group("Stored snapshots: list them, remove one.")
@@ -78,7 +79,7 @@ def snapshots_list(
         rows = SnapshotRepository(session).list_snapshots(environment, max(1, limit))
         table = Table("id", "taken at", "origin", "status", "sources", "resources")
         for snapshot in rows:
-            ok = sum(s.status == "ok" for s in snapshot.sources)
+            ok = sum(s.status == SourceStatus.OK for s in snapshot.sources)
             table.add_row(
                 str(snapshot.id),
                 format_time(snapshot.taken_at),
@@ -106,7 +107,7 @@ def snapshots_rm(
     with errors(), runtime(config) as rt:
         with rt.sessions.begin() as session:
             removed = service.remove_snapshot(session, snapshot_id)
-        Evaluator(rt.config, rt.sessions).after_snapshot(removed.environment)
+        Evaluator(rt.config, rt.sessions, rt.clock).after_snapshot(removed.environment)
     out.print(
         f"removed snapshot #{removed.snapshot_id} of {removed.environment} "
         f"({removed.origin}, taken {format_time(removed.taken_at)}, "
@@ -152,7 +153,7 @@ def secrets_audit(
     for c in census:
         total = sum(c.counts.values())
         head = f"{c.environment} / {c.source} ({c.type}, snapshot #{c.snapshot_id})"
-        if c.status != "ok":
+        if c.status != SourceStatus.OK:
             out.print(f"{head}: failed, nothing stored")
             continue
         if c.rules_version is None:

@@ -13,9 +13,7 @@ from app.cli.common import (
     ConfigOption,
     err,
     errors,
-    gate_service,
     out,
-    render,
     runtime,
     setup_logging,
 )
@@ -77,7 +75,7 @@ def scheduler(config: ConfigOption = None) -> None:
         signal.signal(sig, lambda *_args: stop.set())
     from app.alerts.deliver import Background, Deliverer
 
-    delivery = Background(Deliverer(rt.config, rt.sessions, rt.redactor))
+    delivery = Background(Deliverer(rt.config, rt.sessions, rt.redactor, clock=rt.clock))
     jobs.start()
     delivery.start()
     for job in jobs.get_jobs():
@@ -110,6 +108,8 @@ def demo(
 
     from app import demo as demo_mod
     from app.cli.compare import print_gate
+    from app.gate import service as gate_service
+    from app.reports import render
     from app.reports import service as reports
 
     setup_logging()
@@ -128,11 +128,11 @@ def demo(
                         session, rt.config, "staging", "production", utcnow()
                     )
                     gates = [
-                        gate_service().evaluate(session, rt.config, c.source, c.target, utcnow())
+                        gate_service.evaluate(session, rt.config, c.source, c.target, utcnow())
                         for c in rt.config.model.comparisons
                     ]
             out.rule("staging → production")
-            out.print(render().to_rich(report))
+            out.print(render.to_rich(report))
             out.rule("promotion gates")
             for result in gates:
                 print_gate(result, "table", None, details=False)

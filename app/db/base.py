@@ -5,9 +5,9 @@ from __future__ import annotations
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
-from app.db.types import UTCDateTime, utcnow
+from app.db.types import UTCDateTime
 
-__all__ = ["NAMING_CONVENTION", "Base", "UTCDateTime", "utcnow"]
+__all__ = ["NAMING_CONVENTION", "Base", "UTCDateTime"]
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",

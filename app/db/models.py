@@ -1,4 +1,5 @@
-"""ORM models. Resource content is content-addressed: see app/snapshots/store.py."""
+"""ORM models. Resource content is content-addressed: see app/snapshots/store.py. A state
+column is a String holding the strings of the app.states set its comment names."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from datetime import datetime
 from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.db.base import Base, UTCDateTime, utcnow
+from app.clock import utcnow
+from app.db.base import Base, UTCDateTime
+from app.states import DeliveryStatus
 
 
 class EnvironmentRow(Base):
@@ -37,9 +40,8 @@ class Scan(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     environment_id: Mapped[int] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"))
-    # running | complete | partial | failed | abandoned
-    status: Mapped[str] = mapped_column(String(20))
-    trigger: Mapped[str] = mapped_column(String(20))  # cli | api | scheduler
+    status: Mapped[str] = mapped_column(String(20))  # a ScanStatus
+    trigger: Mapped[str] = mapped_column(String(20))  # a ScanTrigger
     owner: Mapped[str] = mapped_column(String(200))  # host:pid of the process running it
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -60,8 +62,8 @@ class Snapshot(Base):
     environment_id: Mapped[int] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"))
     taken_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    status: Mapped[str] = mapped_column(String(20))  # complete | partial | failed
-    origin: Mapped[str] = mapped_column(String(20))  # scan | push
+    status: Mapped[str] = mapped_column(String(20))  # a SnapshotStatus
+    origin: Mapped[str] = mapped_column(String(20))  # a SnapshotOrigin
     resource_count: Mapped[int] = mapped_column(Integer, default=0)
 
     environment: Mapped[EnvironmentRow] = relationship()
@@ -81,7 +83,7 @@ class SnapshotSource(Base):
     position: Mapped[int] = mapped_column(Integer)
     name: Mapped[str] = mapped_column(String(200))
     type: Mapped[str] = mapped_column(String(100))
-    status: Mapped[str] = mapped_column(String(10))  # ok | failed
+    status: Mapped[str] = mapped_column(String(10))  # a SourceStatus
     error: Mapped[str | None] = mapped_column(Text)
     duration_ms: Mapped[int | None] = mapped_column(Integer)
     resource_count: Mapped[int] = mapped_column(Integer, default=0)
@@ -153,7 +155,7 @@ class Token(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
-    scope: Mapped[str] = mapped_column(String(10))  # read | gate | write | admin
+    scope: Mapped[str] = mapped_column(String(10))  # a Scope
     digest: Mapped[str] = mapped_column(String(64), unique=True)
     prefix: Mapped[str] = mapped_column(String(20))  # envp_ and a few characters, to recognise it
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -218,12 +220,12 @@ class OpenDrift(Base):
 
     comparison: Mapped[str] = mapped_column(String(210), primary_key=True)
     fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
-    severity: Mapped[str] = mapped_column(String(10))
+    severity: Mapped[str] = mapped_column(String(10))  # a Severity
     category: Mapped[str] = mapped_column(String(20))
     resource_type: Mapped[str] = mapped_column(String(200))
     key: Mapped[str] = mapped_column(Text)
     path: Mapped[str] = mapped_column(Text)
-    change: Mapped[str] = mapped_column(String(20))
+    change: Mapped[str] = mapped_column(String(20))  # a Change
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
     reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
@@ -237,7 +239,7 @@ class AlertEvent(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     comparison: Mapped[str] = mapped_column(String(210))
-    kind: Mapped[str] = mapped_column(String(20))  # drift.opened | drift.resolved | drift.reminder
+    kind: Mapped[str] = mapped_column(String(20))  # an EventKind
     target: Mapped[str] = mapped_column(String(120))  # slack | webhook:NAME
     evaluation_id: Mapped[int | None] = mapped_column(
         ForeignKey("evaluations.id", ondelete="SET NULL")
@@ -245,7 +247,7 @@ class AlertEvent(Base):
     payload: Mapped[str] = mapped_column(Text)  # the event as JSON; secrets already masked
     items: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    status: Mapped[str] = mapped_column(String(10), default="pending")
+    status: Mapped[str] = mapped_column(String(10), default=DeliveryStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # A deliverer's claim: nobody else sends it until then.

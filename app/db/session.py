@@ -43,12 +43,6 @@ def resolve_database_url(url: str, base_dir: Path | None = None) -> URL:
     return parsed
 
 
-def _seconds(duration: str) -> float:
-    from app.config import parse_duration
-
-    return parse_duration(duration).total_seconds()
-
-
 def make_engine(url: str | URL, limits: DatabaseConfig | None = None, **kwargs: Any) -> Engine:
     """An engine with the database.* limits (their defaults without `limits`); `connect_args`
     in `kwargs`, and parameters in a PostgreSQL URL's query, win over the limits."""
@@ -61,7 +55,7 @@ def make_engine(url: str | URL, limits: DatabaseConfig | None = None, **kwargs: 
     if backend == "postgresql":
         return _postgres_engine(url, limits, kwargs)
     if backend == "sqlite":
-        busy = _seconds(limits.busy_timeout)
+        busy = limits.busy_timeout.total_seconds()
         # The driver's own timeout covers the first statements, before the pragmas run.
         kwargs["connect_args"] = {"timeout": busy, **kwargs.get("connect_args", {})}
         engine = create_engine(url, **kwargs)
@@ -84,18 +78,18 @@ def _sqlite_pragmas(busy_ms: int, dbapi_connection: Any, _record: Any) -> None:
 
 
 def _postgres_engine(url: URL, limits: DatabaseConfig, kwargs: dict[str, Any]) -> Engine:
-    statement = _seconds(limits.statement_timeout)
+    statement = limits.statement_timeout.total_seconds()
     given = set(url.query)  # the URL's own libpq parameters are the user's choice
     args: dict[str, Any] = {
         # libpq counts whole seconds (and at least 2).
-        "connect_timeout": max(2, round(_seconds(limits.connect_timeout))),
+        "connect_timeout": max(2, round(limits.connect_timeout.total_seconds())),
         "keepalives": 1,
-        "keepalives_idle": max(1, round(_seconds(limits.keepalives_idle))),
-        "keepalives_interval": max(1, round(_seconds(limits.keepalives_interval))),
+        "keepalives_idle": max(1, round(limits.keepalives_idle.total_seconds())),
+        "keepalives_interval": max(1, round(limits.keepalives_interval.total_seconds())),
         "keepalives_count": limits.keepalives_count,
     }
     if _libpq_version(url) >= 120000:  # older libpq refuses a parameter it does not know
-        args["tcp_user_timeout"] = round(_seconds(limits.tcp_user_timeout) * 1000)
+        args["tcp_user_timeout"] = round(limits.tcp_user_timeout.total_seconds() * 1000)
     args = {k: v for k, v in args.items() if k not in given}
     kwargs["connect_args"] = {**args, **kwargs.get("connect_args", {})}
     bounded = _bounded_connection_class() if url.get_driver_name() == "psycopg" else None
@@ -108,7 +102,7 @@ def _postgres_engine(url: URL, limits: DatabaseConfig, kwargs: dict[str, Any]) -
         answer = statement + ANSWER_GRACE if statement else None
         event.listen(engine, "do_connect", partial(_connect_bounded, bounded, answer))
         event.listen(engine, "connect", _mark_fresh)
-        event.listen(engine, "checkout", partial(_pre_ping, _seconds(limits.ping_timeout)))
+        event.listen(engine, "checkout", partial(_pre_ping, limits.ping_timeout.total_seconds()))
     return engine
 
 

@@ -1,4 +1,4 @@
-"""Column types and time helpers with no ORM in them (loaded by light command paths)."""
+"""Column types with no ORM in them (loaded by light command paths); time is app.clock's."""
 
 from __future__ import annotations
 
@@ -33,7 +33,3 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         assert isinstance(value, datetime)
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)

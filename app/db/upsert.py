@@ -9,12 +9,19 @@ write, so read-only commands never load it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
+from app.db.base import Base
 
-def dialect_insert(session: Session, model: Any) -> Any:
+if TYPE_CHECKING:
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    DialectInsert = postgresql.Insert | sqlite.Insert
+
+
+def dialect_insert(session: Session, model: type[Base]) -> DialectInsert:
     """An INSERT of `model`'s table with the dialect's `on_conflict_do_*` methods."""
     if session.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -25,6 +32,6 @@ def dialect_insert(session: Session, model: Any) -> Any:
     return sqlite_insert(model)
 
 
-def insert_or_ignore(session: Session, model: Any) -> Any:
+def insert_or_ignore(session: Session, model: type[Base]) -> DialectInsert:
     """An INSERT of `model`'s table that skips the rows whose key is already stored."""
     return dialect_insert(session, model).on_conflict_do_nothing()

@@ -22,6 +22,7 @@ from app.diff.normalize import (
     render_path,
 )
 from app.diff.rules import severity_of, tolerance_of, waiver_of
+from app.states import Change, SideName
 from collectors.secrets import SECRET_PREFIX, SHOWN, is_secret_marker, show_markers
 
 Identity = tuple[str, str]  # resource_type, normalized key
@@ -73,7 +74,7 @@ def compare(left: Side, right: Side, rules: Rules, now: datetime) -> DiffResult:
         if identity not in indexes[0]:
             rights[identity] = normalizers[1].normalize(raw_right, identity[1])
     items: list[DriftItem] = []
-    unknown_counts: dict[tuple[str, str], int] = {}
+    unknown_counts: dict[tuple[SideName, str], int] = {}
     changed: list[tuple[_Normalized, _Normalized]] = []
     for identity in sorted(lefts.keys() | rights.keys()):
         a, b = lefts.get(identity), rights.get(identity)
@@ -86,7 +87,7 @@ def compare(left: Side, right: Side, rules: Rules, now: datetime) -> DiffResult:
         assert present is not None
         other = right if a is not None else left
         if present.resource.source in other.failed_sources:
-            side = "right" if a is not None else "left"
+            side = SideName.RIGHT if a is not None else SideName.LEFT
             unknown_counts[(side, present.resource.source)] = (
                 unknown_counts.get((side, present.resource.source), 0) + 1
             )
@@ -96,7 +97,7 @@ def compare(left: Side, right: Side, rules: Rules, now: datetime) -> DiffResult:
             _item(
                 present,
                 (),
-                "removed" if a is not None else "added",
+                Change.REMOVED if a is not None else Change.ADDED,
                 _shown(a.doc) if a is not None else None,
                 _shown(b.doc) if b is not None else None,
             )
@@ -122,7 +123,7 @@ def compare(left: Side, right: Side, rules: Rules, now: datetime) -> DiffResult:
             error=snapshot.sources[name].error,
             resources=unknown_counts.get((side_name, name), 0),
         )
-        for side_name, snapshot in (("left", left), ("right", right))
+        for side_name, snapshot in ((SideName.LEFT, left), (SideName.RIGHT, right))
         for name in sorted(snapshot.failed_sources)
     ]
     return DiffResult(
@@ -219,14 +220,14 @@ class _Unaffected:
 
 
 def _item(
-    n: _Normalized, parts: Path, change: str, left: Any, right: Any, detail: str | None = None
+    n: _Normalized, parts: Path, change: Change, left: Any, right: Any, detail: str | None = None
 ) -> DriftItem:
     return DriftItem(
         category=n.resource.category,
         resource_type=n.resource.resource_type,
         key=_shown(n.key),
         path=_shown(render_path(parts)),
-        change=change,  # type: ignore[arg-type]
+        change=change,
         left=left,
         right=right,
         detail=detail,
@@ -251,12 +252,12 @@ def _shown(value: Any) -> Any:
 
 
 _REPORTS = {
-    "dictionary_item_added": "added",
-    "dictionary_item_removed": "removed",
-    "values_changed": "changed",
-    "type_changes": "changed",
-    "iterable_item_added": "added",
-    "iterable_item_removed": "removed",
+    "dictionary_item_added": Change.ADDED,
+    "dictionary_item_removed": Change.REMOVED,
+    "values_changed": Change.CHANGED,
+    "type_changes": Change.CHANGED,
+    "iterable_item_added": Change.ADDED,
+    "iterable_item_removed": Change.REMOVED,
 }
 
 
@@ -313,10 +314,10 @@ def _changes(pairs: list[tuple[_Normalized, _Normalized]]) -> list[DriftItem]:
         for level in levels:
             index, *rest = _path_of(level)
             parts = tuple(rest)
-            left = None if change == "added" else _shown(level.t1)
-            right = None if change == "removed" else _shown(level.t2)
+            left = None if change == Change.ADDED else _shown(level.t1)
+            right = None if change == Change.REMOVED else _shown(level.t2)
             detail = None
-            if change == "changed" and left == right and _holds_secret(level.t2):
+            if change == Change.CHANGED and left == right and _holds_secret(level.t2):
                 # Only a secret changed (whole, or inside a URL): shown alike on both sides.
                 detail = SECRET_ROTATED
                 if right == SECRET_SHOWN:
@@ -334,11 +335,13 @@ def _leaks(
 ) -> list[DriftItem]:
     """Across environments, every leak on either side; over time, only leaks that are new."""
     items = []
-    seen: set[tuple[Identity, Path, str]] = set()
-    others = {"left": rights, "right": lefts}
+    seen: set[tuple[Identity, Path, SideName]] = set()
+    left, right = SideName.LEFT, SideName.RIGHT
+    others = {left: rights, right: lefts}
     if not cross:
-        seen = {(identity, leak.path, "right") for identity, n in lefts.items() for leak in n.leaks}
-    for side_name, side in (("left", lefts), ("right", rights)) if cross else (("right", rights),):
+        seen = {(identity, leak.path, right) for identity, n in lefts.items() for leak in n.leaks}
+    sides = ((left, lefts), (right, rights)) if cross else ((right, rights),)
+    for side_name, side in sides:
         for identity in sorted(side):
             n = side[identity]
             for leak in n.leaks:
@@ -357,9 +360,9 @@ def _leaks(
                     _item(
                         n,
                         leak.path,
-                        "leak",
-                        value if side_name == "left" else counterpart,
-                        value if side_name == "right" else counterpart,
+                        Change.LEAK,
+                        value if side_name == left else counterpart,
+                        value if side_name == right else counterpart,
                         detail,
                     )
                 )
@@ -391,7 +394,7 @@ def _secret_reuse(
                     _item(
                         n,
                         path,
-                        "secret_reused",
+                        Change.SECRET_REUSED,
                         SECRET_SHOWN,
                         SECRET_SHOWN,
                         f"same secret as {location}",
@@ -402,11 +405,11 @@ def _secret_reuse(
 
 def _suppress_changes_explained_by_leaks(items: list[DriftItem]) -> list[DriftItem]:
     """A value that differs *because* it names the other environment is reported once, as a leak."""
-    leaked = {(i.resource_type, i.key, i.parts) for i in items if i.change == "leak"}
+    leaked = {(i.resource_type, i.key, i.parts) for i in items if i.change == Change.LEAK}
     return [
         i
         for i in items
-        if not (i.change == "changed" and (i.resource_type, i.key, i.parts) in leaked)
+        if not (i.change == Change.CHANGED and (i.resource_type, i.key, i.parts) in leaked)
     ]
 
 
@@ -436,7 +439,7 @@ def _suppress_nested_var_artifacts(
         i
         for i in items
         if not (
-            i.change == "changed"
+            i.change == Change.CHANGED
             and isinstance(i.left, str)
             and isinstance(i.right, str)
             and expand(i.left, left) == expand(i.right, right)

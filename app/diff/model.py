@@ -5,11 +5,18 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
-Change = Literal["added", "removed", "changed", "leak", "secret_reused"]
-SEVERITIES = ("info", "warning", "critical")
-SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
+from app.clock import format_time
+from app.states import (
+    Allowance,
+    Change,
+    Severity,
+    SideName,
+    SnapshotStatus,
+    SourceStatus,
+    WaiverOrigin,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +42,7 @@ class SideResource:
 class SourceState:
     name: str
     type: str
-    status: str  # ok | failed
+    status: SourceStatus
     error: str | None = None
 
 
@@ -46,7 +53,7 @@ class Side:
     environment: str
     snapshot_id: int | None
     taken_at: datetime | None
-    status: str
+    status: SnapshotStatus
     vars: dict[str, str]
     sources: dict[str, SourceState]
     resources: list[SideResource]
@@ -55,7 +62,7 @@ class Side:
 
     @property
     def failed_sources(self) -> set[str]:
-        return {name for name, s in self.sources.items() if s.status != "ok"}
+        return {name for name, s in self.sources.items() if s.status != SourceStatus.OK}
 
 
 @dataclass(frozen=True)
@@ -71,7 +78,7 @@ class Waiver:
     owner: str | None = None
     expires: datetime | None = None
     id: int | None = None  # None for the config's ignore rules
-    origin: str = "config"  # config | database
+    origin: WaiverOrigin = WaiverOrigin.CONFIG
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -79,18 +86,14 @@ class Waiver:
             "origin": self.origin,
             "reason": self.reason,
             "owner": self.owner,
-            "expires": _iso(self.expires) if self.expires else None,
+            "expires": format_time(self.expires) if self.expires else None,
         }
-
-
-def _iso(value: datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
 class Tolerance:
     path: str
-    allow: str  # same_family | patch | minor | any
+    allow: Allowance
     comparison: str | None = None
     category: str | None = None
     resource_type: str | None = None
@@ -99,13 +102,13 @@ class Tolerance:
 
 @dataclass(frozen=True)
 class SeverityRule:
-    severity: str
+    severity: Severity
     comparison: str | None = None
     category: str | None = None
     resource_type: str | None = None
     key: str | None = None
     path: str | None = None
-    change: str | None = None
+    change: Change | None = None
 
 
 @dataclass(frozen=True)
@@ -126,7 +129,7 @@ class DriftItem:
     change: Change
     left: Any
     right: Any
-    severity: str = "warning"
+    severity: Severity = Severity.WARNING
     waived: bool = False
     waiver: dict[str, Any] | None = None
     tolerated: bool = False
@@ -146,7 +149,7 @@ class DriftItem:
 class Unknown:
     """A source that failed on one side: its resources could not be compared."""
 
-    side: str  # left | right
+    side: SideName
     environment: str
     source: str
     error: str | None

@@ -5,9 +5,10 @@ from __future__ import annotations
 import fnmatch
 import re
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from app.diff.model import DriftItem, SeverityRule, Tolerance, Waiver
+from app.states import Allowance, Change, Severity
 
 _OPEN_TO_WORLD = ("0.0.0.0/0", "::/0")
 _COUNT_NAMES = {
@@ -22,13 +23,15 @@ _COUNT_NAMES = {
     "instances",
 }
 _VERSION_NUMBERS = re.compile(r"\d+")
+# Drift about secrets: always critical, never tolerated.
+_SECRET_CHANGES = (Change.LEAK, Change.SECRET_REUSED)
 
 
 def _glob(pattern: str | None, value: str) -> bool:
     return pattern is None or fnmatch.fnmatchcase(value, pattern)
 
 
-def _matches(rule: Any, comparison: str, item: DriftItem) -> bool:
+def _matches(rule: SeverityRule | Tolerance | Waiver, comparison: str, item: DriftItem) -> bool:
     return (
         _glob(rule.comparison, comparison)
         and (rule.category is None or rule.category == item.category)
@@ -65,7 +68,7 @@ def version_parts(version: str) -> tuple[int, ...]:
     return tuple(int(n) for n in _VERSION_NUMBERS.findall(upstream)[:3])
 
 
-def version_gap(left: Any, right: Any) -> str | None:
+def version_gap(left: Any, right: Any) -> Literal["major", "minor", "patch"] | None:
     """`major`, `minor`, `patch`, or None when these are not two comparable versions."""
     if not (isinstance(left, str) and isinstance(right, str)):
         return None
@@ -87,25 +90,25 @@ def family(value: str) -> str:
 # ----------------------------------------------------------------------------- severity
 
 
-def default_severity(item: DriftItem) -> str:
+def default_severity(item: DriftItem) -> Severity:
     """The documented defaults (docs/diff.md), used when no `severity:` rule matches."""
-    if item.change in ("leak", "secret_reused"):
-        return "critical"
+    if item.change in _SECRET_CHANGES:
+        return Severity.CRITICAL
     if item.detail == "secret rotated":
-        return "info"  # a secret changed over time: worth knowing, never a warning
+        return Severity.INFO  # a secret changed over time: worth knowing, never a warning
     if item.category == "network" and (_opens(item.right) or _opens(item.left)):
-        return "critical"
+        return Severity.CRITICAL
     last = leaf_name(item)
     # `states.stopped`: how many instances are in a state is a count too (staging stopped
     # at night is not a deletion).
     if last in _COUNT_NAMES or "states" in item.parts:
-        return "info"
+        return Severity.INFO
     if item.category == "packages" and last == "version":
         gap = version_gap(item.left, item.right)
         if gap == "patch":
-            return "info"
-        return "warning"
-    return "warning"
+            return Severity.INFO
+        return Severity.WARNING
+    return Severity.WARNING
 
 
 def _opens(value: Any) -> bool:
@@ -118,7 +121,7 @@ def _opens(value: Any) -> bool:
     return False
 
 
-def severity_of(item: DriftItem, comparison: str, rules: tuple[SeverityRule, ...]) -> str:
+def severity_of(item: DriftItem, comparison: str, rules: tuple[SeverityRule, ...]) -> Severity:
     for rule in rules:
         if (rule.change is None or rule.change == item.change) and _matches(rule, comparison, item):
             return rule.severity
@@ -131,22 +134,22 @@ def severity_of(item: DriftItem, comparison: str, rules: tuple[SeverityRule, ...
 def tolerance_of(
     item: DriftItem, comparison: str, tolerances: tuple[Tolerance, ...]
 ) -> Tolerance | None:
-    if item.change in ("leak", "secret_reused"):
+    if item.change in _SECRET_CHANGES:
         return None
     for tolerance in tolerances:
         if not _matches(tolerance, comparison, item):
             continue
-        if tolerance.allow == "any":
+        if tolerance.allow == Allowance.ANY:
             return tolerance
-        if item.change != "changed":
+        if item.change != Change.CHANGED:
             continue
-        if tolerance.allow == "same_family":
+        if tolerance.allow == Allowance.SAME_FAMILY:
             left, right = item.left, item.right
             if isinstance(left, str) and isinstance(right, str) and family(left) == family(right):
                 return tolerance
-        elif tolerance.allow in ("patch", "minor"):
+        elif tolerance.allow in (Allowance.PATCH, Allowance.MINOR):
             gap = version_gap(item.left, item.right)
-            if gap == "patch" or (gap == "minor" and tolerance.allow == "minor"):
+            if gap == "patch" or (gap == "minor" and tolerance.allow == Allowance.MINOR):
                 return tolerance
     return None
 

@@ -16,25 +16,32 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.clock import format_time, parse_duration
+from app.clock import format_duration, format_time
 from app.config import Config, GateConfig
 from app.db.models import Snapshot
 from app.db.types import UTCDateTime
-from app.diff.model import SEVERITY_RANK
 from app.reports.model import Report, SnapshotMeta, item_json, sort_items
 from app.reports.service import compare_snapshots, first_waiver_expiry, meta
 from app.reports.stored import latest_snapshot_sql, stored_report
 from app.snapshots.repository import SnapshotRepository
+from app.states import GateStatus, Severity, SourceStatus
 from app.waivers.state import WAIVER_STATE_SQL
 
-EXIT_BY_STATUS = {"pass": 0, "fail": 1, "stale": 2, "partial": 2, "missing": 2}
+# By the status as the gate or a server's `X-Envparity-Gate` header says it.
+EXIT_BY_STATUS: dict[str, int] = {
+    GateStatus.PASS: 0,
+    GateStatus.FAIL: 1,
+    GateStatus.STALE: 2,
+    GateStatus.PARTIAL: 2,
+    GateStatus.MISSING: 2,
+}
 
 
 @dataclass
 class GateResult:
     source: str
     target: str
-    status: str  # pass | fail | stale | partial | missing
+    status: GateStatus
     reasons: list[str]
     summary: dict[str, Any] = field(default_factory=dict)
     failing: list[dict[str, Any]] = field(default_factory=list)
@@ -48,7 +55,7 @@ class GateResult:
 
     @property
     def passed(self) -> bool:
-        return self.status == "pass"
+        return self.status == GateStatus.PASS
 
     @property
     def exit_code(self) -> int:
@@ -109,18 +116,18 @@ def refusal(facts: GateFacts, now: datetime) -> GateResult | None:
     missing = [env for env, side in facts.sides.items() if side is None]
     if missing:
         reasons = [f"{env} has no snapshot" for env in missing]
-        return GateResult(source, target, "missing", reasons, report_url=url)
+        return GateResult(source, target, GateStatus.MISSING, reasons, report_url=url)
     sides = [side for side in (facts.sides[source], facts.sides[target]) if side is not None]
-    if gate.max_age:
-        limit = parse_duration(gate.max_age)
+    limit = gate.max_age
+    if limit is not None:  # `0s` is a limit too
         stale = [s.snapshot for s in sides if now - s.snapshot.taken_at > limit]
         if stale:
             reasons = [
                 f"{s.environment}'s latest snapshot #{s.snapshot_id} was taken "
-                f"{format_time(s.taken_at)}, older than max_age {gate.max_age}"
+                f"{format_time(s.taken_at)}, older than max_age {format_duration(limit)}"
                 for s in stale
             ]
-            return GateResult(source, target, "stale", reasons, report_url=url)
+            return GateResult(source, target, GateStatus.STALE, reasons, report_url=url)
     partial_reasons = []
     for side in sides:
         for src in side.failed:
@@ -131,7 +138,7 @@ def refusal(facts: GateFacts, now: datetime) -> GateResult | None:
                     f"gated categories unknown: {', '.join(sorted(blind))}"
                 )
     if partial_reasons:
-        return GateResult(source, target, "partial", partial_reasons, report_url=url)
+        return GateResult(source, target, GateStatus.PARTIAL, partial_reasons, report_url=url)
     return None
 
 
@@ -139,11 +146,11 @@ def verdict(facts: GateFacts, report: Report) -> GateResult:
     """Pass or fail: whether the report has unwaived drift at or above `fail_on` in the
     gated categories."""
     source, target, gate, gated = facts.source, facts.target, facts.gate, facts.gated
-    threshold = SEVERITY_RANK[gate.fail_on]
+    threshold = Severity.rank_of(gate.fail_on)
     failing = [
         i
         for i in sort_items(report.counting)
-        if i.category in gated and SEVERITY_RANK[i.severity] >= threshold
+        if i.category in gated and Severity.rank_of(i.severity) >= threshold
     ]
     summary = report.as_json()["summary"]
     if failing:
@@ -154,7 +161,7 @@ def verdict(facts: GateFacts, report: Report) -> GateResult:
         return GateResult(
             source,
             target,
-            "fail",
+            GateStatus.FAIL,
             reasons,
             summary,
             [item_json(i) for i in failing],
@@ -162,7 +169,9 @@ def verdict(facts: GateFacts, report: Report) -> GateResult:
             facts.report_url,
         )
     reasons = [f"no unwaived drift at or above {gate.fail_on} in {', '.join(sorted(gated))}"]
-    return GateResult(source, target, "pass", reasons, summary, [], report, facts.report_url)
+    return GateResult(
+        source, target, GateStatus.PASS, reasons, summary, [], report, facts.report_url
+    )
 
 
 def evaluate(
@@ -204,7 +213,7 @@ def _side(repo: SnapshotRepository, snapshot: Snapshot) -> GateSide:
     failed = tuple(
         FailedSource(src.name, src.error, frozenset(repo.source_categories(env, src.name)))
         for src in snapshot.sources
-        if src.status != "ok"
+        if src.status != SourceStatus.OK
     )
     return GateSide(meta(snapshot), failed)
 
@@ -213,6 +222,11 @@ def _side(repo: SnapshotRepository, snapshot: Snapshot) -> GateSide:
 
 
 _latest = latest_snapshot_sql
+# Answers worth keeping: `stale` is judged on every request anyway, and `missing` ends with
+# the first snapshot.
+_KEPT = (GateStatus.PASS, GateStatus.FAIL, GateStatus.PARTIAL)
+# source, target, narrowed categories, both latest snapshots, the stored waivers' state
+GateKey = tuple[str, str, tuple[str, ...], int | None, int | None, int, int | None, datetime | None]
 
 # Everything a cached answer depends on, in one round trip.
 _HEAD = text(
@@ -231,7 +245,7 @@ class GateCache:
 
     def __init__(self, size: int = 256) -> None:
         self.size = size
-        self.entries: dict[tuple[Any, ...], tuple[GateResult, datetime | None]] = {}
+        self.entries: dict[GateKey, tuple[GateResult, datetime | None]] = {}
         self.lock = threading.Lock()
 
     def evaluate(
@@ -257,7 +271,7 @@ class GateCache:
         target: str,
         now: datetime,
         categories: set[str] | None = None,
-    ) -> tuple[tuple[Any, ...], GateResult | None]:
+    ) -> tuple[GateKey, GateResult | None]:
         """One small query: the cache key, and the cached answer if it still holds."""
         gate = gate_config(config, source, target)
         engine = sessions.kw["bind"]
@@ -273,7 +287,7 @@ class GateCache:
             head.waiver_max,
             head.waiver_newest,
         )
-        limit = parse_duration(gate.max_age) if gate.max_age else None
+        limit = gate.max_age
         fresh = limit is None or all(
             taken is not None and now - taken <= limit
             for taken in (head.left_taken, head.right_taken)
@@ -294,7 +308,7 @@ class GateCache:
         source: str,
         target: str,
         now: datetime,
-        key: tuple[Any, ...],
+        key: GateKey,
         report_url: str | None = None,
         categories: set[str] | None = None,
     ) -> GateResult:
@@ -302,7 +316,7 @@ class GateCache:
         with sessions.begin() as session:
             result = evaluate(session, config, source, target, now, report_url, categories)
             valid_until = first_waiver_expiry(session, config, now)
-        if result.status in ("pass", "fail", "partial"):
+        if result.status in _KEPT:
             with self.lock:
                 if len(self.entries) >= self.size:
                     self.entries.pop(next(iter(self.entries)))

@@ -29,6 +29,7 @@ from app.reports.stored import rules_digest, still_holds
 from app.snapshots.canonical import canonical_json, content_hash
 from app.snapshots.repository import SnapshotRepository
 from app.snapshots.store import DocumentStore
+from app.states import Severity
 from app.waivers.repository import WaiverRepository
 
 
@@ -186,9 +187,9 @@ def store(
             report=digest,
             resources=resources,
             unwaived=summary["unwaived"],
-            critical=sum(i.severity == "critical" for i in counting.values()),
-            warning=sum(i.severity == "warning" for i in counting.values()),
-            info=sum(i.severity == "info" for i in counting.values()),
+            critical=sum(i.severity == Severity.CRITICAL for i in counting.values()),
+            warning=sum(i.severity == Severity.WARNING for i in counting.values()),
+            info=sum(i.severity == Severity.INFO for i in counting.values()),
             parity=summary["parity"],
             unknown_sources=summary["unknown_sources"],
             opened=opened,

@@ -8,7 +8,8 @@ from datetime import datetime
 from typing import Any
 
 from app.clock import format_time, parse_time
-from app.diff.model import SEVERITIES, DiffResult, DriftItem, Unknown
+from app.diff.model import DiffResult, DriftItem, Unknown
+from app.states import Change, Severity, SideName, SnapshotStatus
 
 
 @dataclass(frozen=True)
@@ -16,7 +17,7 @@ class SnapshotMeta:
     environment: str
     snapshot_id: int
     taken_at: datetime
-    status: str
+    status: SnapshotStatus
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -40,7 +41,7 @@ class Report:
 
     def as_json(self) -> dict[str, Any]:
         listed = [i for i in self.result.items if not i.tolerated]
-        by_severity = {s: 0 for s in reversed(SEVERITIES)}
+        by_severity = dict.fromkeys(Severity.worst_first(), 0)
         by_category: dict[str, int] = {}
         for item in listed:
             by_severity[item.severity] += 1
@@ -80,14 +81,18 @@ def report_of_json(
 
     def meta(side: dict[str, Any]) -> SnapshotMeta:
         taken = parse_time(side["taken_at"])
-        return SnapshotMeta(side["environment"], side["snapshot_id"], taken, side["status"])
+        status = SnapshotStatus(side["status"])
+        return SnapshotMeta(side["environment"], side["snapshot_id"], taken, status)
+
+    changes, severities = {c.value: c for c in Change}, {s.value: s for s in Severity}
 
     def item(data: dict[str, Any]) -> DriftItem:
         seen = data.pop("first_seen")
+        data["change"], data["severity"] = changes[data["change"]], severities[data["severity"]]
         return DriftItem(**data, first_seen=parse_time(seen) if seen else None)
 
     items = [item(i) for i in body["items"]]
-    unknown = [Unknown(**u) for u in body["unknown"]]
+    unknown = [Unknown(**{**u, "side": SideName(u["side"])}) for u in body["unknown"]]
     differing = len({(i.resource_type, i.key) for i in items if i.counts})
     compared = body["summary"]["compared"]
     result = DiffResult(body["comparison"], items, unknown, compared, differing, resources)
@@ -160,8 +165,8 @@ def item_json(item: DriftItem) -> dict[str, Any]:
 
 def sort_items(items: list[DriftItem]) -> list[DriftItem]:
     """Counting drift first, worst first; then waived, then tolerated."""
-    rank = {s: i for i, s in enumerate(reversed(SEVERITIES))}
+    worst_first = {s: -s.rank for s in Severity}
     return sorted(
         items,
-        key=lambda i: (i.tolerated, i.waived, rank[i.severity], i.category, i.key, i.path),
+        key=lambda i: (i.tolerated, i.waived, worst_first[i.severity], i.category, i.key, i.path),
     )

@@ -7,15 +7,16 @@ import json
 from typing import Any, Protocol
 from xml.etree import ElementTree as ET
 
-from rich.console import Console, Group
+from rich.console import Console, Group, RenderableType
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
 from app.diff.model import DriftItem
 from app.reports.model import Report, gate_view, sort_items
+from app.states import GateStatus, Severity
 
-SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
+SEVERITY_STYLE = {Severity.CRITICAL: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 MAX_VALUE = 120
 
 
@@ -25,7 +26,7 @@ class GateAnswer(Protocol):
 
     source: str
     target: str
-    status: str
+    status: GateStatus
     reasons: list[str]
     failing: list[dict[str, Any]]
     report: Report | None
@@ -33,9 +34,9 @@ class GateAnswer(Protocol):
     def as_json(self) -> dict[str, Any]: ...
 
 
-def unwaived_by_severity(report: Report) -> dict[str, int]:
+def unwaived_by_severity(report: Report) -> dict[Severity, int]:
     """Counting drift (neither waived nor tolerated) by severity, worst first."""
-    counts = {"critical": 0, "warning": 0, "info": 0}
+    counts = dict.fromkeys(Severity.worst_first(), 0)
     for item in report.counting:
         counts[item.severity] += 1
     return counts
@@ -95,7 +96,7 @@ def to_rich(report: Report) -> Group:
         f"{summary['unwaived']} unwaived · {counts or 'no drift'} · "
         f"{summary['tolerated']} tolerated"
     )
-    parts: list[Any] = [head, line]
+    parts: list[RenderableType] = [head, line]
     for unknown in report.result.unknown:
         parts.append(
             Text.from_markup(
@@ -148,7 +149,7 @@ def to_markdown(report: Report) -> str:
     data = report.as_json()
     s, left, right = data["summary"], data["left"], data["right"]
     unwaived = unwaived_by_severity(report)
-    icon = "✅" if s["unwaived"] == 0 else ("🔴" if unwaived["critical"] else "🟠")
+    icon = "✅" if s["unwaived"] == 0 else ("🔴" if unwaived[Severity.CRITICAL] else "🟠")
     lines = [
         f"### {icon} envparity: {left['environment']} → {right['environment']}",
         "",
@@ -278,9 +279,10 @@ def gate_junit(result: GateAnswer) -> str:
     )
 
 
-def max_severity(items: list[DriftItem]) -> str:
-    order = ["info", "warning", "critical"]
-    return max((i.severity for i in items), key=order.index)
+def max_severity(items: list[DriftItem]) -> Severity:
+    worst = Severity.worst(i.severity for i in items)
+    assert worst is not None, "no items"
+    return worst
 
 
 def render(report: Report, fmt: str) -> str:

@@ -8,7 +8,6 @@ from datetime import UTC, date, datetime, time
 from sqlalchemy.orm import Session
 
 from app.clock import format_time, parse_time
-from app.clock import parse_expiry as parse_expiry  # TEMP: CLI import, moved to app.clock
 from app.config import Config
 from app.db.models import Snapshot
 from app.diff.engine import compare
@@ -23,14 +22,9 @@ from app.diff.model import (
 )
 from app.errors import InvalidInput, NotFound
 from app.reports.model import Report, SnapshotMeta
-from app.reports.model import (
-    only_categories as only_categories,  # TEMP: CLI import, moved to app.reports.model
-)
-from app.reports.model import (
-    only_fingerprints as only_fingerprints,  # TEMP: CLI import, moved to app.reports.model
-)
 from app.reports.repository import record_first_seen
 from app.snapshots.repository import SnapshotRepository
+from app.states import Allowance, Change, Severity, SnapshotStatus, SourceStatus
 from app.waivers.repository import WaiverRepository
 from collectors import registry
 
@@ -89,9 +83,12 @@ def side_of(repo: SnapshotRepository, config: Config, snapshot: Snapshot) -> Sid
         environment=env,
         snapshot_id=snapshot.id,
         taken_at=snapshot.taken_at,
-        status=snapshot.status,
+        status=SnapshotStatus(snapshot.status),
         vars=dict(vars_),
-        sources={s.name: SourceState(s.name, s.type, s.status, s.error) for s in snapshot.sources},
+        sources={
+            s.name: SourceState(s.name, s.type, SourceStatus(s.status), s.error)
+            for s in snapshot.sources
+        },
         resources=resources,
         volatile={name: cls.volatile_paths for name, cls in types.items() if cls.volatile_paths},
     )
@@ -120,12 +117,18 @@ def rules_of(config: Config, session: Session, now: datetime) -> Rules:
     ]
     return Rules(
         tolerances=tuple(
-            Tolerance(t.path, t.allow, t.comparison, t.category, t.resource_type, t.key)
+            Tolerance(t.path, Allowance(t.allow), t.comparison, t.category, t.resource_type, t.key)
             for t in model.tolerate
         ),
         severity=tuple(
             SeverityRule(
-                s.severity, s.comparison, s.category, s.resource_type, s.key, s.path, s.change
+                Severity(s.severity),
+                s.comparison,
+                s.category,
+                s.resource_type,
+                s.key,
+                s.path,
+                Change(s.change) if s.change is not None else None,
             )
             for s in model.severity
         ),
@@ -141,7 +144,8 @@ def first_waiver_expiry(session: Session, config: Config, now: datetime) -> date
 
 
 def meta(snapshot: Snapshot) -> SnapshotMeta:
-    return SnapshotMeta(snapshot.environment.name, snapshot.id, snapshot.taken_at, snapshot.status)
+    status = SnapshotStatus(snapshot.status)
+    return SnapshotMeta(snapshot.environment.name, snapshot.id, snapshot.taken_at, status)
 
 
 def compare_snapshots(

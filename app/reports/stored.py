@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Protocol
 
 from sqlalchemy import Connection, text
 
@@ -56,8 +56,29 @@ def rules_digest(config: Config) -> str:
     return content_hash(canonical_json(shaping))
 
 
+class JudgedFrom(Protocol):
+    """What a comparison's state says its last evaluation was judged from (a comparison_state
+    row, as the ORM or Core SQL reads it)."""
+
+    @property
+    def left_snapshot_id(self) -> int | None: ...
+    @property
+    def right_snapshot_id(self) -> int | None: ...
+    @property
+    def waiver_state(self) -> str | None: ...
+    @property
+    def rules(self) -> str | None: ...
+    @property
+    def valid_until(self) -> datetime | None: ...
+
+
 def still_holds(
-    state: Any, left_id: int | None, right_id: int | None, waivers: str, rules: str, now: datetime
+    state: JudgedFrom,
+    left_id: int | None,
+    right_id: int | None,
+    waivers: str,
+    rules: str,
+    now: datetime,
 ) -> bool:
     """Whether a comparison's last evaluation (`state`: its comparison_state row) still
     judges the latest snapshots: same snapshots, stored waivers and rules, no waiver

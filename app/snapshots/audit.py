@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.snapshots.repository import SnapshotRepository
+from app.states import SourceStatus
 from collectors.secrets import RULES, show_markers
 
 
@@ -22,7 +23,7 @@ class SourceCensus:
     snapshot_id: int
     source: str
     type: str
-    status: str
+    status: SourceStatus
     rules_version: int | None  # None: stored before the census existed
     current: bool  # redacted by today's rule set
     counts: dict[str, int] = field(default_factory=dict)
@@ -31,7 +32,7 @@ class SourceCensus:
 
     @property
     def outdated(self) -> bool:
-        return self.status == "ok" and not self.current
+        return self.status == SourceStatus.OK and not self.current
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -63,7 +64,7 @@ def audit(session: Session, environments: list[str], rules_id: str) -> list[Sour
                     snapshot_id=snapshot.id,
                     source=source.name,
                     type=source.type,
-                    status=source.status,
+                    status=SourceStatus(source.status),
                     rules_version=data.get("rules_version"),
                     current=data.get("rules") == rules_id,
                     counts=data.get("counts", {}),

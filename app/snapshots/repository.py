@@ -13,7 +13,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from app.db.base import utcnow
+from app.clock import utcnow
 from app.db.models import (
     AlertEvent,
     Baseline,
@@ -27,6 +27,7 @@ from app.db.models import (
 from app.db.types import MAX_ID
 from app.errors import NotFound, ScanInProgress
 from app.snapshots.store import DocumentStore, StoredResource
+from app.states import ScanStatus, SnapshotOrigin, SnapshotStatus, SourceStatus
 from collectors.base import CATEGORIES
 
 # A running scan whose heartbeat is older than this is taken for dead, wherever it ran.
@@ -43,7 +44,7 @@ class SourceRecord:
 
     name: str
     type: str
-    status: str
+    status: SourceStatus
     error: str | None
     duration_ms: int | None
     resources: list[tuple[str, str, str, dict[str, object]]]
@@ -77,22 +78,17 @@ class SnapshotRepository:
         self,
         environment: EnvironmentRow,
         taken_at: datetime,
-        origin: str,
+        origin: SnapshotOrigin,
         sources: list[SourceRecord],
     ) -> Snapshot:
-        statuses = {s.status for s in sources}
-        status = (
-            "complete"
-            if statuses <= {"ok"}
-            else ("failed" if statuses == {"failed"} else "partial")
-        )
+        status = SnapshotStatus.of_sources(s.status for s in sources)
         snapshot = Snapshot(
             environment=environment, taken_at=taken_at, origin=origin, status=status
         )
         total = 0
         for position, source in enumerate(sources):
             manifest, count = (None, 0)
-            if source.status == "ok":
+            if source.status == SourceStatus.OK:
                 manifest, count = self.documents.write_manifest(source.resources)
             total += count
             snapshot.sources.append(
@@ -202,7 +198,7 @@ class SnapshotRepository:
             .where(
                 EnvironmentRow.name == environment,
                 SnapshotSource.name == source,
-                SnapshotSource.status == "ok",
+                SnapshotSource.status == SourceStatus.OK,
                 SnapshotSource.manifest.is_not(None),
             )
             .order_by(Snapshot.taken_at.desc(), Snapshot.id.desc())
@@ -245,7 +241,7 @@ class SnapshotRepository:
             with self.session.begin_nested():
                 scan = Scan(
                     environment=environment,
-                    status="running",
+                    status=ScanStatus.RUNNING,
                     trigger=trigger,
                     owner=process_owner(),
                 )
@@ -261,7 +257,9 @@ class SnapshotRepository:
 
     def running_scan(self, environment: EnvironmentRow) -> Scan | None:
         return self.session.scalar(
-            select(Scan).where(Scan.environment_id == environment.id, Scan.status == "running")
+            select(Scan).where(
+                Scan.environment_id == environment.id, Scan.status == ScanStatus.RUNNING
+            )
         )
 
     def _reap_stale(self, environment: EnvironmentRow) -> None:
@@ -271,7 +269,7 @@ class SnapshotRepository:
         host, _, pid = running.owner.rpartition(":")
         dead_here = host == socket.gethostname() and pid.isdigit() and not _alive(int(pid))
         if dead_here or running.heartbeat_at < utcnow() - STALE_SCAN_AFTER:
-            running.status = "abandoned"
+            running.status = ScanStatus.ABANDONED
             running.finished_at = utcnow()
             running.error = f"abandoned: {running.owner} stopped before finishing"
             self.session.flush()
@@ -280,7 +278,7 @@ class SnapshotRepository:
         self.session.execute(update(Scan).where(Scan.id == scan_id).values(heartbeat_at=utcnow()))
 
     def finish_scan(self, scan: Scan, snapshot: Snapshot | None, error: str | None = None) -> None:
-        scan.status = snapshot.status if snapshot is not None else "failed"
+        scan.status = snapshot.status if snapshot is not None else ScanStatus.FAILED
         scan.snapshot_id = snapshot.id if snapshot is not None else None
         scan.finished_at = utcnow()
         scan.error = error

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
+from app.clock import format_time, utcnow
 from app.errors import InvalidInput
+from app.states import SourceStatus
 from collectors.base import Category
 from collectors.limits import LimitExceeded, Limits, check_document, check_key
 
@@ -25,7 +27,7 @@ class _Strict(BaseModel):
 class PushSource(_Strict):
     name: str = Field(min_length=1, max_length=200)
     type: str = Field(default="push", min_length=1, max_length=100)
-    status: Literal["ok", "failed"] = "ok"
+    status: SourceStatus = SourceStatus.OK
     error: str | None = Field(default=None, max_length=65536)
 
 
@@ -89,7 +91,7 @@ def parse_push(
     shape, the limits (depth, key and string lengths, resources), characters no database
     column holds (NUL), and a time ahead of this machine's clock."""
     limits = limits or Limits()
-    now = now or datetime.now(UTC)
+    now = now or utcnow()
     if isinstance(data, dict) and isinstance(data.get("resources"), list):
         count = len(data["resources"])
         if count > limits.max_resources:
@@ -139,7 +141,7 @@ def parse_push(
             problems.append(
                 {"path": f"$.resources[{i}].source", "message": "names no source in $.sources"}
             )
-        elif owner.status == "failed":
+        elif owner.status == SourceStatus.FAILED:
             problems.append(
                 {
                     "path": f"$.resources[{i}].source",
@@ -180,8 +182,3 @@ def _refused(problems: list[dict[str, str]]) -> InvalidInput:
         f"push refused, nothing stored: {first['path']}: {first['message']}{more}",
         detail=problems[:100],
     )
-
-
-def format_time(value: datetime) -> str:
-    """ISO 8601 in UTC with a Z, as every JSON document of envparity writes times."""
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")

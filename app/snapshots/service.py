@@ -14,13 +14,14 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.clock import SYSTEM, Clock
+from app.clock import SYSTEM, Clock, format_time
 from app.config import Config, Environment
 from app.errors import ConfigError, EnvparityError, NotFound, ScanInProgress
 from app.snapshots.repository import SnapshotRepository, SourceRecord
-from app.snapshots.schemas import CLOCK_SKEW, format_time, parse_push
+from app.snapshots.schemas import CLOCK_SKEW, parse_push
 from app.snapshots.store import collect_garbage
-from collectors.base import FetchContext
+from app.states import ScanTrigger, SnapshotOrigin, SnapshotStatus, SourceStatus
+from collectors.base import FetchContext, SourceOptions
 from collectors.limits import clean_text
 from collectors.runner import SourceOutcome, run_source
 from collectors.secrets import Census, Redactor
@@ -42,7 +43,7 @@ class ScanResult:
     scan_id: int
     snapshot_id: int
     environment: str
-    status: str  # complete | partial | failed
+    status: SnapshotStatus
     sources: list[SourceOutcome]
 
     @property
@@ -87,14 +88,14 @@ class Scanner:
         self,
         environment: str,
         *,
-        trigger: str = "cli",
+        trigger: str = ScanTrigger.CLI,
         progress: ScanProgress | None = None,
         wait: float = 0.0,
     ) -> ScanResult:
         scan_id = self.start(environment, trigger=trigger, wait=wait)
         return self.run(environment, scan_id, progress)
 
-    def start(self, environment: str, *, trigger: str = "cli", wait: float = 0.0) -> int:
+    def start(self, environment: str, *, trigger: str = ScanTrigger.CLI, wait: float = 0.0) -> int:
         """Takes the environment's scan lock: the running scan's id (ScanInProgress if taken)."""
         return self._acquire(scannable(self.config, environment), trigger, wait)
 
@@ -105,16 +106,19 @@ class Scanner:
         env = self.config.environment(environment)
         try:
             taken_at = self.clock.now()
-            with _Heartbeat(self.sessions, scan_id, self.heartbeat_every):
+            with _Heartbeat(self.sessions, scan_id, self.heartbeat_every, self.clock):
                 outcomes = self._collect(env, progress)
             with self.sessions.begin() as session:
                 _check_clock(session, self.clock.now())
                 repo = SnapshotRepository(session)
                 snapshot = repo.add_snapshot(
-                    repo.ensure_environment(env.name), taken_at, "scan", _records(outcomes)
+                    repo.ensure_environment(env.name),
+                    taken_at,
+                    SnapshotOrigin.SCAN,
+                    _records(outcomes),
                 )
                 repo.finish_scan(repo.scan(scan_id), snapshot)
-                snapshot_id, status = snapshot.id, snapshot.status
+                snapshot_id, status = snapshot.id, SnapshotStatus(snapshot.status)
         except BaseException as exc:
             with self.sessions.begin() as session:
                 repo = SnapshotRepository(session)
@@ -154,7 +158,7 @@ class Scanner:
         if progress is not None:
             progress.started(env.name, [s.name or s.type for s in env.sources])
 
-        def one(options: Any) -> SourceOutcome:
+        def one(options: SourceOptions) -> SourceOutcome:
             outcome = run_source(options, ctx, self.redactor)
             if progress is not None:
                 progress.source_done(env.name, outcome)
@@ -201,12 +205,16 @@ def _ahead(delta: timedelta) -> str:
 
 
 class _Heartbeat:
-    """Refreshes a running scan's heartbeat, so that nobody takes a long scan for a dead one."""
+    """Refreshes a running scan's heartbeat, so that nobody takes a long scan for a dead one;
+    `every` seconds of `clock` apart."""
 
-    def __init__(self, sessions: sessionmaker[Session], scan_id: int, every: float) -> None:
+    def __init__(
+        self, sessions: sessionmaker[Session], scan_id: int, every: float, clock: Clock = SYSTEM
+    ) -> None:
         self.sessions = sessions
         self.scan_id = scan_id
         self.every = every
+        self.clock = clock
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True, name="envparity-heartbeat")
 
@@ -218,7 +226,7 @@ class _Heartbeat:
         self.thread.join()
 
     def _run(self) -> None:
-        while not self.stop.wait(self.every):
+        while not self.clock.wait(self.stop, self.every):
             try:
                 with self.sessions.begin() as session:
                     SnapshotRepository(session).heartbeat(self.scan_id)
@@ -246,7 +254,7 @@ def _unique_across_sources(outcomes: list[SourceOutcome]) -> list[SourceOutcome]
             outcome = SourceOutcome(
                 name=outcome.name,
                 type=outcome.type,
-                status="failed",
+                status="failed",  # a SourceOutcome: the collectors' Literal
                 error=f"{resource.resource_type} {resource.key!r} is also reported by source "
                 f"{other!r}; give the sources distinct paths or resource types",
                 duration_ms=outcome.duration_ms,
@@ -262,7 +270,7 @@ def _records(outcomes: list[SourceOutcome]) -> list[SourceRecord]:
         SourceRecord(
             name=o.name,
             type=o.type,
-            status=o.status,
+            status=SourceStatus(o.status),
             error=o.error,
             duration_ms=o.duration_ms,
             resources=[(r.category, r.resource_type, r.key, r.attributes) for r in o.resources],
@@ -277,7 +285,7 @@ def _records(outcomes: list[SourceOutcome]) -> list[SourceRecord]:
 
 def push(
     session: Session, config: Config, environment: str, data: Any, redactor: Redactor
-) -> tuple[int, str]:
+) -> tuple[int, SnapshotStatus]:
     """Stores a pushed snapshot; refused whole (InvalidInput) if anything is malformed."""
     config.environment(environment)  # must be declared, so that its vars are known
     doc = parse_push(data, config.model.limits.limits())
@@ -298,15 +306,15 @@ def push(
             error=redactor.scrub(s.error) if s.error else None,
             duration_ms=None,
             resources=resources_by_source[s.name],
-            census=censuses[s.name].as_json() if s.status == "ok" else None,
+            census=censuses[s.name].as_json() if s.status == SourceStatus.OK else None,
         )
         for s in doc.sources
     ]
     repo = SnapshotRepository(session)
     snapshot = repo.add_snapshot(
-        repo.ensure_environment(environment), doc.taken_at, "push", records
+        repo.ensure_environment(environment), doc.taken_at, SnapshotOrigin.PUSH, records
     )
-    return snapshot.id, snapshot.status
+    return snapshot.id, SnapshotStatus(snapshot.status)
 
 
 def export(session: Session, environment: str, snapshot_id: int | None = None) -> dict[str, Any]:

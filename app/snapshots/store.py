@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -34,6 +34,7 @@ from app.snapshots.canonical import canonical_json, content_hash
 _CUT_MODULUS = 64
 _MAX_CHUNK = 512
 _BATCH = 5000
+T = TypeVar("T")
 
 
 @dataclass
@@ -79,7 +80,7 @@ class DocumentStore:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def _select(self, columns: str, hashes: list[str]) -> Iterable[Any]:
+    def _select(self, columns: str, hashes: list[str]) -> Iterator[Sequence[Any]]:
         """`SELECT columns FROM documents WHERE hash IN (...)`, in batches, straight to the
         driver: thousands of bound values are not worth SQLAlchemy compiling each one."""
         connection = self.session.connection()
@@ -157,7 +158,7 @@ class DocumentStore:
         return out
 
 
-def batched(items: list[Any]) -> Iterable[list[Any]]:
+def batched(items: list[T]) -> Iterator[list[T]]:
     """Slices of at most 5,000: what one statement's IN list or executemany is given."""
     for start in range(0, len(items), _BATCH):
         yield items[start : start + _BATCH]

@@ -11,6 +11,7 @@ from app.db.models import WaiverRow
 from app.db.types import MAX_ID
 from app.diff.model import Waiver
 from app.errors import NotFound
+from app.states import WaiverOrigin
 from app.waivers.state import waiver_state
 
 
@@ -57,5 +58,5 @@ def as_waiver(row: WaiverRow) -> Waiver:
         owner=row.owner,
         expires=row.expires_at,
         id=row.id,
-        origin="database",
+        origin=WaiverOrigin.DATABASE,
     )

@@ -5,7 +5,8 @@ Core SQL only (no ORM): `envparity diff` reads it on its fast path (app/reports/
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import Connection, text
 
@@ -24,7 +25,18 @@ def waiver_state(connection: Connection) -> str:
     return waiver_state_of(connection.execute(_WAIVERS).one())
 
 
-def waiver_state_of(row: Any) -> str:
+class WaiverStateRow(Protocol):
+    """A row that selected WAIVER_STATE_SQL."""
+
+    @property
+    def waiver_count(self) -> int: ...
+    @property
+    def waiver_max(self) -> int | None: ...
+    @property
+    def waiver_newest(self) -> datetime | None: ...
+
+
+def waiver_state_of(row: WaiverStateRow) -> str:
     """The state from a row that selected WAIVER_STATE_SQL (with waiver_newest as UTCDateTime)."""
     newest = row.waiver_newest.isoformat() if row.waiver_newest else ""
     return f"{row.waiver_count}:{row.waiver_max}:{newest}"

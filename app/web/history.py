@@ -8,7 +8,6 @@ from __future__ import annotations
 import threading
 import time
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -16,13 +15,15 @@ from app.config import Config
 from app.db.models import Snapshot
 from app.reports.render import unwaived_by_severity
 from app.reports.service import compare_snapshots
+from app.states import Severity
 
 
 class DriftHistory:
     def __init__(self, size: int = 4096, ttl: float = 300.0) -> None:
         self.size = size
         self.ttl = ttl
-        self.entries: dict[tuple[Any, ...], tuple[dict[str, int], float]] = {}
+        # (left snapshot id, right snapshot id, stored waivers' state) -> (counts, when made)
+        self.entries: dict[tuple[int, int, str], tuple[dict[Severity, int], float]] = {}
         self.lock = threading.Lock()
 
     def counts(
@@ -33,7 +34,7 @@ class DriftHistory:
         right: Snapshot,
         waivers: str,
         now: datetime,
-    ) -> dict[str, int]:
+    ) -> dict[Severity, int]:
         """Unwaived drift items by severity between two snapshots, as the report judges them."""
         key = (left.id, right.id, waivers)
         with self.lock:

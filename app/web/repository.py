@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from app.db.models import EnvironmentRow, Scan, Snapshot, SnapshotSource
+from app.states import SourceStatus
 
 
 class DashboardRepository:
@@ -40,7 +41,7 @@ class DashboardRepository:
             select(SnapshotSource.name, func.max(Snapshot.taken_at))
             .join(Snapshot, Snapshot.id == SnapshotSource.snapshot_id)
             .join(EnvironmentRow, EnvironmentRow.id == Snapshot.environment_id)
-            .where(EnvironmentRow.name == environment, SnapshotSource.status == "ok")
+            .where(EnvironmentRow.name == environment, SnapshotSource.status == SourceStatus.OK)
             .group_by(SnapshotSource.name)
         )
         return {name: taken for name, taken in rows}

@@ -13,12 +13,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 
 from app.api.schemas import MAX_ID
-from app.db.base import utcnow
+from app.clock import format_duration, utcnow
 from app.deps import SESSION_COOKIE, LoginRequired, PageRead, RuntimeDep, token_scope
 from app.errors import EnvparityError, NotFound
 from app.gate.service import GateCache, gate_config
 from app.runtime import Runtime
 from app.snapshots.repository import SnapshotRepository
+from app.states import OneOf, Severity
 from app.web import service, timeline, views
 from app.web.fragments import Fragments
 from app.web.repository import DashboardRepository
@@ -135,7 +136,7 @@ def overview(request: Request, runtime: RuntimeDep) -> HTMLResponse:
         scans = DashboardRepository(session).last_scans()
         rows = [
             views.EnvironmentRowView(
-                name, env.push_only, env.schedule, repo.latest(name), scans.get(name), now
+                name, env.push_only, env.schedule_text, repo.latest(name), scans.get(name), now
             )
             for name, env in runtime.config.environments.items()
         ]
@@ -157,7 +158,7 @@ def comparison(
     source: str,
     target: str,
     category: Category | Literal[""] = "",
-    severity: Literal["", "critical", "warning", "info"] = "",
+    severity: Annotated[Severity | Literal[""], OneOf("", *Severity.worst_first())] = "",
     waived: Literal["", "hide", "only"] = "",
 ) -> HTMLResponse:
     _declared(runtime, source, target)
@@ -165,7 +166,9 @@ def comparison(
     gate, report = service.comparison_state(runtime, request.app.state.gates, source, target, now)
     settings = gate_config(runtime.config, source, target)
     filters = views.Filters(category, severity, waived)
-    view = views.comparison_view(gate, settings.fail_on, settings.max_age, report, filters, now)
+    max_age = None if settings.max_age is None else format_duration(settings.max_age)
+    fail_on = Severity(settings.fail_on)
+    view = views.comparison_view(gate, fail_on, max_age, report, filters, now)
     items = ""
     if report is not None:
         pages: Pages = request.app.state.pages
@@ -183,7 +186,6 @@ def comparison(
         items=items,
         declared=runtime.config.comparison(source, target) is not None,
         all_categories=CATEGORIES,
-        severities=views.SEVERITIES,
     )
 
 

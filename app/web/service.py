@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from app.alerts.repository import AlertRepository
+from app.alerts.repository import AlertRepository, severity_counts
 from app.api.reports import report_url
 from app.config import Config
 from app.db.models import Evaluation
@@ -17,6 +17,7 @@ from app.reports.service import compare_refs
 from app.reports.stored import stored_report
 from app.runtime import Runtime
 from app.snapshots.repository import SnapshotRepository
+from app.states import GateStatus
 from app.waivers.repository import WaiverRepository
 from app.web.history import DriftHistory
 from app.web.repository import DashboardRepository
@@ -36,7 +37,7 @@ def comparison_state(
         runtime.sessions, runtime.config, source, target, now, report_url(runtime, source, target)
     )
     report = gate.report
-    if report is None and gate.status in ("stale", "partial"):
+    if report is None and gate.status in (GateStatus.STALE, GateStatus.PARTIAL):
         with runtime.sessions.begin() as session:
             stored = stored_report(session.connection(), runtime.config, source, target, now)
             report = (
@@ -76,11 +77,7 @@ def timeline(
                 continue
             stored = first.get((comparison.name, 0 if mine_left else 1, event.snapshot.id))
             if stored is not None:
-                event.drift[comparison.name] = {
-                    "critical": stored.critical,
-                    "warning": stored.warning,
-                    "info": stored.info,
-                }
+                event.drift[comparison.name] = severity_counts(stored)
                 event.changes[comparison.name] = (stored.opened, stored.resolved)
                 continue
             counterpart = repo.latest(other, at_or_before=event.snapshot.taken_at)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import html
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -13,7 +13,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from app import __version__
-from app.snapshots.schemas import format_time
+from app.clock import format_time, in_utc
+from app.states import Severity
 from app.web.views import value_text
 
 HERE = Path(__file__).resolve().parent
@@ -39,7 +40,7 @@ def age(value: timedelta | None) -> str:
 @lru_cache(maxsize=4096)
 def when(value: datetime | None) -> str:
     """A time for people: UTC, to the minute (the exact time is in `<time datetime>`)."""
-    return "" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return "" if value is None else in_utc(value).strftime("%Y-%m-%d %H:%M UTC")
 
 
 @lru_cache(maxsize=4096)
@@ -82,7 +83,10 @@ class Pages:
             for path in STATIC.iterdir()
             if path.is_file()
         }
-        self.env.globals.update(static=self.static_url, version=__version__)
+        # The severities worst first, as every page lists them (counts, filters, legends).
+        self.env.globals.update(
+            static=self.static_url, version=__version__, severities=Severity.worst_first()
+        )
         for env in (self.env, self.fragments):
             env.filters.update(age=age, when=when, iso=iso, percent=percent, value=value_text)
 

@@ -7,8 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from app.db.models import Scan, Snapshot
-
-SEVERITIES = ("critical", "warning", "info")
+from app.states import ScanStatus, Severity, SourceStatus
 
 
 @dataclass
@@ -16,12 +15,12 @@ class Event:
     """One scan or pushed snapshot: what happened, and the drift it showed."""
 
     at: datetime
-    status: str  # complete | partial | failed | abandoned | running
+    status: ScanStatus  # a snapshot's is one of a finished scan's
     snapshot: Snapshot | None = None
     scan: Scan | None = None
     # comparison name -> unwaived drift items by severity, against the other side's
     # latest snapshot at that time; absent when the other side had no snapshot yet
-    drift: dict[str, dict[str, int]] = field(default_factory=dict)
+    drift: dict[str, dict[Severity, int]] = field(default_factory=dict)
     # comparison name -> (opened, resolved) drift items, from the stored evaluation
     changes: dict[str, tuple[int, int]] = field(default_factory=dict)
 
@@ -35,15 +34,15 @@ class Event:
     def failed_sources(self) -> list[str]:
         if self.snapshot is None:
             return []
-        return [s.name for s in self.snapshot.sources if s.status != "ok"]
+        return [s.name for s in self.snapshot.sources if s.status != SourceStatus.OK]
 
     @property
     def error(self) -> str | None:
         return self.scan.error if self.scan is not None else None
 
     @property
-    def totals(self) -> dict[str, int]:
-        out = dict.fromkeys(SEVERITIES, 0)
+    def totals(self) -> dict[Severity, int]:
+        out = dict.fromkeys(Severity.worst_first(), 0)
         for counts in self.drift.values():
             for severity, n in counts.items():
                 out[severity] += n
@@ -54,8 +53,10 @@ def events(snapshots: list[Snapshot], scans: list[Scan], limit: int) -> list[Eve
     """Snapshots (with the scan that took them, if any) and scans that stored nothing,
     oldest first, the last `limit` of them."""
     by_snapshot = {s.snapshot_id: s for s in scans if s.snapshot_id is not None}
-    out = [Event(s.taken_at, s.status, s, by_snapshot.get(s.id)) for s in snapshots]
-    out += [Event(s.started_at, s.status, None, s) for s in scans if s.snapshot_id is None]
+    out = [Event(s.taken_at, ScanStatus(s.status), s, by_snapshot.get(s.id)) for s in snapshots]
+    out += [
+        Event(s.started_at, ScanStatus(s.status), None, s) for s in scans if s.snapshot_id is None
+    ]
     out.sort(key=lambda e: (e.at, e.snapshot.id if e.snapshot else 0))
     return out[-limit:]
 
@@ -68,7 +69,7 @@ LEFT, RIGHT, TOP, BOTTOM = 44, 12, 12, 44  # margins: y labels left, status mark
 
 @dataclass
 class Segment:
-    severity: str
+    severity: Severity
     y: float
     height: float
 
@@ -78,7 +79,7 @@ class Bar:
     x: float
     width: float
     cx: float  # the status mark's centre
-    status: str
+    status: ScanStatus
     label: str  # what a pointer hover or a screen reader's tooltip says
     segments: list[Segment]
     href: str | None
@@ -122,7 +123,7 @@ def chart(timeline: list[Event]) -> Chart:
         y = float(plot_bottom)
         segments = []
         totals = event.totals
-        for severity in SEVERITIES:
+        for severity in Severity.worst_first():
             h = height * totals[severity] / y_max
             if h:
                 y -= h

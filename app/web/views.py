@@ -4,26 +4,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlencode
 
 from app.db.models import Scan, Snapshot
-from app.diff.model import SEVERITY_RANK, DriftItem, Unknown
+from app.diff.model import DriftItem, Unknown
 from app.gate.service import GateResult
 from app.reports.model import Report, SnapshotMeta, sort_items
 from app.reports.render import short, unwaived_by_severity
 from app.snapshots.store import StoredResource
+from app.states import GateStatus, Severity
 from collectors.base import CATEGORIES
 
-SEVERITIES = ("critical", "warning", "info")  # worst first, as people read them
 WAIVED_CHOICES = ("", "hide", "only")  # every item | drift that counts only | documented only
 MAX_VALUE = 400  # characters of a value shown in a table cell
 MAX_RESOURCES = 2000  # rows of a snapshot page; a search narrows the rest
 
+# The worst unwaived severity of a comparison, `none` without drift, `unknown` without data.
+Worst = Severity | Literal["none", "unknown"]
 
-def worst(items: list[DriftItem]) -> str:
+
+def worst(items: list[DriftItem]) -> Worst:
     """The worst severity among the items, or `none`."""
-    return max((i.severity for i in items), key=SEVERITY_RANK.__getitem__, default="none")
+    return Severity.worst(i.severity for i in items) or "none"
 
 
 def value_text(value: Any) -> str | None:
@@ -40,11 +43,11 @@ class Cell:
 
     source: str
     target: str
-    status: str  # the gate's: pass | fail | stale | partial | missing
+    status: GateStatus
     reasons: list[str]
-    worst: str  # critical | warning | info | none | unknown (no data to compare)
+    worst: Worst
     parity: float | None
-    unwaived: dict[str, int]
+    unwaived: dict[Severity, int]
     taken_at: datetime | None  # the older side's snapshot: the age of the comparison's data
     now: datetime
 
@@ -115,7 +118,7 @@ class EnvironmentRowView:
 @dataclass(frozen=True)
 class Filters:
     category: str = ""
-    severity: str = ""
+    severity: Severity | Literal[""] = ""
     waived: str = ""
 
     @property
@@ -142,13 +145,13 @@ class Group:
 
 @dataclass
 class Summary:
-    unwaived: dict[str, int]
+    unwaived: dict[Severity, int]
     counting: int
     waived: int
     tolerated: int
     parity: float
     compared: int
-    worst: str
+    worst: Worst
 
 
 def summary(report: Report) -> Summary:
@@ -171,7 +174,7 @@ class ComparisonView:
     source: str
     target: str
     gate: GateResult
-    fail_on: str
+    fail_on: Severity
     max_age: str | None
     filters: Filters
     now: datetime
@@ -197,7 +200,7 @@ class ComparisonView:
 
 def comparison_view(
     gate: GateResult,
-    fail_on: str,
+    fail_on: Severity,
     max_age: str | None,
     report: Report | None,
     filters: Filters,

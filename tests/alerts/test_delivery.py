@@ -11,13 +11,16 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import timedelta
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from app import runtime
+from app.clock import format_time, utcnow
 from tests.alerts.recorder import Recorder
-from tests.support import Project, alert_events
+from tests.support import FakeClock, Project, alert_events
 
 SECRET_STAGING = "stg-Pa55word-7f3a9c"
 SECRET_PRODUCTION = "prd-Pa55word-0b1e2d"
@@ -75,6 +78,7 @@ def slack_text(recorded: list) -> str:
     return "\n".join(json.dumps(r.json()) for r in recorded)
 
 
+@pytest.mark.slow
 def test_new_drift_posts_once_and_its_fix_posts_once(project: Project, recorder: Recorder) -> None:
     seed(project, recorder)
     scan(project)
@@ -121,6 +125,7 @@ def test_new_drift_posts_once_and_its_fix_posts_once(project: Project, recorder:
     assert b"hmac-sha256" not in everything
 
 
+@pytest.mark.slow
 def test_429_waits_for_retry_after(project: Project, recorder: Recorder) -> None:
     seed(project, recorder)
     recorder.respond("/slack", (429, {"Retry-After": "2"}, "rate_limited"))
@@ -131,6 +136,7 @@ def test_429_waits_for_retry_after(project: Project, recorder: Recorder) -> None
     assert len(recorder.to("/hook")) == 1  # the webhook did not wait for Slack
 
 
+@pytest.mark.slow
 def test_5xx_is_retried_with_backoff(project: Project, recorder: Recorder) -> None:
     seed(project, recorder)
     recorder.respond("/hook", (503, {}, "busy"))
@@ -194,6 +200,7 @@ os.kill(os.getpid(), signal.SIGKILL)  # after the scan and its evaluation, befor
 """
 
 
+@pytest.mark.slow
 def test_killed_before_delivery_is_delivered_by_the_next_process_once(
     project: Project, recorder: Recorder
 ) -> None:
@@ -219,10 +226,10 @@ def test_waiver_expiry_reopens_and_reminders_repeat(project: Project, recorder: 
     seed(project, recorder, extra="severity:\n  - {key: hotfix-lib, severity: critical}\n")
     project.write_config(
         project.config.read_text().replace(
-            "deliver_timeout: 20s", "deliver_timeout: 20s\n  repeat_after: 2s"
+            "deliver_timeout: 20s", "deliver_timeout: 20s\n  repeat_after: 1h"
         )
     )
-    expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3))
+    expires = format_time(utcnow() + timedelta(minutes=10))
     added = project.invoke(
         "waiver", "add", "--comparison", "staging->production", "--key", "requests",
         "--reason", "upgrade rolling out", "--expires", expires,
@@ -232,14 +239,17 @@ def test_waiver_expiry_reopens_and_reminders_repeat(project: Project, recorder: 
     first = recorder.to("/hook")[0].json()
     assert [i["key"] for i in first["items"]] == ["hotfix-lib"]  # requests is waived
 
-    time.sleep(3.2)  # the waiver expires; the critical item has been open past repeat_after
     from app.alerts.deliver import Deliverer
     from app.alerts.evaluate import Evaluator
 
+    clock = FakeClock()
     rt = runtime.load(project.config)
     try:
-        Evaluator(rt.config, rt.sessions).catch_up()
-        Deliverer(rt.config, rt.sessions, rt.redactor).drain(20)
+        assert Evaluator(rt.config, rt.sessions, clock).catch_up() == []  # nothing new yet
+        # An hour on: the waiver has expired; the critical item has been open past repeat_after.
+        clock.advance(3600 + 60)
+        Evaluator(rt.config, rt.sessions, clock).catch_up()
+        Deliverer(rt.config, rt.sessions, rt.redactor, clock=clock).drain(20)
     finally:
         rt.close()
     kinds = {r.json()["event"]: r.json() for r in recorder.to("/hook")[1:]}
@@ -248,6 +258,7 @@ def test_waiver_expiry_reopens_and_reminders_repeat(project: Project, recorder: 
     assert len(recorder.to("/hook")) == 3
 
 
+@pytest.mark.slow
 def test_bot_token_threads_later_messages_under_the_first(
     project: Project, recorder: Recorder
 ) -> None:
@@ -293,6 +304,7 @@ def test_routes_per_comparison(project: Project, recorder: Recorder) -> None:
     assert alert_events(project) == []
 
 
+@pytest.mark.slow
 def test_serve_delivers_what_pushes_open(project: Project, recorder: Recorder) -> None:
     seed(project, recorder)
     project.write_config(project.config.read_text() + "server: {auth: false}\n")
@@ -330,6 +342,7 @@ def test_serve_delivers_what_pushes_open(project: Project, recorder: Recorder) -
         assert {e["target"] for e in listed} == {"slack", "webhook:ops"}
 
 
+@pytest.mark.slow
 def test_scheduled_scans_alert_once(project: Project, recorder: Recorder) -> None:
     seed(project, recorder)
     text = project.config.read_text().replace("    sources:\n", "    schedule: 1s\n    sources:\n")
@@ -360,6 +373,7 @@ def test_scheduled_scans_alert_once(project: Project, recorder: Recorder) -> Non
     assert posted(recorder) == (1, 1)
 
 
+@pytest.mark.slow
 def test_two_deliverers_send_each_event_once(project: Project, recorder: Recorder) -> None:
     seed(project, recorder)
     subprocess.run(
@@ -390,6 +404,7 @@ def test_two_deliverers_send_each_event_once(project: Project, recorder: Recorde
     assert {e.status for e in alert_events(project)} == {"delivered"}
 
 
+@pytest.mark.slow
 def test_webhook_urls_never_reach_the_logs(project: Project, recorder: Recorder) -> None:
     seed(project, recorder)
     secret_path = "/services/T0PARITY/B0PARITY/xoxsecretPathToken42"

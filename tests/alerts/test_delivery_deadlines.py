@@ -77,6 +77,7 @@ def header(request: Recorded, name: str) -> str | None:
 
 
 @sqlite_only
+@pytest.mark.slow
 def test_trickling_slack_delays_neither_the_webhook_nor_the_end_of_scan(
     project: Project, recorder: Recorder
 ) -> None:
@@ -100,6 +101,7 @@ def test_trickling_slack_delays_neither_the_webhook_nor_the_end_of_scan(
 
 
 @sqlite_only
+@pytest.mark.slow
 def test_the_idempotency_key_is_the_same_on_every_retry_of_an_event(
     project: Project, recorder: Recorder
 ) -> None:
@@ -125,6 +127,7 @@ def test_the_idempotency_key_is_the_same_on_every_retry_of_an_event(
 
 
 @sqlite_only
+@pytest.mark.slow
 def test_a_peer_that_reads_and_never_answers_gets_the_event_a_bounded_number_of_times(
     project: Project, recorder: Recorder
 ) -> None:
@@ -153,6 +156,7 @@ def test_a_peer_that_reads_and_never_answers_gets_the_event_a_bounded_number_of_
         hook.close()
 
 
+@pytest.mark.slow
 def test_two_deliverers_never_send_one_event_at_once_to_a_trickling_peer(
     project: Project, recorder: Recorder
 ) -> None:
@@ -206,6 +210,7 @@ def test_two_deliverers_never_send_one_event_at_once_to_a_trickling_peer(
         hook.close()
 
 
+@pytest.mark.slow
 def test_in_serve_a_trickling_slack_holds_neither_the_webhook_nor_later_events(
     project: Project, recorder: Recorder
 ) -> None:

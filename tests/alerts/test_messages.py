@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from app.alerts.messages import MAX_BLOCKS, MAX_HEADER, MAX_SECTION, blocks_for
 from tests.alerts.recorder import Recorder
 from tests.support import Project
@@ -76,6 +78,7 @@ def test_without_a_server_address_the_rest_points_at_the_cli() -> None:
     assert "resolved" in blocks[0]["text"]["text"]
 
 
+@pytest.mark.slow
 def test_five_thousand_pushed_items_reach_slack_within_limits(
     project: Project, recorder: Recorder
 ) -> None:

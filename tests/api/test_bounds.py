@@ -298,19 +298,34 @@ environments:
 
 
 @pytest.mark.slow
-def test_waiting_for_a_scan_holds_no_worker_thread(local: Project) -> None:
+def test_waiting_for_a_scan_holds_no_worker_thread(
+    local: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """45 requests waiting for one scan (`wait=true`) used to hold 45 threads of the 40 in
     the pool: healthz, a sync route, waited for the scan to end. Waiting is asynchronous."""
+    from app.api import snapshots as snapshots_api
+
     project = local
     project.write_config(SLOW_SCAN.format(python=sys.executable))
     rt = runtime.load(project.config)
     with rt.sessions.begin() as session:
         token = TokenRepository(session).create("write", "ci", None)[1]
     headers = {"Authorization": f"Bearer {token}"}
+    waiting: list[int] = []  # the scan each request inside the wait for a scan waits for
+    when_done = snapshots_api._when_done
+
+    async def counted(*args: Any) -> Any:
+        waiting.append(args[1])
+        return await when_done(*args)
+
+    monkeypatch.setattr(snapshots_api, "_when_done", counted)
     with serving(rt) as url, ThreadPoolExecutor(max_workers=45) as pool:
         start = f"{url}/api/v1/environments/staging/scans?wait=true&timeout=60"
         waiters = [pool.submit(httpx.post, start, headers=headers, timeout=60) for _ in range(45)]
-        time.sleep(1.5)  # all of them are waiting now
+        deadline = time.monotonic() + 30
+        while len(waiting) < 45:  # until all of them are waiting
+            assert time.monotonic() < deadline, f"{len(waiting)} of 45 requests are waiting"
+            time.sleep(0.05)
         assert not any(w.done() for w in waiters)
         started = time.monotonic()
         health = httpx.get(url + "/api/v1/healthz", timeout=30)
@@ -324,6 +339,7 @@ def test_waiting_for_a_scan_holds_no_worker_thread(local: Project) -> None:
     assert len({a.json()["id"] for a in answers}) == 1  # one scan, everyone waited for it
 
 
+@pytest.mark.slow
 def test_a_wait_that_times_out_answers_202(project: Project) -> None:
     project.write_config(SLOW_SCAN.format(python=sys.executable).replace("sleep(5)", "sleep(2)"))
     rt = runtime.load(project.config)

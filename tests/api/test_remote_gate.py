@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -13,8 +13,9 @@ import pytest
 
 from app import runtime
 from app.auth.tokens import TokenRepository
+from app.clock import utcnow
 from tests.support import API_CONFIG as CONFIG
-from tests.support import PUSH, Project, serving
+from tests.support import PUSH, FakeClock, Project, scan_on, serving
 
 
 @pytest.fixture
@@ -35,6 +36,7 @@ def gate(project: Project, url: str, *extra: str) -> Any:
     return project.invoke("gate", "staging", "production", "--api", url, *extra)
 
 
+@pytest.mark.slow
 def test_remote_gate_gives_the_local_exit_codes(project: Project, server: str) -> None:
     missing = gate(project, server, "--format", "json")
     assert missing.returncode == 2
@@ -98,19 +100,21 @@ def test_remote_gate_on_stale_data_is_exit_2(
     )
     project.write("staging.yaml", "pool: 10\n")
     project.write("production.yaml", "pool: 10\n")
-    assert project.invoke("scan", "--all").returncode == 0
+    # Scanned by a host whose clock read 5 s ago: snapshots 5 s old, with no waiting.
+    ago = FakeClock(start=utcnow() - timedelta(seconds=5))
+    scan_on(ago, project.config, "staging", "production")
     rt = runtime.load(project.config)
     with rt.sessions.begin() as session:
         _, token = TokenRepository(session).create("gate", "ci", None)
     monkeypatch.setenv("ENVPARITY_TOKEN", token)
     with serving(rt) as url:
-        time.sleep(1.2)
         stale = gate(project, url, "--format", "json")
     rt.close()
     assert stale.returncode == 2
     assert json.loads(stale.stdout)["status"] == "stale"
 
 
+@pytest.mark.slow
 def test_remote_gate_category_narrows_what_is_judged(project: Project, server: str) -> None:
     assert gate(project, server, "--fresh").returncode == 1  # config drifted
     narrowed = gate(project, server, "--format", "json", "--category", "packages")

@@ -50,6 +50,9 @@ from app.main import create_app
 from tests.api.test_api import CONFIG, PUSH
 from tests.conftest import TEST_SECRET_KEY, fresh_database
 
+# One seeded app per backend (scans, a push) and a minute of generated requests: all slow.
+pytestmark = pytest.mark.slow
+
 # Every check of the installed schemathesis (test_every_schemathesis_check_runs holds this list
 # to its registry, so an upgrade that adds one fails until it is looked at here).
 CHECKS = [

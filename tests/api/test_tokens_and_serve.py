@@ -95,6 +95,7 @@ def test_token_create_takes_a_future_expiry(project: Project) -> None:
     assert created.stdout.strip().startswith("envp_")
 
 
+@pytest.mark.slow
 def test_a_second_scan_trigger_answers_the_running_scan(project: Project) -> None:
     project.write_config(CONFIG.format(python=sys.executable))
     token = project.invoke("token", "create", "--scope", "write").stdout.strip()

@@ -58,6 +58,7 @@ def run(behaviour: str, timeout: float = 5) -> Any:
     return run_source(options, ctx, make_redactor())
 
 
+@pytest.mark.slow
 def test_hung_fetch_is_abandoned_after_its_timeout() -> None:
     started = time.monotonic()
     outcome = run("hang", timeout=0.2)

@@ -67,6 +67,7 @@ def trickle() -> Iterator[Trickle]:
     server.server.server_close()
 
 
+@pytest.mark.slow
 def test_an_http_source_that_timed_out_hangs_up_on_a_trickling_server(
     trickle: Trickle, tmp_path: Path
 ) -> None:
@@ -80,6 +81,7 @@ def test_an_http_source_that_timed_out_hangs_up_on_a_trickling_server(
     assert trickle.hung_up.wait(3), "the source kept reading after its timeout fired"
 
 
+@pytest.mark.slow
 def test_a_file_source_that_timed_out_stops_reading_a_pipe(tmp_path: Path) -> None:
     fifo = tmp_path / "settings.json"
     os.mkfifo(fifo)

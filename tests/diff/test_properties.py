@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -63,6 +64,7 @@ def plain(item: DriftItem) -> tuple[Any, ...]:
 
 @settings(max_examples=150, deadline=None)
 @given(resource_sets)
+@pytest.mark.slow
 def test_a_snapshot_compared_with_itself_has_no_drift(docs: dict[str, dict[str, Any]]) -> None:
     snapshot = side("staging", docs)
     result = compare(snapshot, snapshot, Rules(environments=ENVS), NOW)
@@ -72,6 +74,7 @@ def test_a_snapshot_compared_with_itself_has_no_drift(docs: dict[str, dict[str, 
 
 @settings(max_examples=150, deadline=None)
 @given(resource_sets, resource_sets)
+@pytest.mark.slow
 def test_swapping_sides_mirrors_every_item(a: dict[str, Any], b: dict[str, Any]) -> None:
     rules = Rules(environments=ENVS)
     forward = compare(side("staging", a), side("production", b), rules, NOW)
@@ -82,6 +85,7 @@ def test_swapping_sides_mirrors_every_item(a: dict[str, Any], b: dict[str, Any])
 
 @settings(max_examples=200, deadline=None)
 @given(documents)
+@pytest.mark.slow
 def test_normalization_is_idempotent(doc: dict[str, Any]) -> None:
     normalizer = Normalizer(vars=ENVS["staging"], foreign={"production": ENVS["production"]})
     once, _, _ = normalizer.document(doc)
@@ -89,6 +93,7 @@ def test_normalization_is_idempotent(doc: dict[str, Any]) -> None:
     assert twice == once
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(resource_sets, resource_sets, st.booleans())
 def test_the_hash_first_shortcut_changes_no_result(

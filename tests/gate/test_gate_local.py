@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from tests.support import Project
+from app.clock import utcnow
+from tests.support import FakeClock, Project, scan_on
 
 CONFIG = """
 environments:
@@ -24,6 +26,9 @@ comparisons:
     target: production
     gate: {fail_on: %s, max_age: %s, categories: %s}
 """
+
+
+ENVIRONMENTS = ("staging", "production")
 
 
 def setup(
@@ -77,7 +82,8 @@ def test_drift_below_fail_on_passes(project: Project) -> None:
 
 def test_stale_data_fails_closed(project: Project) -> None:
     setup(project, max_age="30s")
-    project.invoke("scan", "--all")
+    # Scanned by a host whose clock read 5 s ago: snapshots 5 s old, with no waiting.
+    scan_on(FakeClock(start=utcnow() - timedelta(seconds=5)), project.config, *ENVIRONMENTS)
     old = json.loads(project.invoke("export", "production").stdout)
     old["taken_at"] = "2026-01-01T00:00:00Z"
     (project.root / "old.json").write_text(json.dumps(old))
@@ -85,9 +91,6 @@ def test_stale_data_fails_closed(project: Project) -> None:
     # the pushed snapshot is older, so the latest is still the scan: fresh
     assert gate(project)[1]["status"] == "fail"
     setup(project, max_age="1s")
-    import time
-
-    time.sleep(1.2)
     code, body = gate(project)
     assert (code, body["status"]) == (2, "stale")
     assert "older than max_age 1s" in body["reasons"][0]

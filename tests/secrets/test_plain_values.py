@@ -14,6 +14,9 @@ import pytest
 from tests.secrets.corpus_data import NEGATIVE, Plain, render_plain
 from tests.secrets.secret_harness import Installation, Run
 
+# One installation, scanned through subprocesses, serves the module: all of it is slow.
+pytestmark = pytest.mark.slow
+
 FILES = {
     "yaml": "app.yaml",
     "env": "app.env",

@@ -55,6 +55,9 @@ from tests.secrets.secret_harness import (
     captured_logs,
 )
 
+# One installation, scanned through subprocesses, serves the module: all of it is slow.
+pytestmark = pytest.mark.slow
+
 MARKER = "secret:hmac-sha256:"
 PAIRS = [("dev", "staging"), ("staging", "production"), ("dev", "fleet")]
 ENVIRONMENTS = ("dev", "staging", "production", "fleet")

@@ -13,6 +13,9 @@ import pytest
 
 from tests.secrets.secret_harness import Installation, Needles, Run, as_text
 
+# One installation, scanned through subprocesses, serves the module: all of it is slow.
+pytestmark = pytest.mark.slow
+
 YAML = """\
 service: orders
 database:

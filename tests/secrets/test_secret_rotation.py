@@ -12,6 +12,9 @@ import pytest
 
 from tests.secrets.secret_harness import Installation, Needles, Run, as_text
 
+# One installation, scanned through subprocesses, serves the module: all of it is slow.
+pytestmark = pytest.mark.slow
+
 ROTATIONS = {  # name: (file, attribute path, template, password before, password after)
     "postgres URL in YAML": (
         "deploy/production/app.yaml",

@@ -150,6 +150,7 @@ BOMB = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".jo
 )
 
 
+@pytest.mark.slow
 def test_hostile_sources_fail_alone_and_the_rest_is_stored(project: Project) -> None:
     """One scan (a subprocess: nothing runs away in the test's own process) of every kind of
     hostile source, a NUL byte in a failed source's error among them: it costs nothing else."""

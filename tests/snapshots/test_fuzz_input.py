@@ -89,6 +89,7 @@ def push_of(attributes: Any, key: str, taken_at: str) -> dict[str, Any]:
     key=st.text(min_size=1, max_size=300),
     taken_at=st.sampled_from(["2026-11-22T04:00:00Z", "2099-01-01T00:00:00Z", "2026-11-22"]),
 )
+@pytest.mark.slow
 def test_a_fuzzed_push_is_stored_or_refused(
     push_runtime: Any, attributes: Any, key: str, taken_at: str
 ) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 
 from app.db.session import make_engine
@@ -66,6 +67,7 @@ def findings(project: Project) -> set[tuple[Any, ...]]:
     }
 
 
+@pytest.mark.slow
 def test_rescrub_removes_plaintext_stored_under_older_rules(project: Project) -> None:
     write_environments(project)
     project.write_config(CONFIG + OLD_RULES)

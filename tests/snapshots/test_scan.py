@@ -43,6 +43,7 @@ def two_envs(project: Project) -> Project:
     return project
 
 
+@pytest.mark.slow
 def test_scan_all_stores_complete_snapshots(two_envs: Project) -> None:
     two_envs.write("deploy/production/app.yaml", "db: {host: orders-db-production}\n")
     result = two_envs.run("scan", "--all")
@@ -104,6 +105,7 @@ def test_rescan_of_unchanged_sources_stores_no_document(two_envs: Project) -> No
     rt.close()
 
 
+@pytest.mark.slow
 def test_hung_source_times_out_and_the_others_complete(project: Project) -> None:
     project.write_config(
         f"""
@@ -130,6 +132,7 @@ def test_hung_source_times_out_and_the_others_complete(project: Project) -> None
     assert "quick ok (1 resources" in result.stdout
 
 
+@pytest.mark.slow
 def test_second_scan_of_one_environment_is_refused_or_waits(project: Project) -> None:
     project.write_config(
         f"""
@@ -195,6 +198,7 @@ def test_scan_left_running_by_a_dead_process_is_taken_over(two_envs: Project) ->
     rt.close()
 
 
+@pytest.mark.slow
 def test_running_scan_keeps_its_heartbeat_fresh(project: Project) -> None:
     project.write_config(
         f"""

@@ -60,7 +60,7 @@ def test_one_changed_resource_rewrites_little(sessions: sessionmaker[Session]) -
 
 
 def test_snapshot_records_each_source_outcome(sessions: sessionmaker[Session]) -> None:
-    from app.db.base import utcnow
+    from app.clock import utcnow
 
     with sessions.begin() as session:
         repo = SnapshotRepository(session)

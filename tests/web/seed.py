@@ -17,7 +17,7 @@ import pytest
 from app import runtime
 from app.alerts.evaluate import Evaluator
 from app.auth.tokens import TokenRepository
-from app.db.base import utcnow
+from app.clock import utcnow
 from app.snapshots import service
 from tests.conftest import TEST_SECRET_KEY
 

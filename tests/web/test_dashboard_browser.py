@@ -45,6 +45,9 @@ if (reason := _unavailable()) is not None:
 
 from playwright import sync_api  # noqa: E402 (only once the browser is known to be there)
 
+# A browser and `envparity serve` serve the module: all of it is slow.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Seeded, str]]:

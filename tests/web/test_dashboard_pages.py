@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.auth.tokens import TokenRepository
-from app.db.base import utcnow
+from app.clock import utcnow
 from app.deps import SESSION_COOKIE
 from app.diff.model import DiffResult, DriftItem
 from app.main import create_app

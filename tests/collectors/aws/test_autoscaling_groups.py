@@ -88,6 +88,7 @@ def seed(aws: Any) -> None:
     )
 
 
+@pytest.mark.slow
 def test_groups_keyed_by_name_with_types_from_where_they_launch(aws: Any) -> None:
     seed(aws)
     groups = aws.by_key(T, filters={"tag:env": "staging"})
@@ -121,6 +122,7 @@ def test_groups_keyed_by_name_with_types_from_where_they_launch(aws: Any) -> Non
     assert legacy["suspended_processes"] == ["Launch"]
 
 
+@pytest.mark.slow
 def test_default_version_and_tag_globs(aws: Any) -> None:
     seed(aws)
     groups = aws.by_key(T, filters={"tag:env": "prod*"})

@@ -67,6 +67,7 @@ def seed(ec2: Any) -> dict[str, list[str]]:
     return {"web": web, "worker": worker, "stray": stray}
 
 
+@pytest.mark.slow
 def test_groups_by_role_with_states_types_and_ami_name(aws: Any) -> None:
     ec2 = aws.client("ec2")
     ids = seed(ec2)
@@ -123,6 +124,7 @@ def test_group_by_auto_scaling_group_tag(aws: Any) -> None:
     assert counts == {"web-stg": 2, "(untagged)": 1}
 
 
+@pytest.mark.slow
 def test_pagination_past_one_page(aws: Any) -> None:
     ec2 = aws.client("ec2")
     # moto pages DescribeInstances by reservation (100 a page): 260 instances in 115
@@ -137,6 +139,7 @@ def test_pagination_past_one_page(aws: Any) -> None:
     assert groups["worker"].attributes["root_volume_type"] == "gp2"  # every root volume resolved
 
 
+@pytest.mark.slow
 def test_several_regions_prefix_the_key(aws: Any) -> None:
     for region in ("us-east-1", "eu-west-1"):
         run(aws.client("ec2", region), TagSpecifications=tags(Role="web"))

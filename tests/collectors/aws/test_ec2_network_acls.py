@@ -108,6 +108,7 @@ def test_entries_keyed_by_rule_number_under_the_acl_name(aws: Any) -> None:
     assert a["network_acl_id"] == acl_id  # an attribute, never the key
 
 
+@pytest.mark.slow
 def test_a_changed_entry_shows_in_the_attributes(aws: Any) -> None:
     ec2 = aws.client("ec2")
     acl_id = seed(ec2)

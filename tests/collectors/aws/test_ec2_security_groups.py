@@ -24,6 +24,7 @@ def make_group(ec2: Any, name: str, env: str, vpc: str) -> str:
     return group_id
 
 
+@pytest.mark.slow
 def test_rules_are_canonical_keyed_by_group_name(aws: Any) -> None:
     ec2 = aws.client("ec2")
     vpc = ec2.create_vpc(CidrBlock="10.1.0.0/16")["Vpc"]["VpcId"]
@@ -78,6 +79,7 @@ def test_rules_are_canonical_keyed_by_group_name(aws: Any) -> None:
     assert web_group.attributes["group_id"] == web  # an attribute, never the key
 
 
+@pytest.mark.slow
 def test_pagination_past_one_page(aws: Any) -> None:
     ec2 = aws.client("ec2")
     vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
@@ -87,6 +89,7 @@ def test_pagination_past_one_page(aws: Any) -> None:
     assert len(groups) == 1100
 
 
+@pytest.mark.slow
 def test_several_regions_prefix_the_key(aws: Any) -> None:
     for region in ("us-east-1", "eu-west-1"):
         ec2 = aws.client("ec2", region)

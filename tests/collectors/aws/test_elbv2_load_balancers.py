@@ -135,6 +135,7 @@ def test_listeners_labelled_with_acm_certificates(aws: Any) -> None:
     assert listener["fixed_response"] == {"status_code": "404", "content_type": "text/plain"}
 
 
+@pytest.mark.slow
 def test_tag_filters_select_load_balancers(aws: Any) -> None:
     seed(aws)
     assert set(aws.by_key(T, filters={"tag:team": "ops"})) == {"admin-staging"}
@@ -150,6 +151,7 @@ def test_certificate_expiry_is_volatile() -> None:
     assert "listeners.certificates.not_after" in cls.volatile_paths
 
 
+@pytest.mark.slow
 def test_acm_access_denied_fails_the_source_naming_the_action(aws: Any) -> None:
     seed(aws)
     with FaultProxy(aws.endpoint) as proxy:

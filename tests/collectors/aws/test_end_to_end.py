@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from app.demo import SHARED_SECRET, seed, write_config
 from tests.support import Project, database_bytes
 
@@ -42,6 +44,7 @@ WAIVED = {
 PLAINTEXT = [SHARED_SECRET, "demo-staging-password", "demo-production-password"]
 
 
+@pytest.mark.slow
 def test_scan_all_then_diff_reports_exactly_the_planted_drift(aws: Any, project: Project) -> None:
     seed(aws.endpoint)
     write_config(project.root, aws.endpoint)

@@ -23,6 +23,7 @@ def run(aws: Any, type_name: str, endpoint: str, **options: Any) -> Any:
 
 
 @pytest.mark.parametrize("status", [503, 400])
+@pytest.mark.slow
 def test_throttling_is_retried_until_the_scan_completes(aws: Any, status: int) -> None:
     seed(aws)
     with FaultProxy(aws.endpoint) as proxy:
@@ -34,6 +35,7 @@ def test_throttling_is_retried_until_the_scan_completes(aws: Any, status: int) -
     assert proxy.faults >= 1
 
 
+@pytest.mark.slow
 def test_access_denied_fails_only_that_source_naming_the_action(aws: Any) -> None:
     seed(aws)
     with FaultProxy(aws.endpoint) as proxy:
@@ -44,6 +46,7 @@ def test_access_denied_fails_only_that_source_naming_the_action(aws: Any) -> Non
     assert "AccessDenied" in (denied.error or "")
 
 
+@pytest.mark.slow
 def test_a_denied_source_fails_and_the_rest_of_the_scan_completes(aws: Any, project: Any) -> None:
     from app import runtime
     from app.snapshots.service import Scanner
@@ -83,6 +86,7 @@ def test_role_arn_is_assumed_through_sts(aws: Any) -> None:
     assert len(resources) >= 30
 
 
+@pytest.mark.slow
 def test_a_source_that_timed_out_makes_no_further_aws_call(aws: Any) -> None:
     """A slow account with many pages: once the source's timeout fires, its thread stops
     at the next request instead of paging on, unseen, to the end."""

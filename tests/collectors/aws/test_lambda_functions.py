@@ -111,6 +111,7 @@ def test_settings_variables_and_versions(aws: Any) -> None:
     assert packages.attributes == {"runtime": "python3.12", "layers": {"deps": 2, "otel": 1}}
 
 
+@pytest.mark.slow
 def test_defaults_of_a_plain_function(aws: Any) -> None:
     make_function(aws, "worker")
     functions = {(r.resource_type, r.key): r.attributes for r in aws.collect(T)}

@@ -101,6 +101,7 @@ def test_tags_can_be_left_out(aws: Any) -> None:
     assert "tags" not in db.attributes
 
 
+@pytest.mark.slow
 def test_pagination_past_one_page(aws: Any) -> None:
     rds = aws.client("rds")
     for i in range(120):

@@ -71,6 +71,7 @@ def test_groups_in_use_by_the_filtered_instances(aws: Any) -> None:
     }
 
 
+@pytest.mark.slow
 def test_a_changed_parameter_shows_in_the_attributes(aws: Any) -> None:
     rds = aws.client("rds")
     seed(rds)

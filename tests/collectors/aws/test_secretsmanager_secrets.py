@@ -90,6 +90,7 @@ def test_metadata_of_a_secret(aws: Any) -> None:
     assert plain["rotation_days"] is None
 
 
+@pytest.mark.slow
 def test_metadata_mode_never_reads_a_value(aws: Any, api_calls: list[str]) -> None:
     aws.client("secretsmanager").create_secret(Name="staging/db", SecretString=PLAINTEXT)
     api_calls.clear()

@@ -120,6 +120,7 @@ def test_hash_mode_hashes_inside_fetch_with_the_scan_key(aws: Any) -> None:
     assert resource.secret_paths == (("value",),)
 
 
+@pytest.mark.slow
 def test_string_with_a_secret_looking_name_is_hashed(aws: Any) -> None:
     ssm = aws.client("ssm")
     put(ssm, "/app/staging/db/password", PLAINTEXT)  # a plain String, wrongly

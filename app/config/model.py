@@ -1,60 +1,68 @@
-"""envparity.yaml: the pydantic model, and a loader whose every error names file, line and key."""
+"""The envparity.yaml model: what each key may hold, checked as the file is loaded (the loader,
+app/config/loader.py, names the file, line and key of every mistake).
+
+Durations (`30s`, `15m`, `1h`, `2d`, `1w`) are parsed here, once: the model holds timedeltas,
+and writes each back as a duration text (`Duration`). A schedule is an interval or a 5-field
+cron expression (`Schedule`)."""
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, NewType
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
-    ValidationError,
+    PlainSerializer,
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
+from app.clock import DURATION, format_duration, parse_duration
 from app.errors import ConfigError
-from collectors import registry
+from app.states import Allowance, Change, Severity
 from collectors.base import CATEGORIES, Category, SourceOptions
 from collectors.limits import Limits
 from collectors.secrets import RULES
 
-Severity = Literal["info", "warning", "critical"]
-SEVERITY_ORDER: dict[str, int] = {"info": 0, "warning": 1, "critical": 2}
 DEFAULT_CONFIG_NAME = "envparity.yaml"
 DEFAULT_DATABASE_URL = "sqlite:///envparity.db"
 
-_DURATION = re.compile(r"^(\d+)\s*(s|m|h|d|w)$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _ENV_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-# `${NAME}` expands; `$${NAME}` is a literal `${NAME}` (for shell commands, dpkg formats).
-_VAR_REF = re.compile(r"\$?\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+# A 5-field cron expression (`*/5 * * * *`), checked when the config is loaded.
+CronText = NewType("CronText", str)
+# When an environment is scanned: every so long, or when a cron expression says.
+Schedule = timedelta | CronText
 
 
-def parse_duration(text: str) -> timedelta:
-    """`30s`, `15m`, `1h`, `2d`, `1w` as a timedelta."""
-    m = _DURATION.match(text.strip())
-    if not m:
-        raise ValueError(f"{text!r} is not a duration like 30s, 15m, 1h, 2d")
-    return timedelta(**{_UNITS[m[2]]: int(m[1])})
+def _text(value: object) -> str:
+    """A duration or schedule as the file gives it: a text, as before these were parsed
+    (`max_age: 30` is refused as it always was, not taken for 30 seconds)."""
+    if not isinstance(value, str):
+        raise PydanticCustomError("string_type", "Input should be a valid string")
+    return value
 
 
-def _check_duration(text: str) -> str:
-    parse_duration(text)
-    return text
+def _to_duration(value: object) -> timedelta:
+    if isinstance(value, timedelta):  # a default, or a model built in code
+        return value
+    return parse_duration(_text(value))
 
 
-def _check_schedule(text: str) -> str:
-    if _DURATION.match(text.strip()):
-        return text
+def _to_schedule(value: object) -> Schedule:
+    if isinstance(value, timedelta):
+        return value
+    text = _text(value)
+    if DURATION.match(text.strip()):
+        return parse_duration(text)
     from apscheduler.triggers.cron import CronTrigger
 
     if len(text.split()) != 5:
@@ -63,7 +71,12 @@ def _check_schedule(text: str) -> str:
         CronTrigger.from_crontab(text)
     except ValueError as exc:
         raise ValueError(f"{text!r} is not a valid cron expression: {exc}") from exc
-    return text
+    return CronText(text)
+
+
+def schedule_text(schedule: Schedule) -> str:
+    """A schedule as the config writes it: `15m`, or the cron expression."""
+    return format_duration(schedule) if isinstance(schedule, timedelta) else schedule
 
 
 def _check_regex(text: str) -> str:
@@ -74,7 +87,14 @@ def _check_regex(text: str) -> str:
     return text
 
 
-Duration = Annotated[str, AfterValidator(_check_duration)]
+# A duration text of the file (`30s`, `15m`, `1h`, `2d`, `1w`) as a timedelta; written back
+# (model_dump, the API's gate rules) as a duration text again.
+Duration = Annotated[
+    timedelta, BeforeValidator(_to_duration), PlainSerializer(format_duration, return_type=str)
+]
+ScheduleField = Annotated[
+    Schedule, BeforeValidator(_to_schedule), PlainSerializer(schedule_text, return_type=str)
+]
 
 
 class _Model(BaseModel):
@@ -82,7 +102,7 @@ class _Model(BaseModel):
 
 
 class GateConfig(_Model):
-    fail_on: Severity = "warning"
+    fail_on: Severity = Severity.WARNING
     max_age: Duration | None = None
     # Categories that must be complete on both sides for the gate to judge; all by default.
     categories: list[Category] = Field(default_factory=lambda: list(CATEGORIES))
@@ -127,7 +147,7 @@ class _Matcher(_Model):
 
 class ToleranceConfig(_Matcher):
     path: str
-    allow: Literal["same_family", "patch", "minor", "any"]
+    allow: Allowance
 
 
 class IgnoreConfig(_Matcher):
@@ -137,7 +157,7 @@ class IgnoreConfig(_Matcher):
 
 
 class SeverityRule(_Matcher):
-    change: Literal["added", "removed", "changed", "leak", "secret_reused"] | None = None
+    change: Change | None = None
     severity: Severity
 
 
@@ -148,7 +168,7 @@ class SlackConfig(_Model):
     webhook_url: str | None = None
     bot_token: str | None = None
     channel: str | None = None
-    min_severity: Severity = "warning"
+    min_severity: Severity = Severity.WARNING
     # Slack's Web API; another address only for a proxy or a test double.
     api_url: str = "https://slack.com/api/"
 
@@ -166,7 +186,7 @@ class WebhookConfig(_Model):
     url: str
     # The HMAC-SHA256 key of the X-Envparity-Signature header.
     secret: str | None = None
-    min_severity: Severity = "warning"
+    min_severity: Severity = Severity.WARNING
 
 
 class AlertsConfig(_Model):
@@ -176,10 +196,10 @@ class AlertsConfig(_Model):
     repeat_after: Duration | None = None
     # How long `envparity scan` / `push` wait for delivery before leaving the rest to
     # `serve` / `scheduler` (or the next scan).
-    deliver_timeout: Duration = "60s"
+    deliver_timeout: Duration = timedelta(seconds=60)
     # The most one request to Slack or a webhook takes, from connecting to the end of the
     # answer: a peer that trickles its answer is cut off then, and the send is retried.
-    request_timeout: Duration = "10s"
+    request_timeout: Duration = timedelta(seconds=10)
     # A send that went out in full and got no answer may have reached the peer: once an
     # event has been sent this many times, such a send fails it instead of sending again.
     max_unanswered: int = Field(default=3, ge=1, le=50)
@@ -233,7 +253,7 @@ class SecretsConfig(_Model):
 
 class EnvironmentConfig(_Model):
     vars: dict[str, str] = Field(default_factory=dict)
-    schedule: Annotated[str, AfterValidator(_check_schedule)] | None = None
+    schedule: ScheduleField | None = None
     # Raw here; validated against each source type's own options model by load_config.
     sources: list[dict[str, Any]] = Field(default_factory=list)
 
@@ -279,21 +299,21 @@ class DatabaseConfig(_Model):
     """How long envparity waits on its database (app.db.session.make_engine)."""
 
     # SQLite: a writer that finds the database locked waits this long for its turn.
-    busy_timeout: Duration = "30s"
+    busy_timeout: Duration = timedelta(seconds=30)
     # PostgreSQL: opening a connection, handshake and authentication included.
-    connect_timeout: Duration = "5s"
+    connect_timeout: Duration = timedelta(seconds=5)
     # PostgreSQL: the server cancels a statement running longer (0s: never). The client
     # itself gives up on a server that has not answered 5 s after it.
-    statement_timeout: Duration = "30s"
+    statement_timeout: Duration = timedelta(seconds=30)
     # PostgreSQL: the check of a pooled connection before each use (pool pre-ping).
-    ping_timeout: Duration = "3s"
+    ping_timeout: Duration = timedelta(seconds=3)
     # PostgreSQL TCP keepalives: probe an idle connection after keepalives_idle, every
     # keepalives_interval, and drop it after keepalives_count unanswered probes.
-    keepalives_idle: Duration = "10s"
-    keepalives_interval: Duration = "5s"
+    keepalives_idle: Duration = timedelta(seconds=10)
+    keepalives_interval: Duration = timedelta(seconds=5)
     keepalives_count: int = Field(default=3, ge=1, le=100)
     # PostgreSQL: data sent and not acknowledged for this long drops the connection.
-    tcp_user_timeout: Duration = "20s"
+    tcp_user_timeout: Duration = timedelta(seconds=20)
 
 
 class ConfigModel(_Model):
@@ -326,12 +346,17 @@ class Environment:
 
     name: str
     vars: dict[str, str]
-    schedule: str | None
+    schedule: Schedule | None
     sources: list[SourceOptions]
 
     @property
     def push_only(self) -> bool:
         return not self.sources
+
+    @property
+    def schedule_text(self) -> str | None:
+        """The schedule as the config writes it (`15m`, a cron expression), for people."""
+        return None if self.schedule is None else schedule_text(self.schedule)
 
 
 @dataclass(frozen=True)
@@ -364,229 +389,3 @@ class Config:
             if comparison.source == source and comparison.target == target:
                 return comparison
         return None
-
-
-# --------------------------------------------------------------------------- loading
-
-Loc = tuple[str | int, ...]
-
-
-class _Located:
-    """The plain data of a YAML document plus the line of every key and item."""
-
-    def __init__(self, filename: str, environ: Mapping[str, str]) -> None:
-        self.filename = filename
-        self.environ = environ
-        self.lines: dict[Loc, int] = {}
-        self._constructor = yaml.SafeLoader("")
-
-    def error(self, loc: Loc, message: str) -> ConfigError:
-        return ConfigError(f"{self.filename}:{self.line_of(loc)}: {_dotted(loc)}: {message}")
-
-    def line_of(self, loc: Loc) -> int:
-        for end in range(len(loc), -1, -1):
-            line = self.lines.get(loc[:end])
-            if line is not None:
-                return line
-        return 1
-
-    def build(self, node: yaml.Node, loc: Loc) -> Any:
-        self.lines.setdefault(loc, node.start_mark.line + 1)
-        if isinstance(node, yaml.MappingNode):
-            out: dict[str, Any] = {}
-            inherited: dict[str, Any] = {}  # from `<<` merges; the mapping's own keys win
-            for key_node, value_node in node.value:
-                if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`
-                    merged = self.build(value_node, loc)
-                    for part in merged if isinstance(merged, list) else [merged]:
-                        if not isinstance(part, dict):
-                            raise self.error(loc, "`<<` merges mappings only")
-                        for k, v in part.items():
-                            inherited.setdefault(k, v)
-                    continue
-                key = self.build_scalar(key_node, loc)
-                if not isinstance(key, str | int | float | bool):
-                    raise self.error(loc, "mapping keys must be plain values")
-                key = str(key)
-                if key in out:
-                    self.lines[(*loc, key)] = key_node.start_mark.line + 1
-                    raise self.error((*loc, key), "duplicate key")
-                self.lines[(*loc, key)] = key_node.start_mark.line + 1
-                out[key] = self.build(value_node, (*loc, key))
-            return {**inherited, **out}
-        if isinstance(node, yaml.SequenceNode):
-            return [self.build(item, (*loc, i)) for i, item in enumerate(node.value)]
-        return self.build_scalar(node, loc)
-
-    def build_scalar(self, node: yaml.Node, loc: Loc) -> Any:
-        if not isinstance(node, yaml.ScalarNode):
-            raise self.error(loc, "expected a plain value here")
-        value = self._constructor.construct_object(node, deep=True)
-        if isinstance(value, str):
-            return self.expand(value, loc)
-        return value
-
-    def expand(self, value: str, loc: Loc) -> str:
-        def sub(m: re.Match[str]) -> str:
-            if m[0].startswith("$$"):
-                return m[0][1:]
-            name = m[1]
-            if name not in self.environ:
-                raise self.error(loc, f"${{{name}}} is not set in the environment")
-            return self.environ[name]
-
-        return _VAR_REF.sub(sub, value)
-
-
-def _dotted(loc: Loc) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
-
-
-def _follow(data: Any, loc: tuple[Any, ...]) -> Loc:
-    """The part of a pydantic error location that indexes into the data (drops union tags)."""
-    out: list[str | int] = []
-    for part in loc:
-        in_dict = isinstance(data, dict) and isinstance(part, str) and part in data
-        in_list = isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data)
-        if in_dict or in_list:
-            data = data[part]
-            out.append(part)
-        else:
-            # A missing key is worth naming; a union member's tag (`list[str]`) is not.
-            if isinstance(data, dict) and isinstance(part, str) and part.isidentifier():
-                out.append(part)
-            break
-    return tuple(out)
-
-
-def _raise_validation(located: _Located, data: Any, exc: ValidationError, prefix: Loc = ()) -> None:
-    messages: list[str] = []
-    for err in exc.errors(include_url=False):
-        loc = (*prefix, *_follow(_at(data, prefix), err["loc"]))
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key (check its spelling)"
-        elif err["type"] == "missing":
-            msg = "required key is missing"
-        msg = msg.removeprefix("Value error, ")
-        line = f"{located.filename}:{located.line_of(loc)}: {_dotted(loc)}: {msg}"
-        if line not in messages:
-            messages.append(line)
-    raise ConfigError("\n".join(messages))
-
-
-def _at(data: Any, loc: Loc) -> Any:
-    for part in loc:
-        data = data[part]
-    return data
-
-
-def find_config_path(explicit: str | Path | None, env_value: Path | None = None) -> Path:
-    """--config, else $ENVPARITY_CONFIG, else ./envparity.yaml."""
-    path = Path(explicit) if explicit else (env_value or Path(DEFAULT_CONFIG_NAME))
-    return path.expanduser()
-
-
-def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
-    """Reads and validates a config file; any problem raises ConfigError naming file:line: key."""
-    environ = os.environ if environ is None else environ
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{path}: no such config file (write a starter one with `envparity init`)"
-        ) from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    located = _Located(str(path), environ)
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        line = mark.line + 1 if mark is not None else 1
-        raise ConfigError(f"{path}:{line}: not valid YAML: {exc.problem}") from None
-    if node is None:
-        raise ConfigError(f"{path}:1: the file is empty")
-    data = located.build(node, ())
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}:1: the top level must be a mapping of keys")
-    try:
-        model = ConfigModel.model_validate(data)
-    except ValidationError as exc:
-        _raise_validation(located, data, exc)
-        raise  # unreachable: _raise_validation always raises
-    for i, comparison in enumerate(model.comparisons):
-        for end in ("source", "target"):
-            if getattr(comparison, end) not in model.environments:
-                raise located.error(
-                    ("comparisons", i, end),
-                    f"names an undeclared environment {getattr(comparison, end)!r}",
-                )
-        _check_routes(located, model, i, comparison)
-    environments = {
-        name: Environment(
-            name=name,
-            vars={"env": name, **env.vars},
-            schedule=env.schedule,
-            sources=_load_sources(located, data, name, env.sources),
-        )
-        for name, env in model.environments.items()
-    }
-    return Config(path=path.resolve(), model=model, environments=environments)
-
-
-def _check_routes(located: _Located, model: ConfigModel, i: int, comparison: Any) -> None:
-    routes = comparison.alerts
-    known = model.alerts.webhook_names()
-    for j, name in enumerate(routes.webhooks or []):
-        if name not in known:
-            raise located.error(
-                ("comparisons", i, "alerts", "webhooks", j),
-                f"names no webhook of alerts.webhooks: {name!r} (declared: "
-                f"{', '.join(known) or 'none'})",
-            )
-    route = routes.slack
-    if isinstance(route, SlackRoute) and model.alerts.slack is None and not route.webhook_url:
-        raise located.error(
-            ("comparisons", i, "alerts", "slack"),
-            "a Slack route needs a webhook_url here or an alerts.slack to inherit from",
-        )
-
-
-def _load_sources(
-    located: _Located, data: Any, env_name: str, raw_sources: list[dict[str, Any]]
-) -> list[SourceOptions]:
-    out: list[SourceOptions] = []
-    names: set[str] = set()
-    counters: dict[str, int] = {}
-    for i, raw in enumerate(raw_sources):
-        loc: Loc = ("environments", env_name, "sources", i)
-        type_name = raw.get("type")
-        if not isinstance(type_name, str):
-            raise located.error((*loc, "type"), "every source needs a `type`")
-        source_type = registry.get(type_name)
-        if source_type is None:
-            known = ", ".join(registry.source_types())
-            raise located.error(
-                (*loc, "type"), f"unknown source type {type_name!r} (known: {known})"
-            )
-        try:
-            options = source_type.Options.model_validate(raw)
-        except ValidationError as exc:
-            _raise_validation(located, data, exc, prefix=loc)
-            raise
-        if options.name is None:
-            counters[type_name] = counters.get(type_name, 0) + 1
-            n = counters[type_name]
-            options = options.model_copy(
-                update={"name": type_name if n == 1 else f"{type_name}#{n}"}
-            )
-        assert options.name is not None
-        if options.name in names:
-            raise located.error((*loc, "name"), f"source name {options.name!r} is used twice")
-        names.add(options.name)
-        out.append(options)
-    return out
