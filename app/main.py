@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app import __version__, web
 from app import runtime as runtime_mod
 from app.api import alerts as alerts_api
-from app.api import reports, snapshots
+from app.api import reports, scans, snapshots
 from app.api.limits import BodyLimit
 from app.api.schemas import API, ERRORS, Health, Readiness
 from app.db import migrate
@@ -291,6 +291,7 @@ def create_app(
 
     api = APIRouter(prefix=API)
     api.include_router(snapshots.router)
+    api.include_router(scans.router)
     api.include_router(reports.router)
     api.include_router(alerts_api.router)
 

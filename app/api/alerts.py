@@ -7,7 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 
 from app.alerts.repository import AlertRepository
-from app.api.schemas import ERRORS, MAX_ID, AlertEventOut, answer, link
+from app.api.openapi import answer, link
+from app.api.schemas import ERRORS, MAX_ID, AlertEventOut
 from app.clock import format_time, utcnow
 from app.db.models import AlertEvent
 from app.deps import Read, SessionDep, Write

@@ -9,19 +9,15 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.concurrency import run_in_threadpool
 
+from app.api.openapi import GATE_EXAMPLE, REPORT_EXAMPLE, answer, inline_schema, link
 from app.api.schemas import (
     ERRORS,
-    GATE_EXAMPLE,
     MAX_ID,
     NO_NUL,
-    REPORT_EXAMPLE,
     ComparisonOut,
     GateAnswer,
     ReportOut,
     WaiverOut,
-    answer,
-    inline_schema,
-    link,
     refuse_nul,
 )
 from app.clock import utcnow

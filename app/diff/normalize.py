@@ -236,11 +236,7 @@ class Normalizer:
         depth = len(path)
         for index in order:
             normalized, item_secrets, item_leaks = walked[index]
-            label = base = "[" + item_label(normalized, texts[index]) + "]"
-            n = 2
-            while label in keyed:
-                label = f"{base[:-1]} ({n})]"
-                n += 1
+            label = _free_label(keyed, item_label(normalized, texts[index]))
             keyed[label] = normalized
             for p, marker in item_secrets.items():
                 secrets[(*p[:depth], label, *p[depth + 1 :])] = marker
@@ -263,11 +259,7 @@ class Normalizer:
         labelled.sort(key=lambda entry: (entry[0], type(entry[1]).__name__))
         keyed: dict[str, Any] = {}
         for text, normalized, item_secrets, item_leaks in labelled:
-            label = base = "[" + text + "]"
-            n = 2
-            while label in keyed:
-                label = f"{base[:-1]} ({n})]"
-                n += 1
+            label = _free_label(keyed, text)
             keyed[label] = normalized
             for p, marker in item_secrets.items():
                 secrets[(*p[:depth], label)] = marker
@@ -300,6 +292,17 @@ def short_label(text: str) -> str:
     if len(text) <= LABEL_MAX:
         return text
     return text[:64] + "…#" + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _free_label(keyed: dict[str, Any], text: str) -> str:
+    """A list item's key: `[text]`, or `[text (2)]`, `[text (3)]`... for the items after the
+    first with the same label, the first that `keyed` does not hold yet."""
+    label = base = "[" + text + "]"
+    n = 2
+    while label in keyed:
+        label = f"{base[:-1]} ({n})]"
+        n += 1
+    return label
 
 
 def _scalar_label(item: Any) -> str:
