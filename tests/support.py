@@ -307,17 +307,22 @@ def api_client(project: Project, scopes: Iterable[str]) -> Iterator[Api]:
 
 
 @contextmanager
-def moto_server() -> Iterator[str]:
-    """moto's server (a simulated AWS) on a free loopback port: its endpoint URL."""
-    from moto.server import ThreadedMotoServer
-
+def moto_server(log: Path | None = None) -> Iterator[str]:
+    """moto's server (a simulated AWS) on a free loopback port, in a process of its own (on
+    the other core: in this process it would share the tests' GIL): its endpoint URL."""
     port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    url = f"http://127.0.0.1:{port}"
+    with open(log or os.devnull, "wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=output, stderr=output,
+        )  # fmt: skip
     try:
-        yield f"http://127.0.0.1:{port}"
+        wait_until_answers(url + "/moto-api/data.json", timeout=60, process=process, log=log)
+        yield url
     finally:
-        server.stop()
+        process.terminate()
+        process.wait(timeout=30)
 
 
 class AwsHelper:

@@ -303,7 +303,7 @@ def test_waiting_for_a_scan_holds_no_worker_thread(
 ) -> None:
     """45 requests waiting for one scan (`wait=true`) used to hold 45 threads of the 40 in
     the pool: healthz, a sync route, waited for the scan to end. Waiting is asynchronous."""
-    from app.api import snapshots as snapshots_api
+    from app.api import scans as scans_api
 
     project = local
     project.write_config(SLOW_SCAN.format(python=sys.executable))
@@ -312,13 +312,13 @@ def test_waiting_for_a_scan_holds_no_worker_thread(
         token = TokenRepository(session).create("write", "ci", None)[1]
     headers = {"Authorization": f"Bearer {token}"}
     waiting: list[int] = []  # the scan each request inside the wait for a scan waits for
-    when_done = snapshots_api._when_done
+    when_done = scans_api._when_done
 
     async def counted(*args: Any) -> Any:
         waiting.append(args[1])
         return await when_done(*args)
 
-    monkeypatch.setattr(snapshots_api, "_when_done", counted)
+    monkeypatch.setattr(scans_api, "_when_done", counted)
     with serving(rt) as url, ThreadPoolExecutor(max_workers=45) as pool:
         start = f"{url}/api/v1/environments/staging/scans?wait=true&timeout=60"
         waiters = [pool.submit(httpx.post, start, headers=headers, timeout=60) for _ in range(45)]
