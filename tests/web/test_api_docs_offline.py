@@ -52,6 +52,8 @@ if (reason := _unavailable()) is not None:
 
 from playwright import sync_api  # noqa: E402 (only once the browser is known to be there)
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, str]]:
