@@ -36,7 +36,7 @@ class Handler(BaseHTTPRequestHandler):
         elif path == "/down":
             self._send(503, "application/json", {"error": "maintenance"})
         elif path == "/slow":
-            time.sleep(1)
+            time.sleep(0.5)  # past the 0.2 s timeout the test gives
             self._send(200, "application/json", {})
         elif path == "/html":
             self._send(200, "text/html", None, b"<html>password=s3cr3t</html>")
