@@ -202,3 +202,74 @@ def test_token_expiry_outside_the_years_a_database_holds_is_refused(
     assert result.returncode == 2
     assert "lies outside the years 1 to 9999 in UTC" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_version() -> None:
+    from app import __version__
+    from tests.support import invoke
+
+    result = invoke("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"envparity {__version__}"
+
+
+@pytest.mark.parametrize("url", ["mysql://ops:hunter2@db.internal/envparity"])
+def test_an_unsupported_database_url_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    from tests.support import invoke
+
+    (tmp_path / "envparity.yaml").write_text("environments:\n  staging: {}\n")
+    monkeypatch.setenv("ENVPARITY_DATABASE_URL", url)
+    result = invoke("export", "staging", "--config", str(tmp_path / "envparity.yaml"))
+    assert result.returncode == 2
+    assert "error: database URL:" in result.stderr
+    assert "sqlite:///" in result.stderr
+    assert "postgresql+psycopg://" in result.stderr
+    assert "hunter2" not in result.stderr  # a URL may hold a password: never repeated
+    assert "Traceback" not in result.stderr
+
+
+def test_output_into_a_folder_that_does_not_exist_yet(project: Project) -> None:
+    project.write_config(
+        "environments:\n  staging:\n    sources:\n      - {type: file, path: a.yaml}\n"
+    )
+    project.write("a.yaml", "replicas: 2\n")
+    assert project.invoke("scan", "staging").returncode == 0
+    result = project.invoke(
+        "export", "staging", "--output", str(project.root / "reports/ci/staging.json")
+    )
+    assert result.returncode == 0, result.stderr
+    written = json.loads((project.root / "reports/ci/staging.json").read_text())
+    assert written["environment"] == "staging"
+    result = project.invoke(
+        "diff", "staging", "staging", "--output", str(project.root / "reports/diff/r.txt")
+    )
+    assert result.returncode == 0, result.stderr
+    assert (project.root / "reports/diff/r.txt").read_text()
+
+
+def test_output_onto_a_folder_is_a_usage_error(project: Project) -> None:
+    project.write_config(
+        "environments:\n  staging:\n    sources:\n      - {type: file, path: a.yaml}\n"
+    )
+    project.write("a.yaml", "replicas: 2\n")
+    assert project.invoke("scan", "staging").returncode == 0
+    (project.root / "reports").mkdir()
+    for command in (["export", "staging"], ["diff", "staging", "staging"]):
+        result = project.invoke(*command, "--output", str(project.root / "reports"))
+        assert result.returncode == 2
+        assert "reports is a folder: give a file name" in result.stderr
+        assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_init_into_a_folder_that_does_not_exist_yet(tmp_path: Path) -> None:
+    from tests.support import invoke
+
+    target = tmp_path / "ops" / "envparity" / "envparity.yaml"
+    result = invoke("init", str(target))
+    assert result.returncode == 0, result.stderr
+    assert "environments:" in target.read_text()
+    result = invoke("init", str(tmp_path / "ops"))
+    assert result.returncode == 2
+    assert "is a folder" in result.stderr or "exists" in result.stderr

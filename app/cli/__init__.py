@@ -5,6 +5,8 @@ lists them. The commands parse, call a service, print; heavy modules load inside
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from app.cli import admin, collect, compare, maintenance, server
@@ -17,6 +19,27 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from app import __version__
+
+        typer.echo(f"envparity {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Detect drift between deployment environments."""
+
 
 app.command()(collect.init)
 app.command()(collect.validate)

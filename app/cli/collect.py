@@ -32,6 +32,7 @@ from app.cli.common import (
     runtime,
     setup_logging,
     unit_of_work,
+    write_file,
 )
 from app.config import Config, find_config_path, load_config
 from app.db import migrate
@@ -53,7 +54,7 @@ def init(
     if path.exists() and not force:
         err.print(f"[red]error:[/red] {path} exists; pass --force to overwrite it")
         raise typer.Exit(2)
-    path.write_text(STARTER.read_text(encoding="utf-8"), encoding="utf-8")
+    write_file(path, STARTER.read_text(encoding="utf-8"))
     out.print(f"wrote {path}: edit its environments and sources, then `envparity validate`")
 
 
@@ -283,7 +284,7 @@ def export(
     if output is None:
         sys.stdout.write(text)
     else:
-        output.write_text(text, encoding="utf-8")
+        write_file(output, text)
         err.print(f"wrote snapshot #{document['snapshot_id']} to {output}")
 
 

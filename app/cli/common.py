@@ -145,8 +145,25 @@ def emit(text: str, output: Path | None) -> None:
     if output is None:
         sys.stdout.write(text)
     else:
-        output.write_text(text, encoding="utf-8")
+        write_file(output, text)
         err.print(f"wrote {output}")
+
+
+def write_file(path: Path, text: str) -> None:
+    """Writes `text` to `path`, making its folders (CI jobs write to a `reports/` that is not
+    there yet); a folder or an unwritable place is a usage error (exit 2), not a traceback."""
+    problem = None
+    if path.is_dir():
+        problem = f"{path} is a folder: give a file name, e.g. {path / 'report.txt'}"
+    else:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            problem = f"cannot write {path}: {exc.strerror or type(exc).__name__}"
+    if problem is not None:
+        err.print(f"[red]error:[/red] {escape(problem)}")
+        raise typer.Exit(2)
 
 
 def outcome_line(environment: str, outcome: SourceOutcome) -> str:

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, Engine, create_engine, event, exc, text
 from sqlalchemy.engine import URL, make_url
 
+from app.errors import ConfigError
+
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
@@ -50,7 +52,7 @@ def make_engine(url: str | URL, limits: DatabaseConfig | None = None, **kwargs: 
         from app.config import DatabaseConfig
 
         limits = DatabaseConfig()
-    url = make_url(url)
+    url = database_url(url)
     backend = url.get_backend_name()
     if backend == "postgresql":
         return _postgres_engine(url, limits, kwargs)
@@ -61,7 +63,21 @@ def make_engine(url: str | URL, limits: DatabaseConfig | None = None, **kwargs: 
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", partial(_sqlite_pragmas, int(busy * 1000)))
         return engine
-    return create_engine(url, **kwargs)
+    raise ConfigError(
+        f"database URL: {backend!r} is not a database envparity stores in; use SQLite "
+        "(sqlite:///envparity.db) or PostgreSQL (postgresql+psycopg://user@host/dbname)"
+    )
+
+
+def database_url(url: str | URL) -> URL:
+    """The parsed URL, or a ConfigError that does not repeat it (it may hold a password)."""
+    try:
+        return make_url(url)
+    except exc.ArgumentError:
+        raise ConfigError(
+            "database URL: not a URL like sqlite:///envparity.db or "
+            "postgresql+psycopg://user@host/dbname"
+        ) from None
 
 
 def _sqlite_pragmas(busy_ms: int, dbapi_connection: Any, _record: Any) -> None:
