@@ -58,6 +58,54 @@ def baseline_set(
     out.print(f"{environment}: baseline is now snapshot #{chosen}")
 
 
+@baseline_app.command("show")
+def baseline_show(
+    environment: Annotated[str, typer.Argument(help="The environment.")],
+    config: ConfigOption = None,
+) -> None:
+    """Which snapshot is the environment's baseline, and who set it when.
+
+    Example: envparity baseline show production"""
+    from app.snapshots.repository import SnapshotRepository
+
+    with errors(), unit_of_work(config) as (rt, session):
+        rt.config.environment(environment)  # must be declared
+        repo = SnapshotRepository(session)
+        row = repo.baseline_row(environment)
+        if row is None:
+            out.print(
+                f"{environment} has no baseline (set one with "
+                f"`envparity baseline set {environment} [ID]`)"
+            )
+            return
+        snapshot = repo.snapshot(row.snapshot_id)
+        by = f" by {row.set_by}" if row.set_by else ""
+        out.print(
+            f"{environment}: baseline is snapshot #{snapshot.id} (taken "
+            f"{format_time(snapshot.taken_at)}, {snapshot.origin}, {snapshot.status}, "
+            f"{snapshot.resource_count} resources), set {format_time(row.set_at)}{by}"
+        )
+
+
+@baseline_app.command("clear")
+def baseline_clear(
+    environment: Annotated[str, typer.Argument(help="The environment.")],
+    config: ConfigOption = None,
+) -> None:
+    """Forget the environment's baseline (its snapshot stays); ENV@baseline then names none.
+
+    Example: envparity baseline clear staging"""
+    from app.snapshots.repository import SnapshotRepository
+
+    with errors(), unit_of_work(config) as (rt, session):
+        rt.config.environment(environment)  # must be declared
+        was = SnapshotRepository(session).clear_baseline(environment)
+    if was is None:
+        out.print(f"{environment} had no baseline: nothing changed")
+    else:
+        out.print(f"{environment}: baseline cleared (it was snapshot #{was}, which is kept)")
+
+
 # --------------------------------------------------------------------------- waivers
 
 

@@ -8,6 +8,7 @@ import sys
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from app.cli.common import ConfigOption, errors, group, out, runtime, unit_of_work
@@ -91,6 +92,37 @@ def snapshots_list(
     if not rows:
         out.print(f"{environment} has no snapshot yet")
         return
+    out.print(table)
+
+
+@snapshots_app.command("show")
+def snapshots_show(
+    snapshot_id: Annotated[int, typer.Argument(help="The snapshot's id (see `snapshots list`).")],
+    config: ConfigOption = None,
+) -> None:
+    """One snapshot: when, how, its status, and each source's outcome (with its error).
+
+    Example: envparity snapshots show 42"""
+    with errors(), unit_of_work(config) as (_rt, session):
+        from app.snapshots.repository import SnapshotRepository
+
+        snapshot = SnapshotRepository(session).snapshot(snapshot_id)
+        header = (
+            f"snapshot #{snapshot.id} of {snapshot.environment.name}: {snapshot.status}, "
+            f"{snapshot.origin}, taken {format_time(snapshot.taken_at)}, "
+            f"{snapshot.resource_count} resources"
+        )
+        table = Table("source", "type", "status", "resources", "ms", "error")
+        for source in snapshot.sources:
+            table.add_row(
+                escape(source.name),
+                escape(source.type),
+                source.status,
+                str(source.resource_count),
+                "" if source.duration_ms is None else str(source.duration_ms),
+                escape(source.error or ""),
+            )
+    out.print(escape(header))
     out.print(table)
 
 

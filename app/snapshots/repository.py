@@ -225,6 +225,24 @@ class SnapshotRepository:
         row.set_by = set_by
         self.session.flush()
 
+    def baseline_row(self, environment: str) -> Baseline | None:
+        """The environment's baseline record (which snapshot, set when and by whom)."""
+        return self.session.scalar(
+            select(Baseline)
+            .join(EnvironmentRow, EnvironmentRow.id == Baseline.environment_id)
+            .where(EnvironmentRow.name == environment)
+        )
+
+    def clear_baseline(self, environment: str) -> int | None:
+        """Forgets the environment's baseline; the snapshot id it was, or None."""
+        row = self.baseline_row(environment)
+        if row is None:
+            return None
+        snapshot_id = row.snapshot_id
+        self.session.delete(row)
+        self.session.flush()
+        return snapshot_id
+
     def baseline(self, environment: str) -> Snapshot | None:
         snapshot_id = self.session.scalar(
             select(Baseline.snapshot_id)
