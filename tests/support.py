@@ -5,6 +5,7 @@ and boto3 clients on it, and the API's test config, push document and client."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 import subprocess
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import pytest
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
 
@@ -446,3 +448,33 @@ def scan_on(clock: Any, config: Path, *environments: str) -> None:
             assert result.status == "complete", result
     finally:
         rt.close()
+
+
+# ----------------------------------------------------------------------------- the browser
+
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's; Playwright never downloads one here
+BROWSER_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def require_browser() -> None:
+    """Skips the calling test module when Chromium or Playwright is missing, or fails it when
+    ENVPARITY_REQUIRE_BROWSER=1 (CI). Call at module level, before importing playwright."""
+    reason = None
+    if not CHROMIUM.exists():
+        reason = f"{CHROMIUM} is missing: apt-get install -y chromium"
+    elif importlib.util.find_spec("playwright") is None:
+        reason = "playwright is not installed: make venv"
+    if reason is None:
+        return
+    if os.environ.get("ENVPARITY_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"{reason} (ENVPARITY_REQUIRE_BROWSER=1)", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)

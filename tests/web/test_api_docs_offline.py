@@ -5,8 +5,6 @@ render from the server's own assets and ask for nothing else."""
 
 from __future__ import annotations
 
-import importlib.util
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,41 +12,19 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.support import envparity_serve
+from tests.support import BROWSER_ARGS, CHROMIUM, envparity_serve, require_browser
 from tests.web.seed import seeded
 
-CHROMIUM = Path("/usr/bin/chromium")
 # A name for this server as people reach it (not an address that reads as loopback, which is
 # all Swagger UI needs to ask a third-party validator about the document): Chromium resolves
 # it to loopback itself, so no lookup and no connection leaves the machine.
 SERVER_NAME = "envparity.test"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    f"--host-resolver-rules=MAP {SERVER_NAME} 127.0.0.1",
-]
+ARGS = [*BROWSER_ARGS, f"--host-resolver-rules=MAP {SERVER_NAME} 127.0.0.1"]
 LOCAL_HOSTS = {"127.0.0.1", "localhost", SERVER_NAME}
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 
 
-def _unavailable() -> str | None:
-    if not CHROMIUM.exists():
-        return f"{CHROMIUM} is missing: apt-get install -y chromium"
-    if importlib.util.find_spec("playwright") is None:
-        return "playwright is not installed: make venv"
-    return None
-
-
-if (reason := _unavailable()) is not None:
-    if os.environ.get("ENVPARITY_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"{reason} (ENVPARITY_REQUIRE_BROWSER=1)", pytrace=False)
-    pytest.skip(reason, allow_module_level=True)
+require_browser()
 
 from playwright import sync_api  # noqa: E402 (only once the browser is known to be there)
 

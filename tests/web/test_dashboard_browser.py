@@ -4,44 +4,20 @@ page go to tests/artifacts/."""
 
 from __future__ import annotations
 
-import importlib.util
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support import envparity_serve
+from tests.support import BROWSER_ARGS, CHROMIUM, envparity_serve, require_browser
 from tests.web.seed import Seeded, seeded
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 CRITICAL_BACKGROUND = "rgb(179, 38, 30)"  # --critical-bg, #b3261e, in dashboard.css
 
 
-def _unavailable() -> str | None:
-    if not CHROMIUM.exists():
-        return f"{CHROMIUM} is missing: apt-get install -y chromium"
-    if importlib.util.find_spec("playwright") is None:
-        return "playwright is not installed: make venv"
-    return None
-
-
-if (reason := _unavailable()) is not None:
-    if os.environ.get("ENVPARITY_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"{reason} (ENVPARITY_REQUIRE_BROWSER=1)", pytrace=False)
-    pytest.skip(reason, allow_module_level=True)
+require_browser()
 
 from playwright import sync_api  # noqa: E402 (only once the browser is known to be there)
 
@@ -62,7 +38,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Seeded, str
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
         yield chromium
         chromium.close()
 
