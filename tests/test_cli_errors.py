@@ -213,7 +213,7 @@ def test_version() -> None:
     assert result.stdout.strip() == f"envparity {__version__}"
 
 
-@pytest.mark.parametrize("url", ["mysql://ops:hunter2@db.internal/envparity"])
+@pytest.mark.parametrize("url", ["mysql://ops:hunter2@db.internal/envparity", "hunter2 no url"])
 def test_an_unsupported_database_url_is_a_clear_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str
 ) -> None:

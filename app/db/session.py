@@ -33,8 +33,15 @@ ANSWER_GRACE = 5.0
 
 
 def resolve_database_url(url: str, base_dir: Path | None = None) -> URL:
-    """Relative SQLite paths start at the config file's folder; `postgresql://` means psycopg 3."""
-    parsed = make_url(url)
+    """Relative SQLite paths start at the config file's folder; `postgresql://` means psycopg 3.
+    Text that is not a URL is a ConfigError that does not repeat it (it may hold a password)."""
+    try:
+        parsed = make_url(url)
+    except exc.ArgumentError:
+        raise ConfigError(
+            "database URL: not a URL like sqlite:///envparity.db or "
+            "postgresql+psycopg://user@host/dbname"
+        ) from None
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
@@ -52,7 +59,7 @@ def make_engine(url: str | URL, limits: DatabaseConfig | None = None, **kwargs: 
         from app.config import DatabaseConfig
 
         limits = DatabaseConfig()
-    url = database_url(url)
+    url = make_url(url)
     backend = url.get_backend_name()
     if backend == "postgresql":
         return _postgres_engine(url, limits, kwargs)
@@ -67,17 +74,6 @@ def make_engine(url: str | URL, limits: DatabaseConfig | None = None, **kwargs: 
         f"database URL: {backend!r} is not a database envparity stores in; use SQLite "
         "(sqlite:///envparity.db) or PostgreSQL (postgresql+psycopg://user@host/dbname)"
     )
-
-
-def database_url(url: str | URL) -> URL:
-    """The parsed URL, or a ConfigError that does not repeat it (it may hold a password)."""
-    try:
-        return make_url(url)
-    except exc.ArgumentError:
-        raise ConfigError(
-            "database URL: not a URL like sqlite:///envparity.db or "
-            "postgresql+psycopg://user@host/dbname"
-        ) from None
 
 
 def _sqlite_pragmas(busy_ms: int, dbapi_connection: Any, _record: Any) -> None:
