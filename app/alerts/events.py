@@ -50,11 +50,11 @@ def targets_for(config: Config, comparison: ComparisonConfig) -> list[Target]:
             severity = (own.min_severity if own else None) or (
                 alerts.slack.min_severity if alerts.slack else Severity.WARNING
             )
-            out.append(Target("slack", Severity(severity)))
+            out.append(Target("slack", severity))
     chosen = comparison.alerts.webhooks
     for name, hook in alerts.named_webhooks().items():
         if chosen is None or name in chosen:
-            out.append(Target(f"webhook:{name}", Severity(hook.min_severity)))
+            out.append(Target(f"webhook:{name}", hook.min_severity))
     return out
 
 

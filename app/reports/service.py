@@ -24,7 +24,7 @@ from app.errors import InvalidInput, NotFound
 from app.reports.model import Report, SnapshotMeta
 from app.reports.repository import record_first_seen
 from app.snapshots.repository import SnapshotRepository
-from app.states import Allowance, Change, Severity, SnapshotStatus, SourceStatus
+from app.states import SnapshotStatus, SourceStatus
 from app.waivers.repository import WaiverRepository
 from collectors import registry
 
@@ -117,18 +117,18 @@ def rules_of(config: Config, session: Session, now: datetime) -> Rules:
     ]
     return Rules(
         tolerances=tuple(
-            Tolerance(t.path, Allowance(t.allow), t.comparison, t.category, t.resource_type, t.key)
+            Tolerance(t.path, t.allow, t.comparison, t.category, t.resource_type, t.key)
             for t in model.tolerate
         ),
         severity=tuple(
             SeverityRule(
-                Severity(s.severity),
+                s.severity,
                 s.comparison,
                 s.category,
                 s.resource_type,
                 s.key,
                 s.path,
-                Change(s.change) if s.change is not None else None,
+                s.change,
             )
             for s in model.severity
         ),

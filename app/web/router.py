@@ -167,8 +167,7 @@ def comparison(
     settings = gate_config(runtime.config, source, target)
     filters = views.Filters(category, severity, waived)
     max_age = None if settings.max_age is None else format_duration(settings.max_age)
-    fail_on = Severity(settings.fail_on)
-    view = views.comparison_view(gate, fail_on, max_age, report, filters, now)
+    view = views.comparison_view(gate, settings.fail_on, max_age, report, filters, now)
     items = ""
     if report is not None:
         pages: Pages = request.app.state.pages
