@@ -120,6 +120,20 @@ class Document(Base):
     body: Mapped[str] = mapped_column(Text)
 
 
+class NormalForms(Base):
+    """The normal forms (app.diff.forms) of one stored chunk's resources under one context:
+    a JSON list of `[normalized key, normal hash, plain]`, row for row with the chunk.
+    Worked out when the chunk is stored, or by the first comparison that needs them; a
+    context no environment uses any more is garbage, like an unreferenced document."""
+
+    __tablename__ = "normal_forms"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    context: Mapped[str] = mapped_column(String(64), primary_key=True)
+    chunk: Mapped[str] = mapped_column(String(64), primary_key=True)
+    body: Mapped[str] = mapped_column(Text)
+
+
 class WaiverRow(Base):
     """A reviewed, expected difference stored with `envparity waiver add` (or the API)."""
 

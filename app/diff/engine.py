@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from app.diff.forms import Form, context_for
 from app.diff.items import (
     Identity,
     Normalized,
@@ -48,27 +50,30 @@ def compare(left: Side, right: Side, rules: Rules, now: datetime) -> DiffResult:
     normalizers = (_SideNormalizer(left, rules, cross), _SideNormalizer(right, rules, cross))
     indexes = [n.index() for n in normalizers]
     unaffected = _Unaffected(rules, left, right) if cross else None
+    if unaffected is not None:  # it reads the text of resources that came with no form
+        for normalizer in normalizers:
+            normalizer.load(r for r in normalizer.side.resources if normalizer.form(r) is None)
     lefts: dict[Identity, Normalized] = {}
     rights: dict[Identity, Normalized] = {}
     compared: dict[Identity, str] = {}  # identity -> category
-    # Hash first: a resource collected identically on both sides, whose text holds nothing
-    # normalization would touch (a var value, a secret, an address), cannot differ.
+    todo: tuple[list[tuple[Identity, SideResource]], list[tuple[Identity, SideResource]]] = (
+        [],
+        [],
+    )
     for identity, raw_left in indexes[0].items():
         raw_right = indexes[1].get(identity)
-        if (
-            raw_right is not None
-            and raw_left.hash
-            and raw_left.hash == raw_right.hash
-            and (unaffected is None or unaffected(raw_left))
-        ):
+        if raw_right is not None and _equal_unread(raw_left, raw_right, normalizers, unaffected):
             compared[identity] = raw_left.category
             continue
-        lefts[identity] = normalizers[0].normalize(raw_left, identity[1])
+        todo[0].append((identity, raw_left))
         if raw_right is not None:
-            rights[identity] = normalizers[1].normalize(raw_right, identity[1])
-    for identity, raw_right in indexes[1].items():
-        if identity not in indexes[0]:
-            rights[identity] = normalizers[1].normalize(raw_right, identity[1])
+            todo[1].append((identity, raw_right))
+    todo[1].extend((i, r) for i, r in indexes[1].items() if i not in indexes[0])
+    # Only now are documents read: those no form or hash proved equal.
+    for normalizer, pending, out in zip(normalizers, todo, (lefts, rights), strict=True):
+        normalizer.load(r for _, r in pending)
+        for identity, resource in pending:
+            out[identity] = normalizer.normalize(resource, identity[1])
     items: list[DriftItem] = []
     unknown_counts: dict[tuple[SideName, str], int] = {}
     changed: list[tuple[Normalized, Normalized]] = []
@@ -149,9 +154,60 @@ class _SideNormalizer:
         )
         self.source_types = {name: s.type for name, s in side.sources.items()}
         self.memo: dict[tuple[str, str], tuple[Any, dict[Path, str], list[Leak], str]] = {}
+        self.bodies: dict[str, str] = {}
+        # The sources whose stored forms were made under the context this comparison uses
+        # (only across environments: over time documents are compared unmasked).
+        self.trusted: set[str] = set()
+        if cross:
+            for name, digest in side.form_contexts.items():
+                volatile = side.volatile.get(self.source_types.get(name, ""), ())
+                context = context_for(rules.environments, side.environment, side.vars, volatile)
+                if context.digest == digest:
+                    self.trusted.add(name)
+
+    def form(self, resource: SideResource) -> Form | None:
+        return resource.form if resource.source in self.trusted else None
+
+    def load(self, resources: Iterable[SideResource]) -> None:
+        """Reads, in one go, the bodies of the given resources that came without one."""
+        missing = {
+            r.hash for r in resources if r.attributes is None and not r.body and r.hash
+        } - self.bodies.keys()
+        if missing and self.side.fetch is not None:
+            self.bodies.update(self.side.fetch(sorted(missing)))
+
+    def text(self, resource: SideResource) -> str:
+        if resource.body:
+            return resource.body
+        if resource.attributes is None:
+            self.load([resource])
+            return self.bodies[resource.hash]
+        return canonical(resource.attributes)
+
+    def document(self, resource: SideResource) -> dict[str, Any]:
+        if resource.attributes is not None or resource.body:
+            return resource.document()
+        value: dict[str, Any] = json.loads(self.text(resource))
+        return value
 
     def index(self) -> dict[Identity, SideResource]:
         resources = self.side.resources
+        if self.trusted:
+            form = self.form
+            by_form = {}
+            rest = []
+            for r in resources:
+                f = form(r)
+                if f is None:
+                    rest.append(r)
+                else:
+                    by_form[(r.resource_type, f.key)] = r
+            if not rest:
+                return by_form
+            return {**self._index(rest), **by_form}
+        return self._index(resources)
+
+    def _index(self, resources: list[SideResource]) -> dict[Identity, SideResource]:
         keys = "\n".join(r.key for r in resources)
         masked = self.cross and SECRET_PREFIX in keys
         if not masked and not self.normalizer.mentions_vars(keys):
@@ -172,7 +228,7 @@ class _SideNormalizer:
         cached = self.memo.get(memo_key) if memo_key else None
         if cached is None:
             volatile = self.side.volatile.get(self.source_types.get(resource.source, ""), ())
-            doc, secrets, leaks = self.normalizer.document(resource.document(), volatile)
+            doc, secrets, leaks = self.normalizer.document(self.document(resource), volatile)
             cached = (doc, secrets, leaks, doc_hash(doc))
             if memo_key:
                 self.memo[memo_key] = cached
@@ -204,12 +260,29 @@ class _Unaffected:
                 self.addresses = True  # too wide to narrow down: look for any address
         self.needles = sorted(needles)
 
-    def __call__(self, resource: SideResource) -> bool:
-        text = (resource.body or canonical(resource.document())).lower()
+    def __call__(self, text: str) -> bool:
+        text = text.lower()
         for needle in self.needles:
             if needle in text:
                 return False
         return not (self.addresses and _IPV4.search(text))
+
+
+def _equal_unread(
+    left: SideResource,
+    right: SideResource,
+    normalizers: tuple[_SideNormalizer, _SideNormalizer],
+    unaffected: _Unaffected | None,
+) -> bool:
+    """Whether two resources of one identity are proven equal without normalizing either:
+    by their stored forms (across environments), else by their raw hashes when nothing in
+    the text would be touched by normalization."""
+    a, b = normalizers[0].form(left), normalizers[1].form(right)
+    if a is not None and b is not None:
+        return a.digest == b.digest and a.plain and b.plain
+    if not (left.hash and left.hash == right.hash):
+        return False
+    return unaffected is None or unaffected(normalizers[0].text(left))
 
 
 def _classify(item: DriftItem, comparison: str, rules: Rules, now: datetime) -> None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.clock import format_time
 from app.states import (
@@ -17,6 +18,9 @@ from app.states import (
     SourceStatus,
     WaiverOrigin,
 )
+
+if TYPE_CHECKING:
+    from app.diff.forms import Form
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +34,9 @@ class SideResource:
     attributes: dict[str, Any] | None
     hash: str = ""  # content hash of the raw attributes, when the store knows it
     body: str = ""  # their canonical JSON text, when the store has it
+    # Its normal form across environments (app.diff.forms), when the store has one; valid
+    # only under the context its side names for this resource's source (Side.form_contexts).
+    form: Form | None = None
 
     def document(self) -> dict[str, Any]:
         if self.attributes is not None:
@@ -59,6 +66,11 @@ class Side:
     resources: list[SideResource]
     # source type -> attribute paths that change on their own and never count
     volatile: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # source name -> digest of the context its resources' forms were made under
+    form_contexts: dict[str, str] = field(default_factory=dict)
+    # The bodies (canonical JSON by content hash) of resources loaded without one: the store
+    # reads only the documents a comparison cannot prove equal by their forms or hashes.
+    fetch: Callable[[Iterable[str]], dict[str, str]] | None = None
 
     @property
     def failed_sources(self) -> set[str]:

@@ -102,9 +102,10 @@ def judge(
         return None
     if not force and state is not None and failed_before(state, left.id, right.id, rules):
         return None  # it failed on these very snapshots: judged again once they change
+    cross = left.environment_id != right.environment_id
     result = compare(
-        side_of(snapshots, config, left),
-        side_of(snapshots, config, right),
+        side_of(snapshots, config, left, cross),
+        side_of(snapshots, config, right, cross),
         rules_of(config, session, now),
         now,
     )

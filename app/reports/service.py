@@ -15,7 +15,6 @@ from app.diff.model import (
     Rules,
     SeverityRule,
     Side,
-    SideResource,
     SourceState,
     Tolerance,
     Waiver,
@@ -23,6 +22,7 @@ from app.diff.model import (
 from app.errors import InvalidInput, NotFound
 from app.reports.model import Report, SnapshotMeta
 from app.reports.repository import record_first_seen
+from app.snapshots.forms import EnvironmentForms, stored_resources, vars_of
 from app.snapshots.repository import SnapshotRepository
 from app.states import SnapshotStatus, SourceStatus
 from app.waivers.repository import WaiverRepository
@@ -69,28 +69,31 @@ def resolve(repo: SnapshotRepository, ref: str) -> Snapshot:
 # ----------------------------------------------------------------------------- sides and rules
 
 
-def side_of(repo: SnapshotRepository, config: Config, snapshot: Snapshot) -> Side:
+def side_of(
+    repo: SnapshotRepository, config: Config, snapshot: Snapshot, forms: bool = True
+) -> Side:
+    """A stored snapshot as the engine takes it. With `forms` (a comparison with another
+    environment) its resources carry their normal forms, and the engine reads the documents
+    of only those whose forms differ; over time it reads those whose hashes differ."""
     env = snapshot.environment.name
-    declared = config.environments.get(env)
-    vars_ = declared.vars if declared else {"env": env}
-    resources = [
-        SideResource(source, r.category, r.resource_type, r.key, None, r.hash, r.body)
-        for source, stored in repo.resources(snapshot).items()
-        for r in stored
-    ]
+    resources, contexts = stored_resources(
+        repo.documents, snapshot, EnvironmentForms(config, env) if forms else None
+    )
     types = registry.source_types()
     return Side(
         environment=env,
         snapshot_id=snapshot.id,
         taken_at=snapshot.taken_at,
         status=SnapshotStatus(snapshot.status),
-        vars=dict(vars_),
+        vars=vars_of(config, env),
         sources={
             s.name: SourceState(s.name, s.type, SourceStatus(s.status), s.error)
             for s in snapshot.sources
         },
         resources=resources,
         volatile={name: cls.volatile_paths for name, cls in types.items() if cls.volatile_paths},
+        form_contexts=contexts,
+        fetch=repo.documents.get,
     )
 
 
@@ -152,9 +155,10 @@ def compare_snapshots(
     session: Session, config: Config, left: Snapshot, right: Snapshot, now: datetime
 ) -> Report:
     repo = SnapshotRepository(session)
+    cross = left.environment_id != right.environment_id
     result = compare(
-        side_of(repo, config, left),
-        side_of(repo, config, right),
+        side_of(repo, config, left, cross),
+        side_of(repo, config, right, cross),
         rules_of(config, session, now),
         now,
     )

@@ -7,7 +7,7 @@ import os
 import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -27,6 +27,9 @@ from app.db.models import (
 from app.db.types import MAX_ID
 from app.errors import NotFound, ScanInProgress
 from app.snapshots.store import DocumentStore, StoredResource
+
+if TYPE_CHECKING:
+    from app.snapshots.forms import EnvironmentForms
 from app.states import ScanStatus, SnapshotOrigin, SnapshotStatus, SourceStatus
 from collectors.base import CATEGORIES
 
@@ -80,7 +83,9 @@ class SnapshotRepository:
         taken_at: datetime,
         origin: SnapshotOrigin,
         sources: list[SourceRecord],
+        forms: EnvironmentForms | None = None,
     ) -> Snapshot:
+        """Stores a snapshot, and its resources' normal forms when `forms` is given."""
         status = SnapshotStatus.of_sources(s.status for s in sources)
         snapshot = Snapshot(
             environment=environment, taken_at=taken_at, origin=origin, status=status
@@ -89,7 +94,8 @@ class SnapshotRepository:
         for position, source in enumerate(sources):
             manifest, count = (None, 0)
             if source.status == SourceStatus.OK:
-                manifest, count = self.documents.write_manifest(source.resources)
+                maker = forms.maker(source.type) if forms is not None else None
+                manifest, count = self.documents.write_manifest(source.resources, maker)
             total += count
             snapshot.sources.append(
                 SnapshotSource(

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.clock import SYSTEM, Clock, format_time
 from app.config import Config, Environment
 from app.errors import ConfigError, EnvparityError, NotFound, ScanInProgress
+from app.snapshots.forms import EnvironmentForms
 from app.snapshots.repository import SnapshotRepository, SourceRecord
 from app.snapshots.schemas import CLOCK_SKEW, parse_push
 from app.snapshots.store import collect_garbage
@@ -108,6 +109,8 @@ class Scanner:
             taken_at = self.clock.now()
             with _Heartbeat(self.sessions, scan_id, self.heartbeat_every, self.clock):
                 outcomes = self._collect(env, progress)
+            records = _records(outcomes)
+            forms = EnvironmentForms(self.config, env.name).prepare(records)
             with self.sessions.begin() as session:
                 _check_clock(session, self.clock.now())
                 repo = SnapshotRepository(session)
@@ -115,7 +118,8 @@ class Scanner:
                     repo.ensure_environment(env.name),
                     taken_at,
                     SnapshotOrigin.SCAN,
-                    _records(outcomes),
+                    records,
+                    forms,
                 )
                 repo.finish_scan(repo.scan(scan_id), snapshot)
                 snapshot_id, status = snapshot.id, SnapshotStatus(snapshot.status)
@@ -310,9 +314,10 @@ def push(
         )
         for s in doc.sources
     ]
+    forms = EnvironmentForms(config, environment).prepare(records)
     repo = SnapshotRepository(session)
     snapshot = repo.add_snapshot(
-        repo.ensure_environment(environment), doc.taken_at, SnapshotOrigin.PUSH, records
+        repo.ensure_environment(environment), doc.taken_at, SnapshotOrigin.PUSH, records, forms
     )
     return snapshot.id, SnapshotStatus(snapshot.status)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, TypeVar
@@ -26,8 +26,9 @@ from typing import Any, TypeVar
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from app.db.models import Document, Evaluation, SnapshotSource
+from app.db.models import Document, Evaluation, NormalForms, SnapshotSource
 from app.db.upsert import insert_or_ignore
+from app.diff.forms import Form, FormMaker
 from app.snapshots.canonical import canonical_json, content_hash
 
 # A chunk ends after an identity whose hash is 0 modulo this: 64 rows on average.
@@ -109,15 +110,20 @@ class DocumentStore:
         return {row[0]: row[1] for row in self._select("hash, body", sorted(set(hashes)))}
 
     def write_manifest(
-        self, resources: Iterable[tuple[str, str, str, dict[str, Any]]]
+        self,
+        resources: Iterable[tuple[str, str, str, dict[str, Any]]],
+        forms: FormMaker | None = None,
     ) -> tuple[str, int]:
-        """Stores one source's resources; returns the manifest hash and the resource count."""
+        """Stores one source's resources, and their normal forms under `forms`' context;
+        returns the manifest hash and the resource count."""
         attributes: dict[str, str] = {}
+        documents: dict[str, dict[str, Any]] = {}
         rows: list[Row] = []
         for category, resource_type, key, attrs in resources:
             body = canonical_json(attrs)
             digest = content_hash(body)
             attributes[digest] = body
+            documents[digest] = attrs
             rows.append((category, resource_type, key, digest))
         rows.sort(key=lambda r: (r[1], r[2], r[0]))
         chunk_bodies = {}
@@ -129,6 +135,8 @@ class DocumentStore:
             chunk_rows[digest] = chunk
         manifest_body = canonical_json({"chunks": list(chunk_bodies), "count": len(rows)})
         manifest_hash = content_hash(manifest_body)
+        if forms is not None:
+            self.ensure_forms(forms, chunk_rows, lambda _: documents)
         if self.existing([manifest_hash]):
             return manifest_hash, len(rows)
         new_chunks = set(chunk_bodies) - self.existing(chunk_bodies)
@@ -139,6 +147,70 @@ class DocumentStore:
         self.put({h: chunk_bodies[h] for h in new_chunks})
         self.put({manifest_hash: manifest_body})
         return manifest_hash, len(rows)
+
+    # ------------------------------------------------------------------ normal forms
+    def forms(self, context: str, chunks: Sequence[str]) -> dict[str, list[Form]]:
+        """The stored normal forms of the given chunks under one context, by chunk."""
+        connection = self.session.connection()
+        marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+        out: dict[str, list[Form]] = {}
+        for batch in batched(sorted(set(chunks))):
+            placeholders = ", ".join([marker] * len(batch))
+            statement = (
+                "SELECT chunk, body FROM normal_forms "
+                f"WHERE context = {marker} AND chunk IN ({placeholders})"
+            )
+            for chunk, body in connection.exec_driver_sql(statement, (context, *batch)):
+                out[chunk] = [Form(k, d, bool(p)) for k, d, p in json.loads(body)]
+        return out
+
+    def ensure_forms(
+        self,
+        maker: FormMaker,
+        chunk_rows: Mapping[str, Sequence[Row]],
+        documents: Callable[[set[str]], Mapping[str, Any]],
+    ) -> dict[str, list[Form]]:
+        """The normal forms of the given chunks under `maker`'s context: those stored, and
+        the others worked out and stored (`documents` gives the attributes of the resources
+        they list, by content hash). Another writer storing the same forms at the same
+        moment is harmless."""
+        context = maker.context.digest
+        found = self.forms(context, list(chunk_rows))
+        missing = {chunk: rows for chunk, rows in chunk_rows.items() if chunk not in found}
+        if not missing:
+            return found
+        docs = documents({row[3] for rows in missing.values() for row in rows})
+        new = {
+            chunk: [maker.form(row[2], row[3], docs[row[3]]) for row in rows]
+            for chunk, rows in missing.items()
+        }
+        statement = insert_or_ignore(self.session, NormalForms)
+        values = [
+            {
+                "context": context,
+                "chunk": chunk,
+                "body": canonical_json([[f.key, f.digest, int(f.plain)] for f in forms]),
+            }
+            for chunk, forms in sorted(new.items())
+        ]
+        for batch in batched(values):
+            self.session.execute(statement, batch)
+        return {**found, **new}
+
+    def chunk_rows(self, manifests: Sequence[str]) -> dict[str, list[tuple[str, list[Row]]]]:
+        """Each manifest's chunks with their rows (no attributes read), in order."""
+        manifest_bodies = self.get(manifests)
+        chunk_lists = {h: json.loads(manifest_bodies[h])["chunks"] for h in manifests}
+        chunk_bodies = self.get(h for chunks in chunk_lists.values() for h in chunks)
+        rows_by_chunk = {h: [tuple(r) for r in json.loads(b)] for h, b in chunk_bodies.items()}
+        return {
+            manifest: [(chunk, rows_by_chunk[chunk]) for chunk in chunks]
+            for manifest, chunks in chunk_lists.items()
+        }
+
+    def attributes(self, hashes: Iterable[str]) -> dict[str, Any]:
+        """Decoded attribute documents by content hash."""
+        return {h: json.loads(body) for h, body in self.get(hashes).items()}
 
     def read_manifests(self, manifests: Sequence[str]) -> dict[str, list[StoredResource]]:
         """The resources listed by each manifest, attributes included."""
@@ -181,4 +253,8 @@ def collect_garbage(session: Session) -> int:
     garbage = sorted(every - reachable)
     for batch in batched(garbage):
         session.execute(delete(Document).where(Document.hash.in_(batch)))
+    # Normal forms go with their chunk.
+    formed = set(session.scalars(select(NormalForms.chunk).distinct()))
+    for batch in batched(sorted(formed - chunks)):
+        session.execute(delete(NormalForms).where(NormalForms.chunk.in_(batch)))
     return len(garbage)

@@ -1,0 +1,111 @@
+"""Normal forms: what a resource becomes under its own environment's vars, worked out once,
+when its snapshot is stored, and reused by every comparison with another environment after.
+
+Normalizing a document across environments depends on its own environment only: its vars
+become placeholders, and the distinctive vars of every *other* declared environment are
+looked for as leaks. So the normalized key and the hash of the normalized document are fixed
+for a document under a **context**: those vars, the source type's volatile paths and the
+version of the normalization rules. The context's digest names it; a change of any var of
+any environment, or of the rules, gives another digest, and forms under the old one are
+simply not used (the comparison works them out again, once).
+
+A form is `plain` when normalization found nothing in the document that depends on the
+other side of a comparison: no secret (secret reuse compares keyed hashes across sides) and
+no leak. Two resources with the same normalized key and the same form, both plain, cannot
+give a drift item: the engine skips them without loading either document.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from app.diff.normalize import (
+    SECRET_PLACEHOLDER,
+    Leak,
+    Normalizer,
+    Path,
+    canonical,
+    distinctive_vars,
+    doc_hash,
+)
+from collectors.secrets import SECRET_PREFIX, show_markers
+
+# Bump whenever normalization gives another result for the same input: stored forms made
+# under the old rules then name another context and are never used.
+FORMS_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Form:
+    """A resource's normal form: its normalized key, the hash of its normalized document,
+    and whether the document holds nothing the other side's findings depend on."""
+
+    key: str
+    digest: str
+    plain: bool
+
+
+@dataclass(frozen=True)
+class FormContext:
+    """Everything a normal form depends on (see the module's docstring)."""
+
+    vars: Mapping[str, str]
+    foreign: Mapping[str, Mapping[str, str]]
+    volatile: tuple[str, ...] = ()
+
+    @cached_property
+    def digest(self) -> str:
+        material = canonical(
+            [
+                FORMS_VERSION,
+                dict(self.vars),
+                {env: dict(v) for env, v in self.foreign.items()},
+                list(self.volatile),
+            ]
+        )
+        return hashlib.sha256(material.encode()).hexdigest()
+
+
+def context_for(
+    environments: Mapping[str, Mapping[str, str]],
+    environment: str,
+    vars: Mapping[str, str],
+    volatile: tuple[str, ...] = (),
+) -> FormContext:
+    """The context of `environment`'s documents of one source type, among every declared
+    environment's vars (the leak candidates)."""
+    every = {**environments, environment: vars}
+    return FormContext(dict(vars), distinctive_vars(every, environment), volatile)
+
+
+class FormMaker:
+    """Normal forms under one context; each distinct document is normalized once."""
+
+    def __init__(self, context: FormContext) -> None:
+        self.context = context
+        self.normalizer = Normalizer(vars=context.vars, foreign=context.foreign, mask_secrets=True)
+        self._memo: dict[str, tuple[str, bool]] = {}
+
+    def key(self, key: str) -> str:
+        """A resource key as comparisons across environments match it: a secret inside it
+        compares by presence, the environment's var values become placeholders."""
+        if SECRET_PREFIX in key:
+            key = show_markers(key, SECRET_PLACEHOLDER)
+        return self.normalizer.substitute_key(key)
+
+    def document(self, doc: Any) -> tuple[Any, dict[Path, str], list[Leak], str]:
+        """The normalized document, its secrets, its leaks and its hash."""
+        normalized, secrets, leaks = self.normalizer.document(doc, self.context.volatile)
+        return normalized, secrets, leaks, doc_hash(normalized)
+
+    def form(self, key: str, content_hash: str, doc: Any) -> Form:
+        """`doc` is the document whose content hash is `content_hash` (worked out once)."""
+        known = self._memo.get(content_hash)
+        if known is None:
+            _, secrets, leaks, digest = self.document(doc)
+            known = self._memo[content_hash] = (digest, not secrets and not leaks)
+        return Form(self.key(key), *known)

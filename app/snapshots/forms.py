@@ -1,0 +1,78 @@
+"""The normal forms (app.diff.forms) of an environment's stored resources: made when its
+snapshot is stored, read when a comparison with another environment loads it, and made
+there, once, for what was stored under other vars or rules."""
+
+from __future__ import annotations
+
+from app.config import Config
+from app.db.models import Snapshot
+from app.diff.forms import FormMaker, context_for
+from app.diff.model import SideResource
+from app.snapshots.canonical import canonical_json, content_hash
+from app.snapshots.repository import SourceRecord
+from app.snapshots.store import DocumentStore
+from collectors import registry
+
+
+class EnvironmentForms:
+    """Makes one environment's normal forms, one maker per source type (the types differ
+    in their volatile paths)."""
+
+    def __init__(self, config: Config, environment: str) -> None:
+        self.environment = environment
+        self.environments = {name: dict(env.vars) for name, env in config.environments.items()}
+        self.vars = dict(vars_of(config, environment))
+        self._types = registry.source_types()
+        self._makers: dict[str, FormMaker] = {}
+
+    def maker(self, source_type: str) -> FormMaker:
+        maker = self._makers.get(source_type)
+        if maker is None:
+            cls = self._types.get(source_type)
+            volatile = tuple(cls.volatile_paths) if cls is not None else ()
+            context = context_for(self.environments, self.environment, self.vars, volatile)
+            maker = self._makers[source_type] = FormMaker(context)
+        return maker
+
+    def prepare(self, records: list[SourceRecord]) -> EnvironmentForms:
+        """Works out the forms of these records' resources ahead, outside any transaction:
+        storing them then only writes what is already known."""
+        for record in records:
+            maker = self.maker(record.type)
+            for _, _, key, attributes in record.resources:
+                maker.form(key, content_hash(canonical_json(attributes)), attributes)
+        return self
+
+
+def vars_of(config: Config, environment: str) -> dict[str, str]:
+    """An environment's vars: as declared, or only its name for one no longer declared."""
+    declared = config.environments.get(environment)
+    return dict(declared.vars) if declared else {"env": environment}
+
+
+def stored_resources(
+    store: DocumentStore, snapshot: Snapshot, forms: EnvironmentForms | None
+) -> tuple[list[SideResource], dict[str, str]]:
+    """A snapshot's resources as the engine takes them, without their attributes (the
+    engine fetches what it must compare), with their normal forms when `forms` is given;
+    and, by source, the digest of the context those forms were made under."""
+    sources = [(s.name, s.type, s.manifest) for s in snapshot.sources if s.manifest]
+    by_manifest = store.chunk_rows(sorted({manifest for _, _, manifest in sources}))
+    resources: list[SideResource] = []
+    contexts: dict[str, str] = {}
+    for name, source_type, manifest in sources:
+        chunks = by_manifest[manifest]
+        if forms is None:
+            resources += [
+                SideResource(name, r[0], r[1], r[2], None, r[3]) for _, rows in chunks for r in rows
+            ]
+            continue
+        maker = forms.maker(source_type)
+        by_chunk = store.ensure_forms(maker, dict(chunks), store.attributes)
+        contexts[name] = maker.context.digest
+        resources += [
+            SideResource(name, r[0], r[1], r[2], None, r[3], form=form)
+            for chunk, rows in chunks
+            for r, form in zip(rows, by_chunk[chunk], strict=True)
+        ]
+    return resources, contexts

@@ -1,0 +1,177 @@
+"""Normal forms made at store time change no result: a comparison of stored snapshots (forms
+read from the database, documents read only where forms differ) gives exactly the report
+the engine gives on the same documents held in memory, on random inputs, and again after
+the environments' vars change (the stored forms no longer apply and are made afresh)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import func, select
+
+from app import runtime
+from app.db.models import NormalForms
+from app.diff.engine import compare
+from app.diff.model import DiffResult, Rules, Side, SideResource, SourceState
+from app.diff.normalize import canonical
+from app.reports.service import rules_of, side_of
+from app.snapshots.repository import SnapshotRepository
+from app.snapshots.service import push
+from collectors.secrets import Census
+from collectors.secrets.census import redact_resource
+from tests.support import Project, make_redactor
+
+NOW = datetime(2026, 11, 22, tzinfo=UTC)
+TAKEN = "2026-11-21T10:00:00Z"
+# Words that normalization acts on: vars, another environment's name and address (leaks), a
+# key whose value the secret rules hash (reuse across environments), cloud ids.
+words = st.sampled_from(
+    [
+        "web",
+        "staging",
+        "production",
+        "db.production.internal",
+        "10.2.0.5",
+        "10.1.0.0/16",
+        "password",
+        "i-0123456789abcdef0",
+        "x",
+    ]
+)
+scalars = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), words)
+values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(words, inner, max_size=3),
+    max_leaves=8,
+)
+documents = st.dictionaries(words, values, max_size=4)
+KEYS = st.sampled_from(["a", "b", "web-{env}", "db-{env}.internal", "staging-x", "10.1.0.7"])
+resource_sets = st.dictionaries(KEYS, documents, max_size=6)
+
+VARS = {
+    "first": {
+        "staging": {"env": "staging", "cidr": "10.1.0.0/16"},
+        "production": {"env": "production", "cidr": "10.2.0.0/16"},
+    },
+    # another morning: production's vars changed, so every stored form is out of date
+    "changed": {
+        "staging": {"env": "staging", "cidr": "10.1.0.0/16"},
+        "production": {"env": "prod", "cidr": "10.9.0.0/16"},
+    },
+}
+
+
+def write_config(project: Project, envs: dict[str, dict[str, str]]) -> Path:
+    lines = ["environments:"]
+    for name, env_vars in envs.items():
+        lines += [f"  {name}:", f"    vars: {json.dumps(env_vars)}", "    sources: []"]
+    lines += ["comparisons: []"]
+    return project.write_config("\n".join(lines) + "\n")
+
+
+def renamed(value: Any) -> Any:
+    """Staging's value as production would hold it: its name and network swapped."""
+    if isinstance(value, str):
+        return value.replace("staging", "production").replace("10.1.", "10.2.")
+    if isinstance(value, dict):
+        return {renamed(k): renamed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [renamed(v) for v in value]
+    return value
+
+
+def expanded(docs: dict[str, Any], env: str) -> dict[str, Any]:
+    return {key.replace("{env}", env): doc for key, doc in docs.items()}
+
+
+def pushed(docs: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "taken_at": TAKEN,
+        "sources": [{"name": "main", "type": "push"}],
+        "resources": [
+            {
+                "source": "main",
+                "category": "config",
+                "resource_type": "file",
+                "key": key,
+                "attributes": doc,
+            }
+            for key, doc in docs.items()
+        ],
+    }
+
+
+def in_memory(env: str, docs: dict[str, Any], envs: dict[str, dict[str, str]]) -> Side:
+    """The side as the engine took it before forms: documents redacted as a push redacts
+    them, held in memory, no hashes."""
+    redactor = make_redactor()
+    census = Census(redactor.rules_id)
+    resources = [
+        SideResource("main", "config", "file", *redact_resource(redactor, census, "file", k, d))
+        for k, d in docs.items()
+    ]
+    sources = {"main": SourceState("main", "push", "ok")}
+    return Side(env, None, NOW, "complete", envs[env], sources, resources)
+
+
+def seen(result: DiffResult) -> Any:
+    items = sorted(
+        (i.key, i.path, i.change, canonical(i.left), canonical(i.right), i.severity, i.fingerprint)
+        for i in result.items
+    )
+    return items, result.compared, result.differing, sorted(result.resources)
+
+
+@pytest.mark.slow
+def test_stored_forms_give_the_reports_of_the_in_memory_engine(project: Project) -> None:
+    write_config(project, VARS["first"])
+    rt = runtime.load(project.config)
+    redactor = make_redactor()
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(resource_sets, resource_sets, st.sets(KEYS))
+    def check(a: dict[str, Any], b: dict[str, Any], kept: set[str]) -> None:
+        # production holds some of staging's resources as it would (names swapped), and
+        # others of its own: resources equal after normalization, and ones that differ
+        left = expanded(a, "staging")
+        right = {
+            **renamed(expanded({k: v for k, v in a.items() if k in kept}, "staging")),
+            **expanded(b, "production"),
+        }
+        with rt.sessions.begin() as session:
+            ids = [
+                push(session, rt.config, env, pushed(docs), redactor)[0]
+                for env, docs in (("staging", left), ("production", right))
+            ]
+        for name in ("first", "changed"):
+            config = runtime.load(write_config(project, VARS[name]), migrate=False).config
+            envs = VARS[name]
+            with rt.sessions.begin() as session:
+                repo = SnapshotRepository(session)
+                stored = compare(
+                    side_of(repo, config, repo.snapshot(ids[0])),
+                    side_of(repo, config, repo.snapshot(ids[1])),
+                    rules_of(config, session, NOW),
+                    NOW,
+                )
+            expected = compare(
+                in_memory("staging", left, envs),
+                in_memory("production", right, envs),
+                Rules(environments=envs),
+                NOW,
+            )
+            assert seen(stored) == seen(expected), name
+        write_config(project, VARS["first"])
+
+    check()
+    with rt.sessions.begin() as session:  # the forms were stored, under both contexts
+        contexts = session.scalar(select(func.count(NormalForms.context.distinct())))
+    assert contexts is not None
+    assert contexts >= 2
+    rt.engine.dispose()
