@@ -61,6 +61,15 @@ def modules_for(name: str) -> list[str]:
 def get(name: str) -> type[SourceType[Any]] | None:
     """The source type; only its own module is imported when it follows the convention
     (a config of file sources never loads the AWS SDK), else every module is."""
+    found = find(name)
+    if found is None:
+        load_all()
+    return _REGISTRY.get(name)
+
+
+def find(name: str) -> type[SourceType[Any]] | None:
+    """The source type, looked for only where the convention puts it: None for a name no
+    collector has (a pushed source's own type), without importing every collector."""
     if name not in _REGISTRY and valid_type_name(name):
         for module in modules_for(name):
             try:
@@ -71,6 +80,4 @@ def get(name: str) -> type[SourceType[Any]] | None:
                 continue
             if name in _REGISTRY:
                 break
-    if name not in _REGISTRY:
-        load_all()
     return _REGISTRY.get(name)

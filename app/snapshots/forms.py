@@ -22,14 +22,12 @@ class EnvironmentForms:
         self.environment = environment
         self.environments = {name: dict(env.vars) for name, env in config.environments.items()}
         self.vars = dict(vars_of(config, environment))
-        self._types = registry.source_types()
         self._makers: dict[str, FormMaker] = {}
 
     def maker(self, source_type: str) -> FormMaker:
         maker = self._makers.get(source_type)
         if maker is None:
-            cls = self._types.get(source_type)
-            volatile = tuple(cls.volatile_paths) if cls is not None else ()
+            volatile = volatile_paths(source_type)
             context = context_for(self.environments, self.environment, self.vars, volatile)
             maker = self._makers[source_type] = FormMaker(context)
         return maker
@@ -42,6 +40,13 @@ class EnvironmentForms:
             for _, _, key, attributes in record.resources:
                 maker.form(key, content_hash(canonical_json(attributes)), attributes)
         return self
+
+
+def volatile_paths(source_type: str) -> tuple[str, ...]:
+    """The attribute paths of a source type that change on their own; none for a type no
+    collector has (only that type's own module is imported)."""
+    cls = registry.find(source_type)
+    return tuple(cls.volatile_paths) if cls is not None else ()
 
 
 def vars_of(config: Config, environment: str) -> dict[str, str]:
