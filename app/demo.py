@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Any
 from app.errors import EnvparityError
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from moto.server import ThreadedMotoServer
+    from sqlalchemy.orm import Session
+
+    from app.config import Config
+    from app.gate.service import GateResult
+    from app.reports.model import Report
 
 REGION = "us-east-1"
 ENVIRONMENTS = {
@@ -183,6 +190,31 @@ def seed(endpoint: str) -> None:
             launchType="FARGATE",
             tags=[{"key": "env", "value": env}],
         )
+
+
+@dataclass
+class Judged:
+    """One declared comparison of the demo: its report and its gate."""
+
+    source: str
+    target: str
+    report: Report
+    gate: GateResult
+
+
+def judge(session: Session, config: Config, now: datetime) -> list[Judged]:
+    """Every comparison the demo's config declares, compared and gated: the demo prints the
+    items of each, not only of the first."""
+    from app.gate import service as gate_service
+    from app.reports import service as reports
+
+    judged = []
+    for comparison in config.model.comparisons:
+        source, target = comparison.source, comparison.target
+        report = reports.compare_refs(session, config, source, target, now)
+        gate = gate_service.evaluate(session, config, source, target, now)
+        judged.append(Judged(source, target, report, gate))
+    return judged
 
 
 def write_config(folder: Path, endpoint: str) -> Path:

@@ -38,6 +38,9 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     monkeypatch.setenv("ENVPARITY_SECRET_KEY", TEST_SECRET_KEY)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("COLUMNS", "200")  # tables are not wrapped mid-word in assertions
+    # When CI itself runs on GitHub Actions, `--format github` in a test must not append to
+    # the real job's step summary.
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
 
 
 # --------------------------------------------------------------------------- PostgreSQL

@@ -183,6 +183,7 @@ class SnapshotRef(Body):
     snapshot_id: int
     taken_at: Time
     status: SnapshotStatus
+    label: str | None = Field(default=None, description="What the report calls this side")
 
 
 class SeverityCounts(Body):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -16,6 +19,7 @@ from app.cli.common import (
     OutputOption,
     categories_of,
     emit,
+    err,
     errors,
     out,
     output_format,
@@ -25,10 +29,12 @@ from app.cli.common import (
 )
 from app.clock import utcnow
 from app.settings import get_settings
-from app.states import GateStatus
 
 if TYPE_CHECKING:
+    from rich.console import RenderableType
+
     from app.gate.service import GateResult
+    from app.reports.model import Report
 
 
 def diff(
@@ -59,17 +65,58 @@ def diff(
 
                 with rt.sessions.begin() as session:
                     report = reports.compare_refs(session, rt.config, left, right, now)
+        from app.reports.model import labelled, only_categories
+
         if categories:
-            from app.reports.model import only_categories
-
             report = only_categories(report, categories)
-        from app.reports import render  # Rich tables and XML: not needed to print stored JSON
-
-        if chosen == "table" and output is None:
-            out.print(render.to_rich(report))
-        else:
-            emit(render.render(report, chosen), output)
+            if report.result.compared == 0:
+                warn(
+                    f"nothing was compared: neither side has any resource in "
+                    f"{', '.join(sorted(categories))} (check --category)"
+                )
+        print_report(labelled(report, left, right), chosen, output)
     raise typer.Exit(1 if report.counting else 0)
+
+
+def print_report(report: Report, fmt: str, output: Path | None) -> None:
+    """A report in `fmt`, to `output` or stdout; with `github`, its Markdown to the job's
+    step summary too."""
+    from app.reports import render  # Rich tables and XML: not needed to print stored JSON
+
+    if fmt == "table" and output is None:
+        show(render.to_rich(report))
+    else:
+        emit(render.render(report, fmt), output)
+    if fmt == "github":
+        step_summary(lambda: render.to_markdown(report))
+
+
+def show(renderable: RenderableType) -> None:
+    """A Rich table on stdout: at the terminal's width on a terminal; elsewhere (a CI log,
+    `| less`) as plain text at $COLUMNS or 160 columns, not at Rich's 80."""
+    if out.is_terminal:
+        out.print(renderable)
+        return
+    from app.reports import render
+
+    sys.stdout.write(render.rich_text(renderable))
+
+
+def warn(message: str) -> None:
+    err.print(f"[yellow]warning:[/yellow] {escape(message)}")
+
+
+def step_summary(markdown: Callable[[], str]) -> None:
+    """Appends the Markdown report to the file $GITHUB_STEP_SUMMARY names (in a GitHub
+    Actions job), where the run's summary page shows it."""
+    path = os.environ.get("GITHUB_STEP_SUMMARY", "").strip()
+    if not path:
+        return
+    try:
+        with open(path, "a", encoding="utf-8") as summary:
+            summary.write(markdown() + "\n")
+    except OSError as exc:
+        warn(f"cannot append to $GITHUB_STEP_SUMMARY ({path}): {exc.strerror or exc}")
 
 
 def gate(
@@ -131,32 +178,34 @@ def _remote_gate(
             emit(document, output)
             return status
         result = client.gate(source, target, categories)
+        markdown = None
+        if fmt == "github" and os.environ.get("GITHUB_STEP_SUMMARY", "").strip():
+            markdown, _status = client.gate_document(source, target, "markdown", categories)
     finally:
         client.close()
-    print_gate(result, fmt, output)
+    print_gate(result, fmt, output, markdown=markdown)
     return result.status
 
 
-def print_gate(result: GateResult, fmt: str, output: Path | None, details: bool = True) -> None:
-    """A gate's answer in `fmt`; on the table, the failing drift too unless not `details`."""
+def print_gate(
+    result: GateResult,
+    fmt: str,
+    output: Path | None,
+    details: bool = True,
+    markdown: str | None = None,
+) -> None:
+    """A gate's answer in `fmt`; on the table, the report's summary and the failing drift
+    too unless not `details`. Its warnings (nothing was compared) go to stderr as well. With
+    `github`, the Markdown answer (`markdown`, else rendered here) goes to the step summary."""
     from app.reports import render
 
-    if fmt != "table":
+    if fmt == "table" and output is None:
+        show(render.gate_rich(result, details))
+    elif fmt == "table":
+        emit(render.rich_text(render.gate_rich(result, details)), output)
+    else:
         emit(render.gate_text(result, fmt), output)
-        return
-    colour = {GateStatus.PASS: "green", GateStatus.FAIL: "red"}.get(result.status, "yellow")
-    out.print(
-        f"gate {result.source} -> {result.target}: [{colour}]{result.status.upper()}[/{colour}]"
-    )
-    for reason in result.reasons:
-        out.print(f"  {escape(reason)}")
-    if result.report_url:
-        out.print(f"  report: {result.report_url}")
-    if details and result.report is not None and result.failing:
-        from app.reports.model import only_fingerprints
-
-        out.print(
-            render.to_rich(
-                only_fingerprints(result.report, {i["fingerprint"] for i in result.failing})
-            )
-        )
+    for warning in result.warnings:
+        warn(warning)
+    if fmt == "github":
+        step_summary(lambda: markdown if markdown is not None else render.gate_markdown(result))

@@ -37,6 +37,10 @@ EXIT_BY_STATUS: dict[str, int] = {
 }
 
 
+# A reason that does not decide the status but must be seen (printed on stderr too).
+WARNING = "warning: "
+
+
 @dataclass
 class GateResult:
     source: str
@@ -47,6 +51,9 @@ class GateResult:
     failing: list[dict[str, Any]] = field(default_factory=list)
     report: Report | None = None
     report_url: str | None = None
+    # The rule it was judged by (None from a server's JSON answer, which does not carry it).
+    fail_on: Severity | None = None
+    categories: list[str] = field(default_factory=list)  # the gated categories
 
     @cached_property
     def json_body(self) -> bytes:
@@ -60,6 +67,11 @@ class GateResult:
     @property
     def exit_code(self) -> int:
         return EXIT_BY_STATUS[self.status]
+
+    @property
+    def warnings(self) -> list[str]:
+        """The reasons that warn (nothing was compared...), without their `warning: `."""
+        return [r.removeprefix(WARNING) for r in self.reasons if r.startswith(WARNING)]
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -113,10 +125,22 @@ def refusal(facts: GateFacts, now: datetime) -> GateResult | None:
     (`missing`), one is older than `max_age` (`stale`), or a source failed that a gated
     category depends on (`partial`). None when it can: then `verdict` judges the report."""
     source, target, gate, url = facts.source, facts.target, facts.gate, facts.report_url
+
+    def refused(status: GateStatus, reasons: list[str]) -> GateResult:
+        return GateResult(
+            source,
+            target,
+            status,
+            reasons,
+            report_url=url,
+            fail_on=gate.fail_on,
+            categories=sorted(facts.gated),
+        )
+
     missing = [env for env, side in facts.sides.items() if side is None]
     if missing:
         reasons = [f"{env} has no snapshot" for env in missing]
-        return GateResult(source, target, GateStatus.MISSING, reasons, report_url=url)
+        return refused(GateStatus.MISSING, reasons)
     sides = [side for side in (facts.sides[source], facts.sides[target]) if side is not None]
     limit = gate.max_age
     if limit is not None:  # `0s` is a limit too
@@ -127,7 +151,7 @@ def refusal(facts: GateFacts, now: datetime) -> GateResult | None:
                 f"{format_time(s.taken_at)}, older than max_age {format_duration(limit)}"
                 for s in stale
             ]
-            return GateResult(source, target, GateStatus.STALE, reasons, report_url=url)
+            return refused(GateStatus.STALE, reasons)
     partial_reasons = []
     for side in sides:
         for src in side.failed:
@@ -138,7 +162,7 @@ def refusal(facts: GateFacts, now: datetime) -> GateResult | None:
                     f"gated categories unknown: {', '.join(sorted(blind))}"
                 )
     if partial_reasons:
-        return GateResult(source, target, GateStatus.PARTIAL, partial_reasons, report_url=url)
+        return refused(GateStatus.PARTIAL, partial_reasons)
     return None
 
 
@@ -153,25 +177,48 @@ def verdict(facts: GateFacts, report: Report) -> GateResult:
         if i.category in gated and Severity.rank_of(i.severity) >= threshold
     ]
     summary = report.as_json()["summary"]
+    warnings = nothing_compared(facts, report)
     if failing:
         reasons = [
             f"{len(failing)} unwaived drift item(s) at or above {gate.fail_on} "
-            f"between {source} and {target}"
+            f"between {source} and {target}",
+            *warnings,
         ]
-        return GateResult(
-            source,
-            target,
-            GateStatus.FAIL,
-            reasons,
-            summary,
-            [item_json(i) for i in failing],
-            report,
-            facts.report_url,
-        )
-    reasons = [f"no unwaived drift at or above {gate.fail_on} in {', '.join(sorted(gated))}"]
+        status, failed = GateStatus.FAIL, [item_json(i) for i in failing]
+    else:
+        judged = ", ".join(sorted(gated)) or "no category"
+        reasons = [f"no unwaived drift at or above {gate.fail_on} in {judged}", *warnings]
+        status, failed = GateStatus.PASS, []
     return GateResult(
-        source, target, GateStatus.PASS, reasons, summary, [], report, facts.report_url
+        source,
+        target,
+        status,
+        reasons,
+        summary,
+        failed,
+        report,
+        facts.report_url,
+        gate.fail_on,
+        sorted(gated),
     )
+
+
+def nothing_compared(facts: GateFacts, report: Report) -> list[str]:
+    """A warning when the gate judged nothing: no gated category is left (`--category` names
+    none of the gate's), or no resource of the gated categories is on either side (a category
+    no source collects). Such a gate passes, but it must not pass silently."""
+    if not facts.gated:
+        return [
+            f"{WARNING}nothing was compared: none of the gate's categories "
+            f"({', '.join(facts.gate.categories)}) is among those asked for with --category"
+        ]
+    if any(category in facts.gated for category, _type, _key in report.result.resources):
+        return []
+    gated = ", ".join(sorted(facts.gated))
+    return [
+        f"{WARNING}nothing was compared: neither {facts.source} nor {facts.target} has any "
+        f"resource in {gated} (check --category and the sources' categories)"
+    ]
 
 
 def evaluate(

@@ -3,13 +3,16 @@ filtered. Pure: no database, no config."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from app.clock import format_time, parse_time
 from app.diff.model import DiffResult, DriftItem, Unknown
 from app.states import Change, Severity, SideName, SnapshotStatus
+
+_CHANGES = {c.value: c for c in Change}
+_SEVERITIES = {s.value: s for s in Severity}
 
 
 @dataclass(frozen=True)
@@ -18,6 +21,14 @@ class SnapshotMeta:
     snapshot_id: int
     taken_at: datetime
     status: SnapshotStatus
+    # What the reports call this side: the environment, or the ref as given when both sides
+    # are one environment (`production@baseline` against `production`); see `labelled`.
+    label: str | None = None
+
+    @property
+    def name(self) -> str:
+        """The side's label in columns and titles."""
+        return self.label or self.environment
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -25,6 +36,7 @@ class SnapshotMeta:
             "snapshot_id": self.snapshot_id,
             "taken_at": format_time(self.taken_at),
             "status": self.status,
+            "label": self.name,
         }
 
 
@@ -82,21 +94,38 @@ def report_of_json(
     def meta(side: dict[str, Any]) -> SnapshotMeta:
         taken = parse_time(side["taken_at"])
         status = SnapshotStatus(side["status"])
-        return SnapshotMeta(side["environment"], side["snapshot_id"], taken, status)
+        label = side.get("label")
+        return SnapshotMeta(side["environment"], side["snapshot_id"], taken, status, label)
 
-    changes, severities = {c.value: c for c in Change}, {s.value: s for s in Severity}
-
-    def item(data: dict[str, Any]) -> DriftItem:
-        seen = data.pop("first_seen")
-        data["change"], data["severity"] = changes[data["change"]], severities[data["severity"]]
-        return DriftItem(**data, first_seen=parse_time(seen) if seen else None)
-
-    items = [item(i) for i in body["items"]]
+    items = [item_of_json(i) for i in body["items"]]
     unknown = [Unknown(**{**u, "side": SideName(u["side"])}) for u in body["unknown"]]
     differing = len({(i.resource_type, i.key) for i in items if i.counts})
     compared = body["summary"]["compared"]
     result = DiffResult(body["comparison"], items, unknown, compared, differing, resources)
     return Report(meta(body["left"]), meta(body["right"]), result, now)
+
+
+def item_of_json(data: dict[str, Any]) -> DriftItem:
+    """A drift item back from its JSON (`item_json`); takes `data` over (pass a copy to keep
+    it)."""
+    seen = data.pop("first_seen")
+    data["change"], data["severity"] = _CHANGES[data["change"]], _SEVERITIES[data["severity"]]
+    return DriftItem(**data, first_seen=parse_time(seen) if seen else None)
+
+
+def labelled(report: Report, left_ref: str, right_ref: str) -> Report:
+    """The report with its sides labelled by the refs as given when both sides are one
+    environment (a comparison over time: `production@baseline` and `production`, not
+    `production` twice); across environments the environments' names are the labels."""
+    if report.left.environment != report.right.environment:
+        return report
+    left, right = left_ref.strip(), right_ref.strip()
+    return Report(
+        replace(report.left, label=left),
+        replace(report.right, label=right),
+        report.result,
+        report.generated_at,
+    )
 
 
 def only_categories(report: Report, categories: set[str]) -> Report:
@@ -126,21 +155,6 @@ def gate_view(report: Report, failing: set[str]) -> Report:
         result.comparison, items, result.unknown, result.compared, len(differing), result.resources
     )
     return Report(report.left, report.right, view, report.generated_at)
-
-
-def only_fingerprints(report: Report, fingerprints: set[str]) -> Report:
-    """The report's items with these fingerprints only (the gate's failing items)."""
-    result = report.result
-    items = [i for i in result.items if i.fingerprint in fingerprints]
-    filtered = DiffResult(
-        result.comparison,
-        items,
-        result.unknown,
-        result.compared,
-        result.differing,
-        result.resources,
-    )
-    return Report(report.left, report.right, filtered, report.generated_at)
 
 
 def item_json(item: DriftItem) -> dict[str, Any]:
