@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote_plus
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -34,6 +36,8 @@ from app.deps import Read, RuntimeDep, TokenCache, authenticated
 from app.errors import EnvparityError
 from app.gate.service import GateCache
 from app.metrics import Metrics
+from collectors.secrets import KeyLexicon
+from collectors.secrets.rules import QUERY_SECRETS, vendor_tokens
 
 READY_TIMEOUT = 3.0  # seconds readyz waits for the database to answer
 log = logging.getLogger(__name__)
@@ -117,6 +121,108 @@ def _json_path(loc: Iterable[int | str]) -> str:
     return out
 
 
+# The request log: one line per request, at INFO (probes that answer well at DEBUG, server
+# errors at WARNING). It names the method, the path, the query with the values of
+# secret-named parameters replaced, the status, the duration and the client; never a
+# header (Authorization, Cookie), a body or a token.
+access = logging.getLogger("app.access")
+PROBES = frozenset({f"{API}/healthz", f"{API}/readyz"})
+REDACTED = "(redacted)"
+_TOKEN = re.compile(r"envp_[A-Za-z0-9_\-]*")  # an API token (app.auth.tokens.PREFIX)
+
+
+class Redaction:
+    """A request's path and query string as the request log shows them."""
+
+    def __init__(self) -> None:
+        self.lexicon = KeyLexicon()
+
+    def secret_name(self, name: str) -> bool:
+        return name.lower() in QUERY_SECRETS or self.lexicon.is_secret(name)
+
+    def query(self, raw: str) -> str:
+        """`raw` with the value of every secret-named parameter (token, key, password,
+        signature...) replaced, and tokens anywhere else too."""
+        parts = []
+        for part in raw.split("&"):
+            name, equals, _value = part.partition("=")
+            if equals and self.secret_name(unquote_plus(name)):
+                part = f"{name}={REDACTED}"
+            parts.append(part)
+        return self.text("&".join(parts))
+
+    @staticmethod
+    def text(text: str) -> str:
+        """`text` with envparity tokens and vendors' tokens (AWS keys, Slack, GitHub...)
+        replaced, wherever they stand."""
+        text = _TOKEN.sub(REDACTED, text)
+        spans = sorted(vendor_tokens(text))
+        for start, end, _rule in reversed(spans):
+            text = text[:start] + REDACTED + text[end:]
+        return text
+
+
+class _RequestLog:
+    """The request log, as plain ASGI (no per-request task or body buffering)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.redaction = Redaction()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = [500]
+
+        async def send_status(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            self.log(scope, status[0], (time.perf_counter() - started) * 1000)
+
+    def log(self, scope: Scope, status: int, duration_ms: float) -> None:
+        path = scope["path"]
+        level = logging.INFO
+        if status >= 500:
+            level = logging.WARNING
+        elif path in PROBES and status < 400:
+            level = logging.DEBUG
+        if not access.isEnabledFor(level):
+            return
+        # As it came on the wire (still percent-encoded): a `%0A` in it stays on its line.
+        raw: bytes | None = scope.get("raw_path")
+        shown = self.redaction.text(raw.decode("latin-1") if raw else quote(path))
+        query = self.redaction.query(scope.get("query_string", b"").decode("latin-1"))
+        client = scope.get("client")
+        host = client[0] if client else None
+        method = scope["method"]
+        access.log(
+            level,
+            "%s %s%s %s %.1f ms %s",
+            method,
+            shown,
+            f"?{query}" if query else "",
+            status,
+            duration_ms,
+            host or "-",
+            extra={
+                "event": "http.request",
+                "method": method,
+                "path": shown,
+                "query": query,
+                "status": status,
+                "duration_ms": round(duration_ms, 1),
+                "client": host,
+            },
+        )
+
+
 class _Measure:
     """Request latency by route, as plain ASGI (no per-request task or body buffering)."""
 
@@ -195,6 +301,7 @@ def create_app(
 
             jobs, leadership = scheduler_mod.build(rt)
             jobs.start()
+            scheduler_mod.announce(jobs, rt.config)
         delivery = None
         if alerts:
             from app.alerts.deliver import Background, Deliverer
@@ -212,6 +319,10 @@ def create_app(
         try:
             yield
         finally:
+            log.info(
+                "shutting down: alert delivery, scheduled scans, running API scans",
+                extra={"event": "server.stopping"},
+            )
             if delivery is not None:
                 delivery.close()
             if jobs is not None:
@@ -221,6 +332,7 @@ def create_app(
             app.state.scans.shutdown(wait=True, cancel_futures=True)
             if runtime is None:
                 rt.close()
+            log.info("stopped", extra={"event": "server.stopped"})
 
     # /docs (Swagger UI) and /redoc (ReDoc) from assets packaged with the server, not a CDN:
     # the API reference must work on a closed network.
@@ -236,6 +348,7 @@ def create_app(
     app.add_middleware(BodyLimit)
     app.add_middleware(_Measure, metrics=metrics)
     app.add_middleware(_DocsPolicy)
+    app.add_middleware(_RequestLog)  # the outermost: it sees every answer, a 413 too
 
     @app.exception_handler(EnvparityError)
     async def envparity_error(_request: Request, exc: EnvparityError) -> JSONResponse:

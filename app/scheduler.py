@@ -3,6 +3,7 @@ environment at once, and on PostgreSQL one leader among several processes."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import zlib
@@ -15,7 +16,8 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.alerts.evaluate import evaluating_scanner
-from app.config import Schedule, schedule_text
+from app.clock import format_time
+from app.config import Config, Schedule, schedule_text
 from app.errors import EnvparityError, ScanInProgress
 from app.runtime import Runtime
 from app.states import ScanTrigger
@@ -87,15 +89,35 @@ def build(runtime: Runtime) -> tuple[BackgroundScheduler, Leadership]:
     scanner = evaluating_scanner(runtime)
 
     def scan(environment: str) -> None:
+        fields = {"environment": environment, "trigger": ScanTrigger.SCHEDULER.value}
         if not leadership.is_leader():
+            log.debug(
+                "scheduled scan of %s: another process leads the scheduler",
+                environment,
+                extra={"event": "schedule.standby", **fields},
+            )
             return
         try:
-            result = scanner.scan(environment, trigger=ScanTrigger.SCHEDULER)
-            log.info("scheduled scan of %s: %s", environment, result.status)
+            scan_id = scanner.start(environment, trigger=ScanTrigger.SCHEDULER)
         except ScanInProgress as exc:
-            log.info("scheduled scan of %s skipped: %s", environment, exc.message)
+            log.info(
+                "scheduled scan of %s skipped: %s",
+                environment,
+                exc.message,
+                extra={"event": "schedule.skipped", "running_scan_id": exc.scan_id, **fields},
+            )
+            return
         except EnvparityError as exc:
-            log.warning("scheduled scan of %s failed: %s", environment, exc.message)
+            log.warning(
+                "scheduled scan of %s did not start: %s",
+                environment,
+                exc.message,
+                extra={"event": "schedule.failed", "error": exc.message, **fields},
+            )
+            return
+        # The scanner logs the scan's start and end (`scan.started`, `scan.finished`).
+        with contextlib.suppress(EnvparityError):
+            scanner.run(environment, scan_id)
 
     for env in runtime.config.environments.values():
         if env.schedule is not None and not env.push_only:
@@ -107,3 +129,23 @@ def build(runtime: Runtime) -> tuple[BackgroundScheduler, Leadership]:
                 name=f"scan {env.name} ({schedule_text(env.schedule)})",
             )
     return scheduler, leadership
+
+
+def announce(scheduler: BackgroundScheduler, config: Config) -> None:
+    """A line per job of a started scheduler: its environment, schedule and next run."""
+    for job in scheduler.get_jobs():
+        environment = job.args[0]
+        shown = config.environment(environment).schedule_text
+        next_run = format_time(job.next_run_time) if job.next_run_time else None
+        log.info(
+            "scheduled scans of %s (%s): next at %s",
+            environment,
+            shown,
+            next_run,
+            extra={
+                "event": "schedule.job",
+                "environment": environment,
+                "schedule": shown,
+                "next_run": next_run,
+            },
+        )

@@ -17,7 +17,11 @@ class Settings(BaseSettings):
     # The per-installation HMAC key for secrets, as hex or any string of >= 32 characters.
     secret_key: str | None = None
     secret_key_file: Path | None = None
-    log_level: str = "WARNING"
+    # Logs on stderr (`--log-level`, `--log-format` win): debug, info, warning, error or
+    # critical [default: info for serve and scheduler, warning for the other commands]...
+    log_level: str | None = None
+    # ...as text, json (one object per line) or kv (logfmt) lines [default: text].
+    log_format: str | None = None
     # The API token for `--api` (gate, push).
     token: str | None = None
 

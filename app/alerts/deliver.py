@@ -68,10 +68,12 @@ class Drained:
     delivered: int = 0
     failed: int = 0
     pending: int = 0
+    retrying: int = 0  # sent (or tried) and not accepted: to be sent again later
 
     def add(self, other: Drained) -> None:
         self.delivered += other.delivered
         self.failed += other.failed
+        self.retrying += other.retrying
 
 
 Due = tuple[int, str, str, datetime]  # event id, comparison, target, next attempt
@@ -142,6 +144,8 @@ class Deliverer:
                     work.add_done_callback(_log_failure)
                 self.busy[destination] = work
                 started.append(work)
+        if started:
+            _Batch(started)
         done = Drained()
         if wait:
             for work in started:
@@ -168,6 +172,7 @@ class Deliverer:
             else:
                 held.add(lane)
                 done.failed += outcome == "failed"
+                done.retrying += outcome == "retry"
         return done
 
     def _claim(self, event_id: int) -> datetime | None:
@@ -239,7 +244,13 @@ class Deliverer:
                 sent.remote_ref,
             )
             event.last_error = None
-            log.info("alert #%s (%s, %s) delivered", event.id, event.kind, event.target)
+            log.info(
+                "alert #%s (%s, %s) delivered",
+                event.id,
+                event.kind,
+                event.target,
+                extra={**_fields(event), "event": "alert.delivered"},
+            )
             return
         event.last_error = error
         limit = MAX_RATE_LIMITED if sent.retry_after is not None else MAX_ATTEMPTS
@@ -250,15 +261,39 @@ class Deliverer:
                 f"{error}; sent {event.attempts} times without an answer: not sent again "
                 "(`envparity alerts retry` sends it once more)"
             )
-            log.warning("alert #%s to %s failed: %s", event.id, event.target, event.last_error)
+            log.warning(
+                "alert #%s to %s failed: %s",
+                event.id,
+                event.target,
+                event.last_error,
+                extra={**_fields(event), "event": "alert.failed", "error": event.last_error},
+            )
             return
         if sent.outcome == "failed" or event.attempts >= limit:
             event.status = DeliveryStatus.FAILED
-            log.warning("alert #%s to %s failed for good: %s", event.id, event.target, error)
+            log.warning(
+                "alert #%s to %s failed for good: %s",
+                event.id,
+                event.target,
+                error,
+                extra={**_fields(event), "event": "alert.failed", "error": error},
+            )
             return
         delay = sent.retry_after if sent.retry_after is not None else backoff(event.attempts)
         event.next_attempt_at = now + timedelta(seconds=delay)
-        log.info("alert #%s to %s: %s; retry in %.0f s", event.id, event.target, error, delay)
+        log.info(
+            "alert #%s to %s: %s; retry in %.0f s",
+            event.id,
+            event.target,
+            error,
+            delay,
+            extra={
+                **_fields(event),
+                "event": "alert.retry",
+                "error": error,
+                "retry_in_s": round(delay, 1),
+            },
+        )
 
     # ------------------------------------------------------------------ loops
 
@@ -305,6 +340,56 @@ class Deliverer:
                 self.clock.wait(stop, every)
         finally:
             self.close()
+
+
+def _fields(event: AlertEvent) -> dict[str, object]:
+    """What a log line says of an event: never its payload or its destination's URL."""
+    return {
+        "alert_id": event.id,
+        "kind": event.kind,
+        "comparison": event.comparison,
+        "target": event.target,
+        "attempts": event.attempts,
+    }
+
+
+class _Batch:
+    """One pass's workers (a destination each): their outcome is logged once the last one
+    ends, if any of them sent something (a pass that only finds events waiting says nothing)."""
+
+    def __init__(self, works: list[Future[Drained]]) -> None:
+        self.destinations = 0  # those that sent something
+        self.left = len(works)
+        self.done = Drained()
+        self.lock = threading.Lock()
+        for work in works:
+            work.add_done_callback(self._ended)
+
+    def _ended(self, work: Future[Drained]) -> None:
+        with self.lock:
+            if not work.cancelled() and work.exception() is None:
+                one = work.result()
+                self.done.add(one)
+                self.destinations += bool(one.delivered or one.failed or one.retrying)
+            self.left -= 1
+            if self.left:
+                return
+        done = self.done
+        if self.destinations:
+            log.info(
+                "alert delivery to %d destination(s): %d sent, %d failed, %d to retry",
+                self.destinations,
+                done.delivered,
+                done.failed,
+                done.retrying,
+                extra={
+                    "event": "alerts.batch",
+                    "destinations": self.destinations,
+                    "sent": done.delivered,
+                    "failed": done.failed,
+                    "retrying": done.retrying,
+                },
+            )
 
 
 def _log_failure(work: Future[Drained]) -> None:

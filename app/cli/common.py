@@ -3,7 +3,6 @@ runtime a command opens, and the printing of outcomes, reports and progress."""
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -51,7 +50,7 @@ FormatOption = Annotated[
     typer.Option(
         "--format",
         "-f",
-        help="table, json, markdown or junit (default: table on a terminal, json otherwise).",
+        help="table, json, markdown, junit or github (default: table on a terminal, else json).",
         show_default=False,
     ),
 ]
@@ -90,15 +89,44 @@ def database_reason(exc: SQLAlchemyError) -> str:
     return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
 
 
-def setup_logging() -> None:
-    level = get_settings().log_level.upper()
-    logging.basicConfig(
-        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
-    # HTTP clients log each request's URL at INFO and below; a Slack or webhook URL is a
-    # secret, so they speak only of warnings, whatever the level.
-    for noisy in ("httpx", "httpcore", "urllib3"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+LogLevelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--log-level",
+        help="debug, info, warning, error or critical [default: $ENVPARITY_LOG_LEVEL, else info].",
+        show_default=False,
+    ),
+]
+LogFormatOption = Annotated[
+    str | None,
+    typer.Option(
+        "--log-format",
+        help="Log lines on stderr as text, json (one object a line) or kv (logfmt) "
+        "[default: $ENVPARITY_LOG_FORMAT, else text].",
+        show_default=False,
+    ),
+]
+
+
+def setup_logging(
+    level: str | None = None, log_format: str | None = None, *, default_level: str = "warning"
+) -> None:
+    """Logs on stderr: `level` and `log_format` (the options), else $ENVPARITY_LOG_LEVEL and
+    $ENVPARITY_LOG_FORMAT, else `default_level` (info for the commands that keep running)
+    and text. A value that is none of the choices is a usage error (exit 2)."""
+    from app import logs
+
+    settings = get_settings()
+    chosen_level = (level or settings.log_level or default_level).lower()
+    chosen_format = (log_format or settings.log_format or "text").lower()
+    with errors():
+        if chosen_level not in logs.LEVELS:
+            where = "--log-level" if level else "ENVPARITY_LOG_LEVEL"
+            raise EnvparityError(f"{where} must be one of {one_of(logs.LEVELS)}")
+        if chosen_format not in logs.FORMATS:
+            where = "--log-format" if log_format else "ENVPARITY_LOG_FORMAT"
+            raise EnvparityError(f"{where} must be one of {one_of(logs.FORMATS)}")
+    logs.configure(chosen_level, chosen_format, sys.stderr)
 
 
 @contextmanager

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+import logging
+import socket
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -11,6 +14,8 @@ from app import runtime as runtime_mod
 from app.cli.collect import run_scans
 from app.cli.common import (
     ConfigOption,
+    LogFormatOption,
+    LogLevelOption,
     err,
     errors,
     out,
@@ -20,7 +25,100 @@ from app.cli.common import (
 from app.clock import utcnow
 from app.errors import EnvparityError
 
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
+log = logging.getLogger(__name__)
+
+
+def listen(host: str, port: int) -> list[socket.socket]:
+    """Sockets bound to `host`:`port` (every address a name resolves to, as uvicorn would
+    bind them), before the application starts: a port in use is a clear error (exit 2), not
+    uvicorn's traceback after the scheduler and alert delivery have started."""
+    if not 0 <= port <= 65535:
+        raise EnvparityError(f"--port {port} is not a port: give one from 1 to 65535")
+    try:
+        found = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP, flags=socket.AI_PASSIVE
+        )
+    except (OSError, UnicodeError) as exc:  # an unknown name, an IDNA error
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise EnvparityError(
+            f"cannot listen on {host} port {port}: {reason}; choose another with --host or --port"
+        ) from None
+    bound: list[socket.socket] = []
+    problem: OSError | None = None
+    for family, kind, proto, _name, address in dict.fromkeys(found):
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+        except OSError as exc:
+            sock.close()
+            # `localhost` on a host without IPv6: its ::1 cannot be bound, its 127.0.0.1 can.
+            if exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT) and problem is None:
+                problem = exc
+                continue
+            for other in bound:
+                other.close()
+            raise EnvparityError(_cannot_listen(host, port, exc)) from None
+        bound.append(sock)
+    if not bound:
+        raise EnvparityError(_cannot_listen(host, port, problem))
+    return bound
+
+
+def _cannot_listen(host: str, port: int, exc: OSError | None) -> str:
+    code = exc.errno if exc is not None else None
+    if code == errno.EADDRINUSE:
+        return f"port {port} on {host} is in use; choose another with --port"
+    if code == errno.EACCES:
+        return (
+            f"cannot listen on port {port} of {host}: permission denied (a port below 1024 "
+            "needs privileges); choose another with --port"
+        )
+    if code == errno.EADDRNOTAVAIL:
+        return f"cannot listen on {host}: no address of this machine; choose another with --host"
+    reason = (exc.strerror or str(exc)) if exc is not None else "no address to bind"
+    return f"cannot listen on {host} port {port}: {reason}"
+
+
+def run_server(application: FastAPI, sockets: list[socket.socket], **facts: object) -> None:
+    """Serves `application` on `sockets` until SIGINT or SIGTERM, uvicorn's own lines and the
+    request log (app.main) in the chosen log format; a line once it listens, with `facts`."""
+    import uvicorn
+
+    from app import __version__
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if not self.started or not sockets:
+                return
+            host, port = sockets[0].getsockname()[:2]
+            shown = f"[{host}]" if ":" in host else host
+            url = f"http://{shown}:{port}/"
+            log.info(
+                "listening on %s",
+                url,
+                extra={
+                    "event": "server.listening",
+                    "host": host,
+                    "port": port,
+                    "url": url,
+                    "version": __version__,
+                    **facts,
+                },
+            )
+
+    # No logging config of uvicorn's own: its loggers go through the root logger's handler
+    # (app.logs), at its level. No access log of its own either: it would show query strings
+    # in full; app.main writes one without secrets.
+    config = uvicorn.Config(application, log_config=None, access_log=False)
+    Server(config).run(sockets=sockets)
 
 
 def serve(
@@ -32,14 +130,14 @@ def serve(
         bool, typer.Option("--no-scheduler", help="API only: no scheduled scans in this process.")
     ] = False,
     config: ConfigOption = None,
+    log_level: LogLevelOption = None,
+    log_format: LogFormatOption = None,
 ) -> None:
     """Serve the dashboard (/), the HTTP API (OpenAPI at /docs), alert delivery and, unless
     --no-scheduler, the scheduled scans."""
-    import uvicorn
-
     from app.main import create_app
 
-    setup_logging()
+    setup_logging(log_level, log_format, default_level="info")
     with errors():
         rt = runtime_mod.load(config)
         server = rt.config.model.server
@@ -50,19 +148,28 @@ def serve(
                 f"server.auth is off: refusing to listen on {bind}; "
                 "auth can be off only on a loopback address"
             )
+        try:
+            sockets = listen(bind, port or server.port)
+        except EnvparityError:
+            rt.close()
+            raise
         application = create_app(runtime=rt, scheduler=not no_scheduler, alerts=True)
-    uvicorn.run(application, host=bind, port=port or server.port, log_level="warning")
+    run_server(application, sockets, scheduler=not no_scheduler, auth=server.auth)
     rt.close()
 
 
-def scheduler(config: ConfigOption = None) -> None:
+def scheduler(
+    config: ConfigOption = None,
+    log_level: LogLevelOption = None,
+    log_format: LogFormatOption = None,
+) -> None:
     """Run the scheduled scans alone (for deployments whose API replicas use --no-scheduler)."""
     import signal
     import threading
 
     from app import scheduler as scheduler_mod
 
-    setup_logging()
+    setup_logging(log_level, log_format, default_level="info")
     with errors():
         rt = runtime_mod.load(config)
         jobs, leadership = scheduler_mod.build(rt)
@@ -78,15 +185,26 @@ def scheduler(config: ConfigOption = None) -> None:
     delivery = Background(Deliverer(rt.config, rt.sessions, rt.redactor, clock=rt.clock))
     jobs.start()
     delivery.start()
+    log.info(
+        "scheduler started: %d environment(s) on a schedule",
+        len(jobs.get_jobs()),
+        extra={"event": "scheduler.started", "jobs": len(jobs.get_jobs())},
+    )
+    scheduler_mod.announce(jobs, rt.config)
     for job in jobs.get_jobs():
         out.print(f"{job.name}: next run {job.next_run_time.isoformat()}")
     try:
         stop.wait()
     finally:
+        log.info(
+            "shutting down: alert delivery, scheduled scans (a running scan finishes)",
+            extra={"event": "scheduler.stopping"},
+        )
         delivery.close()
         jobs.shutdown(wait=True)
         leadership.release()
         rt.close()
+        log.info("stopped", extra={"event": "scheduler.stopped"})
 
 
 def demo(
@@ -107,10 +225,8 @@ def demo(
     import tempfile
 
     from app import demo as demo_mod
-    from app.cli.compare import print_gate
-    from app.gate import service as gate_service
+    from app.cli.compare import print_gate, show
     from app.reports import render
-    from app.reports import service as reports
 
     setup_logging()
     with errors(), tempfile.TemporaryDirectory(prefix="envparity-demo-") as scratch:
@@ -124,18 +240,11 @@ def demo(
             with runtime(config_path, own_database=True) as rt:
                 run_scans(rt, list(rt.config.environments), wait=0)
                 with rt.sessions.begin() as session:
-                    report = reports.compare_refs(
-                        session, rt.config, "staging", "production", utcnow()
-                    )
-                    gates = [
-                        gate_service.evaluate(session, rt.config, c.source, c.target, utcnow())
-                        for c in rt.config.model.comparisons
-                    ]
-            out.rule("staging → production")
-            out.print(render.to_rich(report))
-            out.rule("promotion gates")
-            for result in gates:
-                print_gate(result, "table", None, details=False)
+                    judged = demo_mod.judge(session, rt.config, utcnow())
+            for each in judged:  # every comparison's items, then its gate
+                out.rule(f"{each.source} → {each.target}")
+                show(render.to_rich(each.report))
+                print_gate(each.gate, "table", None, details=False)
             out.print(
                 f"\nconfig and database: {where}"
                 + ("" if folder else " (temporary; pass --folder DIR to keep them)")
@@ -148,10 +257,9 @@ def demo(
 
 def _serve_demo(config_path: Path, port: int) -> None:
     """The demo's dashboard and API (auth off, loopback only), its simulator still up."""
-    import uvicorn
-
     from app.main import create_app
 
     with runtime(config_path, own_database=True) as rt:
+        sockets = listen("127.0.0.1", port)
         out.print(f"dashboard: http://127.0.0.1:{port}/  (Ctrl-C to stop)")
-        uvicorn.run(create_app(runtime=rt), host="127.0.0.1", port=port, log_level="warning")
+        run_server(create_app(runtime=rt), sockets, demo=True)
