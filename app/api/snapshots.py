@@ -26,7 +26,7 @@ from app.errors import InvalidInput, NotFound
 from app.runtime import Runtime
 from app.snapshots import service
 from app.snapshots.repository import SnapshotRepository
-from app.snapshots.schemas import PushDocument, load_json
+from app.snapshots.schemas import PushDocument
 from collectors.base import CATEGORIES
 
 router = APIRouter(tags=["environments"], responses=ERRORS)
@@ -221,7 +221,8 @@ async def push_snapshot(name: str, request: Request, runtime: RuntimeDep) -> JSO
     def store() -> tuple[int, str]:
         # Parsed here, in the thread pool: the strict parser's hooks run Python code, so the
         # event loop gets its turn while a 50 MB document is read (healthz stays prompt).
-        data = load_json(body)
+        # Decoded as the CLI reads a file: UTF-8, or what a byte order mark says.
+        data = service.read_push(body)
         try:
             with runtime.sessions.begin() as session:
                 stored = service.push(session, runtime.config, name, data, runtime.redactor)

@@ -49,10 +49,10 @@ def baseline_set(
     from app.reports.service import resolve
     from app.snapshots.repository import SnapshotRepository, process_owner
 
-    with errors(), unit_of_work(config) as (_rt, session):
+    with errors(), unit_of_work(config) as (rt, session):
         repo = SnapshotRepository(session)
         ref = environment if snapshot_id is None else f"{environment}@{snapshot_id}"
-        snapshot = resolve(repo, ref)
+        snapshot = resolve(repo, ref, rt.config)
         repo.set_baseline(snapshot, process_owner())
         chosen = snapshot.id
     out.print(f"{environment}: baseline is now snapshot #{chosen}")
@@ -144,9 +144,12 @@ def waiver_add(
         )
         now = utcnow()
         waivers.check_waiver(request, now, flags=True)  # before the database is opened
-        with unit_of_work(config) as (_rt, session):
+        with unit_of_work(config) as (rt, session):
             waiver = waivers.add_waiver(session, request, now, flags=True)
+            warnings = waivers.unmatched(session, rt.config, request, flags=True)
     out.print(f"waiver #{waiver.id} added")
+    for warning in warnings:
+        err.print(f"[yellow]warning:[/yellow] {escape(warning)}")
 
 
 @waiver_app.command("list")

@@ -11,14 +11,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
-from sqlalchemy.exc import SQLAlchemyError
 
-from app import runtime as runtime_mod
 from app.cli.common import (
     ApiOption,
     ConfigOption,
@@ -34,14 +32,12 @@ from app.cli.common import (
     unit_of_work,
     write_file,
 )
-from app.config import Config, find_config_path, load_config
-from app.db import migrate
-from app.db.session import make_engine
 from app.errors import EnvparityError, ScanInProgress
-from app.settings import get_settings
 from app.states import ScanTrigger, SnapshotStatus
-from collectors import registry
-from collectors.base import FetchContext
+
+if TYPE_CHECKING:  # loaded by the commands that use them (start-up: docs/performance.md)
+    from app import runtime as runtime_mod
+    from app.config import Config
 
 STARTER = Path(__file__).parents[1] / "starter.yaml"
 
@@ -65,6 +61,15 @@ def validate(
     ] = False,
 ) -> None:
     """Check the config, every source's options and (unless --offline) that sources answer."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from app import runtime as runtime_mod
+    from app.config import find_config_path, load_config
+    from app.db import migrate
+    from app.db.session import make_engine
+    from app.settings import get_settings
+    from collectors.base import FetchContext
+
     with errors():
         settings = get_settings()
         cfg = load_config(find_config_path(config, settings.config))
@@ -233,6 +238,7 @@ def push(
         data = _read_json(file)
         if api:
             from app.client import ApiClient
+            from app.settings import get_settings
 
             client = ApiClient(api, get_settings().token, timeout=300)
             try:
@@ -258,13 +264,15 @@ def push(
 
 
 def _read_json(file: str) -> Any:
-    from app.snapshots.schemas import load_json
+    """The file (or stdin) as bytes, decoded by read_push: a UTF-16 file from PowerShell's
+    `>` or a UTF-8 one with a BOM is read as the push format, not refused."""
+    from app.snapshots.service import read_push
 
     try:
-        text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
+        raw = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
     except OSError as exc:
         raise EnvparityError(f"{file}: cannot read: {exc.strerror}") from None
-    return load_json(text, file)
+    return read_push(raw, file)
 
 
 def export(
@@ -276,10 +284,10 @@ def export(
     config: ConfigOption = None,
 ) -> None:
     """Write a snapshot in the push format."""
-    with errors(), unit_of_work(config) as (_rt, session):
+    with errors(), unit_of_work(config) as (rt, session):
         from app.snapshots import service
 
-        document = service.export(session, environment, snapshot_id)
+        document = service.export(session, environment, snapshot_id, rt.config)
     text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
     if output is None:
         sys.stdout.write(text)
@@ -298,6 +306,10 @@ def iam_policy(
     config: ConfigOption = None,
 ) -> None:
     """Print the least-privilege, read-only IAM policy the config's AWS sources need."""
+    from app.config import find_config_path, load_config
+    from app.settings import get_settings
+    from collectors import registry
+
     with errors():
         types = registry.source_types()
         if all_types:
@@ -325,6 +337,8 @@ def iam_policy(
 
 def source_types() -> None:
     """List the source types this installation knows."""
+    from collectors import registry
+
     table = Table("type", "summary")
     for name, cls in registry.source_types().items():
         table.add_row(name, cls.summary)

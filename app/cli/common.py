@@ -12,17 +12,18 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
-from sqlalchemy.exc import SQLAlchemyError
 
-from app import runtime as runtime_mod
 from app.errors import EnvparityError, InvalidInput
 from app.reports import FORMATS
-from app.settings import get_settings
-from collectors.base import CATEGORIES
 
-if TYPE_CHECKING:  # the heavier modules load in the commands that use them
+# `--help` must start in well under half a second: what this module imports at the top is
+# only Typer, Rich's console and envparity's error types. The database, the config models and
+# the settings load in the commands that use them.
+if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
+    from sqlalchemy.orm import Session
 
+    from app import runtime as runtime_mod
     from app.snapshots.service import ScanProgress
     from collectors.runner import SourceOutcome
 
@@ -79,12 +80,20 @@ def errors() -> Iterator[None]:
             for problem in exc.detail[1:10]:
                 err.print(f"  {escape(problem['path'])}: {escape(problem['message'])}")
         raise typer.Exit(exc.exit_code) from None
-    except SQLAlchemyError as exc:
+    except Exception as exc:
+        if not _from_database(exc):
+            raise
         err.print(f"[red]error:[/red] database: {escape(database_reason(exc))}")
         raise typer.Exit(2) from None
 
 
-def database_reason(exc: SQLAlchemyError) -> str:
+def _from_database(exc: Exception) -> bool:
+    """Whether SQLAlchemy raised it (loaded by then, if it did)."""
+    database = sys.modules.get("sqlalchemy.exc")
+    return database is not None and isinstance(exc, database.SQLAlchemyError)
+
+
+def database_reason(exc: BaseException) -> str:
     """Reachability and schema problems; the statement and parameters are left out."""
     return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
 
@@ -115,6 +124,7 @@ def setup_logging(
     $ENVPARITY_LOG_FORMAT, else `default_level` (info for the commands that keep running)
     and text. A value that is none of the choices is a usage error (exit 2)."""
     from app import logs
+    from app.settings import get_settings
 
     settings = get_settings()
     chosen_level = (level or settings.log_level or default_level).lower()
@@ -132,6 +142,8 @@ def setup_logging(
 @contextmanager
 def runtime(config: Path | None, **options: bool) -> Iterator[runtime_mod.Runtime]:
     """The command's runtime (`app.runtime.load` with `options`), closed when it ends."""
+    from app import runtime as runtime_mod
+
     rt = runtime_mod.load(config, **options)
     try:
         yield rt
@@ -139,7 +151,15 @@ def runtime(config: Path | None, **options: bool) -> Iterator[runtime_mod.Runtim
         rt.close()
 
 
-unit_of_work = runtime_mod.unit_of_work
+@contextmanager
+def unit_of_work(
+    config: Path | None = None,
+) -> Iterator[tuple[runtime_mod.Runtime, Session]]:
+    """`app.runtime.unit_of_work`: the runtime and one transaction, committed on success."""
+    from app import runtime as runtime_mod
+
+    with runtime_mod.unit_of_work(config) as opened:
+        yield opened
 
 
 # --------------------------------------------------------------------------- output
@@ -155,6 +175,8 @@ def categories_of(values: list[str] | None) -> set[str] | None:
     """`--category` values, checked; None when none narrows anything."""
     if not values:
         return None
+    from collectors.base import CATEGORIES
+
     unknown = sorted(set(values) - set(CATEGORIES))
     if unknown:
         raise InvalidInput(f"--category {unknown[0]!r} is not one of {', '.join(CATEGORIES)}")

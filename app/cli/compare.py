@@ -28,7 +28,6 @@ from app.cli.common import (
     unit_of_work,
 )
 from app.clock import utcnow
-from app.settings import get_settings
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -167,6 +166,7 @@ def _remote_gate(
 ) -> str:
     """The gate asked of a server, printed as the local gate's answer is: its status."""
     from app.client import ApiClient
+    from app.settings import get_settings
 
     client = ApiClient(api, get_settings().token)
     try:

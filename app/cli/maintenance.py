@@ -13,7 +13,6 @@ from rich.table import Table
 
 from app.cli.common import ConfigOption, errors, group, out, runtime, unit_of_work
 from app.clock import format_time, utcnow
-from app.db import migrate
 from app.errors import InvalidInput
 from app.states import SourceStatus
 
@@ -25,6 +24,8 @@ secrets_app = group("What is treated as a secret, and where.")
 @db_app.command("upgrade")
 def db_upgrade(config: ConfigOption = None) -> None:
     """Apply the database migrations up to the latest."""
+    from app.db import migrate
+
     with errors(), runtime(config, migrate=False) as rt:
         migrate.upgrade(rt.engine)
         revision = migrate.current_revision(rt.engine)

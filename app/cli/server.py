@@ -10,8 +10,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from app import runtime as runtime_mod
-from app.cli.collect import run_scans
 from app.cli.common import (
     ConfigOption,
     LogFormatOption,
@@ -139,6 +137,8 @@ def serve(
 
     setup_logging(log_level, log_format, default_level="info")
     with errors():
+        from app import runtime as runtime_mod
+
         rt = runtime_mod.load(config)
         server = rt.config.model.server
         bind = host or server.host
@@ -171,6 +171,8 @@ def scheduler(
 
     setup_logging(log_level, log_format, default_level="info")
     with errors():
+        from app import runtime as runtime_mod
+
         rt = runtime_mod.load(config)
         jobs, leadership = scheduler_mod.build(rt)
     if not jobs.get_jobs():
@@ -238,6 +240,8 @@ def demo(
             demo_mod.seed(simulator.endpoint)
             config_path = demo_mod.write_config(where, simulator.endpoint)
             with runtime(config_path, own_database=True) as rt:
+                from app.cli.collect import run_scans
+
                 run_scans(rt, list(rt.config.environments), wait=0)
                 with rt.sessions.begin() as session:
                     judged = demo_mod.judge(session, rt.config, utcnow())

@@ -4,14 +4,18 @@ expansion from the environment, and errors that each name file, line and key
 
 from __future__ import annotations
 
+import codecs
 import os
 import re
+import sys
+import types
+import typing
 from collections.abc import Mapping
-from pathlib import Path
+from pathlib import Path, PosixPath, WindowsPath
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from app.config.model import (
     DEFAULT_CONFIG_NAME,
@@ -20,6 +24,7 @@ from app.config.model import (
     ConfigModel,
     Environment,
     SlackRoute,
+    did_you_mean,
 )
 from app.errors import ConfigError
 from collectors import registry
@@ -105,30 +110,38 @@ def _dotted(loc: Loc) -> str:
     return out or "(top level)"
 
 
-def _follow(data: Any, loc: tuple[Any, ...]) -> Loc:
-    """The part of a pydantic error location that indexes into the data (drops union tags)."""
+def _follow(data: Any, loc: tuple[Any, ...], missing: bool = False) -> Loc:
+    """The part of a pydantic error location that indexes into the data: without the tags
+    of union members (`SlackRoute`, `list[str]`), with the key a `missing` error names."""
     out: list[str | int] = []
-    for part in loc:
+    for i, part in enumerate(loc):
         in_dict = isinstance(data, dict) and isinstance(part, str) and part in data
         in_list = isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data)
         if in_dict or in_list:
             data = data[part]
             out.append(part)
+        elif i < len(loc) - 1:
+            continue  # a union member's tag: the location goes on inside the same value
         else:
-            # A missing key is worth naming; a union member's tag (`list[str]`) is not.
-            if isinstance(data, dict) and isinstance(part, str) and part.isidentifier():
+            if missing and isinstance(data, dict) and isinstance(part, str):
                 out.append(part)
             break
     return tuple(out)
 
 
-def _raise_validation(located: _Located, data: Any, exc: ValidationError, prefix: Loc = ()) -> None:
+def _raise_validation(
+    located: _Located,
+    data: Any,
+    exc: ValidationError,
+    model: type[BaseModel],
+    prefix: Loc = (),
+) -> None:
     messages: list[str] = []
     for err in exc.errors(include_url=False):
-        loc = (*prefix, *_follow(_at(data, prefix), err["loc"]))
+        loc = (*prefix, *_follow(_at(data, prefix), err["loc"], err["type"] == "missing"))
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
-            msg = "unknown key (check its spelling)"
+            msg = _unknown_key(str(err["loc"][-1]), _keys_at(model, err["loc"][:-1]))
         elif err["type"] == "missing":
             msg = "required key is missing"
         msg = msg.removeprefix("Value error, ")
@@ -138,29 +151,172 @@ def _raise_validation(located: _Located, data: Any, exc: ValidationError, prefix
     raise ConfigError("\n".join(messages))
 
 
+def _unknown_key(key: str, known: list[str] | None) -> str:
+    """`unknown key; did you mean `vars`?` when a key of that place is close, else the keys
+    it may hold."""
+    if not known:
+        return "unknown key (check its spelling)"
+    close = did_you_mean(key, known)
+    if close:
+        return f"unknown key{close}"
+    return f"unknown key (check its spelling; the keys here are {', '.join(known)})"
+
+
+def _keys_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | None:
+    """The keys the mapping at `loc` (a pydantic error location inside `model`) may hold,
+    found by following the models' field types; None where the types do not say."""
+    tp: Any = model
+    for part in loc:
+        tp = _step(tp, part)
+        if tp is None:
+            return None
+    tp = _model_in(tp)
+    return list(tp.model_fields) if tp is not None else None
+
+
+def _members(tp: Any) -> list[Any]:
+    """A type without its Annotated metadata, as the list of its union members."""
+    while typing.get_origin(tp) is typing.Annotated:
+        tp = typing.get_args(tp)[0]
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return [m for arg in typing.get_args(tp) for m in _members(arg)]
+    return [tp]
+
+
+def _model_in(tp: Any) -> type[BaseModel] | None:
+    for member in _members(tp):
+        if isinstance(member, type) and issubclass(member, BaseModel):
+            return member
+    return None
+
+
+def _step(tp: Any, part: Any) -> Any:
+    """The type one step of an error location leads to from `tp` (None: unknown)."""
+    for member in _members(tp):
+        if isinstance(member, type) and issubclass(member, BaseModel):
+            if isinstance(part, str) and part in member.model_fields:
+                return member.model_fields[part].annotation
+            if part == member.__name__:  # a union member's tag: the location stays here
+                return member
+        origin = typing.get_origin(member)
+        if origin is dict and isinstance(part, str):
+            return typing.get_args(member)[1]
+        if origin is list and isinstance(part, int):
+            return typing.get_args(member)[0]
+    return None
+
+
 def _at(data: Any, loc: Loc) -> Any:
     for part in loc:
         data = data[part]
     return data
 
 
+if sys.platform == "win32":
+    _PlatformPath = WindowsPath
+else:
+    _PlatformPath = PosixPath
+
+
+class ConfigPath(_PlatformPath):
+    """The config file's path as find_config_path chose it, remembering what named it
+    (`--config`, `$ENVPARITY_CONFIG`, or None for ./envparity.yaml): the message for a
+    missing file says so."""
+
+    named_by: str | None = None
+
+
 def find_config_path(explicit: str | Path | None, env_value: Path | None = None) -> Path:
     """--config, else $ENVPARITY_CONFIG, else ./envparity.yaml."""
-    path = Path(explicit) if explicit else (env_value or Path(DEFAULT_CONFIG_NAME))
-    return path.expanduser()
+    if explicit:
+        path, named_by = ConfigPath(explicit), "--config"
+    elif env_value:
+        path, named_by = ConfigPath(env_value), "$ENVPARITY_CONFIG"
+    else:
+        path, named_by = ConfigPath(DEFAULT_CONFIG_NAME), None
+    path = path.expanduser()
+    path.named_by = named_by
+    return path
+
+
+def missing_config(path: Path) -> str:
+    """The message for a config file that is not there: where it was looked for, what named
+    that place, and the ways to name another."""
+    named_by = getattr(path, "named_by", None)
+    where = path.absolute()
+    if named_by is None and path == Path(DEFAULT_CONFIG_NAME):
+        return (
+            f"no {DEFAULT_CONFIG_NAME} in {where.parent} (the current folder): pass "
+            "--config FILE, set $ENVPARITY_CONFIG, or write a starter one here with "
+            "`envparity init`"
+        )
+    if named_by == "$ENVPARITY_CONFIG":
+        why = " (named by $ENVPARITY_CONFIG); fix or unset $ENVPARITY_CONFIG, pass --config FILE,"
+    elif named_by == "--config":
+        why = f" (named by --config {path}); check the path,"
+    else:
+        why = "; pass --config FILE, set $ENVPARITY_CONFIG,"
+    return f"{where}: no such config file{why} or write a starter one with `envparity init {path}`"
+
+
+# Byte order marks and what they mean, UTF-32's first (UTF-32 LE's begins with UTF-16 LE's).
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32-le", "UTF-32 LE"),
+    (codecs.BOM_UTF32_BE, "utf-32-be", "UTF-32 BE"),
+    (codecs.BOM_UTF8, "utf-8", "UTF-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le", "UTF-16 LE"),
+    (codecs.BOM_UTF16_BE, "utf-16-be", "UTF-16 BE"),
+)
+
+
+class NotText(ValueError):
+    """Bytes that are not text in the encoding they announce (or UTF-8): the message says
+    which encoding, where and how to fix it."""
+
+
+def _encoding_of(raw: bytes) -> tuple[int, str, str]:
+    """The byte order mark's length, the codec and its name for people. Without a mark, as
+    `json.loads` reads bytes (RFC 4627): text that begins with ASCII characters shows UTF-16
+    or UTF-32 by where its NUL bytes fall; anything else is UTF-8."""
+    for bom, codec, name in _BOMS:
+        if raw.startswith(bom):
+            return len(bom), codec, name
+    if len(raw) >= 4 and not raw[0]:
+        return (0, "utf-16-be", "UTF-16 BE") if raw[1] else (0, "utf-32-be", "UTF-32 BE")
+    if len(raw) >= 4 and not raw[1]:
+        return (0, "utf-16-le", "UTF-16 LE") if raw[2] or raw[3] else (0, "utf-32-le", "UTF-32 LE")
+    return 0, "utf-8", "UTF-8"
+
+
+def decode_text(raw: bytes) -> str:
+    """A file's text as an editor or shell saved it: UTF-8, or what its byte order mark says
+    (UTF-8 with a BOM; UTF-16 or UTF-32, either byte order: PowerShell's `>` writes UTF-16 LE
+    with a BOM). Bytes that are not text in that encoding raise NotText."""
+    skip, codec, name = _encoding_of(raw)
+    body = raw[skip:]
+    try:
+        return body.decode(codec)
+    except UnicodeDecodeError as exc:
+        line = body[: exc.start].decode(codec).count("\n") + 1
+        bad = body[exc.start : min(exc.end, exc.start + 4)].hex(" ")
+        hint = " (another encoding, such as Latin-1 or Windows-1252?)" if codec == "utf-8" else ""
+        raise NotText(
+            f"not valid {name} text{hint}: {exc.reason} at line {line}, byte {skip + exc.start} "
+            f"({bad}); save it as UTF-8"
+        ) from None
 
 
 def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
     """Reads and validates a config file; any problem raises ConfigError naming file:line: key."""
     environ = os.environ if environ is None else environ
     try:
-        text = path.read_text(encoding="utf-8")
+        text = decode_text(path.read_bytes())
     except FileNotFoundError:
-        raise ConfigError(
-            f"{path}: no such config file (write a starter one with `envparity init`)"
-        ) from None
+        raise ConfigError(missing_config(path)) from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except NotText as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     located = _Located(str(path), environ)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -176,7 +332,7 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
     try:
         model = ConfigModel.model_validate(data)
     except ValidationError as exc:
-        _raise_validation(located, data, exc)
+        _raise_validation(located, data, exc, ConfigModel)
         raise  # unreachable: _raise_validation always raises
     for i, comparison in enumerate(model.comparisons):
         for end in ("source", "target"):
@@ -231,14 +387,16 @@ def _load_sources(
             raise located.error((*loc, "type"), "every source needs a `type`")
         source_type = registry.get(type_name)
         if source_type is None:
-            known = ", ".join(registry.source_types())
+            types_ = registry.source_types()
             raise located.error(
-                (*loc, "type"), f"unknown source type {type_name!r} (known: {known})"
+                (*loc, "type"),
+                f"unknown source type {type_name!r} (known: {', '.join(types_)})"
+                f"{did_you_mean(type_name, types_)}",
             )
         try:
             options = source_type.Options.model_validate(raw)
         except ValidationError as exc:
-            _raise_validation(located, data, exc, prefix=loc)
+            _raise_validation(located, data, exc, source_type.Options, prefix=loc)
             raise
         if options.name is None:
             counters[type_name] = counters.get(type_name, 0) + 1

@@ -7,7 +7,9 @@ cron expression (`Schedule`)."""
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -41,6 +43,24 @@ _ENV_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 CronText = NewType("CronText", str)
 # When an environment is scanned: every so long, or when a cron expression says.
 Schedule = timedelta | CronText
+
+
+def close_match(word: str, known: Iterable[str]) -> str | None:
+    """The one known name `word` is most likely a misspelling of (difflib's closeness), or
+    the only one it begins (`prod` for `production`); None when nothing is close."""
+    names = [name for name in known if name != word]
+    starting = [name for name in names if word and name.startswith(word)]
+    if len(starting) == 1:
+        return starting[0]
+    close = difflib.get_close_matches(word, names, n=1)
+    return close[0] if close else None
+
+
+def did_you_mean(word: str, known: Iterable[str], shown: str = "{}") -> str:
+    """`; did you mean `production`?` for a close known name (formatted by `shown`), else
+    nothing: the tail of a message that refused `word`."""
+    match = close_match(word, known)
+    return f"; did you mean `{shown.format(match)}`?" if match is not None else ""
 
 
 def _text(value: object) -> str:
@@ -379,10 +399,17 @@ class Config:
         try:
             return self.environments[name]
         except KeyError:
-            known = ", ".join(self.environments) or "none"
-            raise ConfigError(
-                f"environment {name!r} is not declared in {self.path} (declared: {known})"
-            ) from None
+            raise ConfigError(self.undeclared(name)) from None
+
+    def undeclared(self, name: str) -> str:
+        """Why `name` is refused as an environment: the message of `environment()` (scan,
+        gate, push...), of a ref (`diff`) and of `export`, with the declared names and the one
+        `name` is likely a misspelling of."""
+        known = ", ".join(self.environments) or "none"
+        return (
+            f"environment {name!r} is not declared in {self.path} (declared: {known})"
+            f"{did_you_mean(name, self.environments)}"
+        )
 
     def comparison(self, source: str, target: str) -> ComparisonConfig | None:
         for comparison in self.model.comparisons:

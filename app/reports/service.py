@@ -7,8 +7,9 @@ from datetime import UTC, date, datetime, time
 
 from sqlalchemy.orm import Session
 
-from app.clock import format_time, parse_time
+from app.clock import TimeOutOfRange, format_time, parse_time
 from app.config import Config
+from app.config.model import did_you_mean
 from app.db.models import Snapshot
 from app.diff.engine import compare
 from app.diff.model import (
@@ -22,32 +23,39 @@ from app.diff.model import (
 from app.errors import InvalidInput, NotFound
 from app.reports.model import Report, SnapshotMeta
 from app.reports.repository import record_first_seen
-from app.snapshots.forms import EnvironmentForms, stored_resources, vars_of
+from app.snapshots.forms import EnvironmentForms, stored_resources, vars_of, volatile_paths
 from app.snapshots.repository import SnapshotRepository
 from app.states import SnapshotStatus, SourceStatus
 from app.waivers.repository import WaiverRepository
-from collectors import registry
 
 _REF = re.compile(r"^(?P<env>[A-Za-z0-9][A-Za-z0-9_.-]*)(?:@(?P<at>.+))?$")
+# The forms of a ref, for the message that refuses one (docs/diff.md, SPEC).
+REF_FORMS = (
+    "ENV (its latest snapshot), ENV@baseline, ENV@ID (a snapshot id) or ENV@TIME (the latest "
+    "at or before an ISO 8601 time, UTC unless it has an offset: 2026-11-20T10:00, 2026-11-20)"
+)
 
 
 # ----------------------------------------------------------------------------- refs
 
 
-def resolve(repo: SnapshotRepository, ref: str) -> Snapshot:
-    """`ENV`, `ENV@baseline`, `ENV@ID` or `ENV@<ISO time>` to a snapshot."""
+def resolve(repo: SnapshotRepository, ref: str, config: Config | None = None) -> Snapshot:
+    """`ENV`, `ENV@baseline`, `ENV@ID` or `ENV@<ISO time>` to a snapshot. With `config`, an
+    environment it does not declare and the database has never heard of is refused as
+    `scan` refuses it (declared names, a likely misspelling)."""
     m = _REF.match(ref.strip())
     if not m:
-        raise InvalidInput(
-            f"{ref!r} is not a ref: ENV, ENV@baseline, ENV@ID or ENV@2026-11-20T10:00"
-        )
+        raise InvalidInput(f"{ref!r} is not a ref: a ref is {REF_FORMS}")
     env, at = m["env"], m["at"]
+    if config is not None and env not in config.environments and repo.environment(env) is None:
+        raise NotFound(config.undeclared(env))
     if at is None:
         snapshot = repo.latest(env)
         if snapshot is None:
-            if repo.environment(env) is None:
+            declared = config is not None and env in config.environments
+            if not declared and repo.environment(env) is None:
                 raise NotFound(f"no environment {env!r} has any snapshot (check its spelling)")
-            raise NotFound(f"{env!r} has no snapshot yet: run `envparity scan {env}`")
+            raise NotFound(f"{env!r} has no snapshot yet: {_first_snapshot(config, env)}")
         return snapshot
     if at == "baseline":
         snapshot = repo.baseline(env)
@@ -59,11 +67,39 @@ def resolve(repo: SnapshotRepository, ref: str) -> Snapshot:
         if snapshot.environment.name != env:
             raise NotFound(f"snapshot #{at} belongs to {snapshot.environment.name!r}, not {env!r}")
         return snapshot
-    when = parse_time(at)
+    when = _time_of(env, at, ref)
     snapshot = repo.latest(env, at_or_before=when)
     if snapshot is None:
         raise NotFound(f"{env!r} has no snapshot taken at or before {format_time(when)}")
     return snapshot
+
+
+def _time_of(env: str, at: str, ref: str) -> datetime:
+    """The time of `ENV@TIME`; a text after `@` that is no ref form lists the forms, and
+    suggests `ENV@baseline` when it is close (`staging@basline`)."""
+    try:
+        return parse_time(at)
+    except TimeOutOfRange:
+        raise
+    except InvalidInput:
+        if at[:1].isdigit():  # meant as a time: say what is wrong with the time
+            raise InvalidInput(
+                f"{ref!r}: {at!r} is not an ISO 8601 time like 2026-11-20T10:00 "
+                f"(a ref is {REF_FORMS})"
+            ) from None
+        suggestion = did_you_mean(at, ["baseline"], shown=env + "@{}")
+        raise InvalidInput(
+            f"{ref!r} is not a ref: {at!r} is not `baseline`, a snapshot id or a time"
+            f"{suggestion} (a ref is {REF_FORMS})"
+        ) from None
+
+
+def _first_snapshot(config: Config | None, env: str) -> str:
+    """How an environment gets its first snapshot: a scan, or a push for a push-only one."""
+    declared = config.environments.get(env) if config is not None else None
+    if declared is not None and declared.push_only:
+        return f"it is push-only: push one with `envparity push {env} FILE`"
+    return f"run `envparity scan {env}`"
 
 
 # ----------------------------------------------------------------------------- sides and rules
@@ -79,7 +115,7 @@ def side_of(
     resources, contexts = stored_resources(
         repo.documents, snapshot, EnvironmentForms(config, env) if forms else None
     )
-    types = registry.source_types()
+    types = {s.type for s in snapshot.sources}
     return Side(
         environment=env,
         snapshot_id=snapshot.id,
@@ -91,7 +127,7 @@ def side_of(
             for s in snapshot.sources
         },
         resources=resources,
-        volatile={name: cls.volatile_paths for name, cls in types.items() if cls.volatile_paths},
+        volatile={t: paths for t in sorted(types) if (paths := volatile_paths(t))},
         form_contexts=contexts,
         fetch=repo.documents.get,
     )
@@ -171,5 +207,5 @@ def compare_refs(
 ) -> Report:
     repo = SnapshotRepository(session)
     return compare_snapshots(
-        session, config, resolve(repo, left_ref), resolve(repo, right_ref), now
+        session, config, resolve(repo, left_ref, config), resolve(repo, right_ref, config), now
     )

@@ -16,10 +16,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.clock import SYSTEM, Clock, format_time
 from app.config import Config, Environment
-from app.errors import ConfigError, EnvparityError, NotFound, ScanInProgress
+from app.config.loader import NotText, decode_text
+from app.errors import ConfigError, EnvparityError, InvalidInput, NotFound, ScanInProgress
 from app.snapshots.forms import EnvironmentForms
 from app.snapshots.repository import SnapshotRepository, SourceRecord
-from app.snapshots.schemas import CLOCK_SKEW, parse_push
+from app.snapshots.schemas import CLOCK_SKEW, load_json, parse_push
 from app.snapshots.store import collect_garbage
 from app.states import ScanTrigger, SnapshotOrigin, SnapshotStatus, SourceStatus
 from collectors.base import FetchContext, SourceOptions
@@ -98,13 +99,30 @@ class Scanner:
 
     def start(self, environment: str, *, trigger: str = ScanTrigger.CLI, wait: float = 0.0) -> int:
         """Takes the environment's scan lock: the running scan's id (ScanInProgress if taken)."""
-        return self._acquire(scannable(self.config, environment), trigger, wait)
+        env = scannable(self.config, environment)
+        scan_id = self._acquire(env, trigger, wait)
+        log.info(
+            "scan #%s of %s started (%s, %s)",
+            scan_id,
+            env.name,
+            trigger,
+            _counted(len(env.sources), "source"),
+            extra={
+                "event": "scan.started",
+                "scan_id": scan_id,
+                "environment": env.name,
+                "trigger": str(trigger),
+                "sources": len(env.sources),
+            },
+        )
+        return scan_id
 
     def run(
         self, environment: str, scan_id: int, progress: ScanProgress | None = None
     ) -> ScanResult:
         """Collects and stores the scan that `start` began; always releases its lock."""
         env = self.config.environment(environment)
+        began = self.clock.monotonic()
         try:
             taken_at = self.clock.now()
             with _Heartbeat(self.sessions, scan_id, self.heartbeat_every, self.clock):
@@ -121,16 +139,34 @@ class Scanner:
                     records,
                     forms,
                 )
-                repo.finish_scan(repo.scan(scan_id), snapshot)
+                scan = repo.scan(scan_id)
+                trigger = scan.trigger
+                repo.finish_scan(scan, snapshot)
                 snapshot_id, status = snapshot.id, SnapshotStatus(snapshot.status)
         except BaseException as exc:
+            error = clean_text(self.redactor.scrub(repr(exc)))
             with self.sessions.begin() as session:
                 repo = SnapshotRepository(session)
-                repo.finish_scan(
-                    repo.scan(scan_id), None, clean_text(self.redactor.scrub(repr(exc)))
-                )
+                scan = repo.scan(scan_id)
+                trigger = scan.trigger
+                repo.finish_scan(scan, None, error)
+            log.warning(
+                "scan #%s of %s failed: %s",
+                scan_id,
+                env.name,
+                error,
+                extra={
+                    "event": "scan.finished",
+                    "scan_id": scan_id,
+                    "environment": env.name,
+                    "trigger": trigger,
+                    "status": SnapshotStatus.FAILED.value,
+                    "duration_ms": round((self.clock.monotonic() - began) * 1000),
+                    "error": error,
+                },
+            )
             raise
-        log.info("scan #%s of %s: %s", scan_id, env.name, status)
+        _log_finished(scan_id, snapshot_id, env.name, trigger, status, outcomes, began, self.clock)
         if self.on_stored is not None:
             try:
                 self.on_stored(env.name)
@@ -179,6 +215,65 @@ class Scanner:
             raise
         pool.shutdown()
         return _unique_across_sources(outcomes)
+
+
+def _log_finished(
+    scan_id: int,
+    snapshot_id: int,
+    environment: str,
+    trigger: str,
+    status: SnapshotStatus,
+    outcomes: list[SourceOutcome],
+    began: float,
+    clock: Clock,
+) -> None:
+    """A warning per failed source (its error is scrubbed), then the scan's line."""
+    failed = [o for o in outcomes if o.status != "ok"]  # the collectors' Literal
+    for outcome in failed:
+        log.warning(
+            "scan #%s of %s: source %s failed: %s",
+            scan_id,
+            environment,
+            outcome.name,
+            outcome.error,
+            extra={
+                "event": "scan.source_failed",
+                "scan_id": scan_id,
+                "environment": environment,
+                "source": outcome.name,
+                "source_type": outcome.type,
+                "error": outcome.error,
+            },
+        )
+    duration_ms = round((clock.monotonic() - began) * 1000)
+    resources = sum(len(o.resources) for o in outcomes)
+    log.info(
+        "scan #%s of %s finished: %s, %s, %d of %s failed, %d ms",
+        scan_id,
+        environment,
+        status,
+        _counted(resources, "resource"),
+        len(failed),
+        _counted(len(outcomes), "source"),
+        duration_ms,
+        extra={
+            "event": "scan.finished",
+            "scan_id": scan_id,
+            "snapshot_id": snapshot_id,
+            "environment": environment,
+            "trigger": trigger,
+            "status": status.value,
+            "duration_ms": duration_ms,
+            "resources": resources,
+            "sources": len(outcomes),
+            "ok_sources": len(outcomes) - len(failed),
+            "failed_sources": len(failed),
+        },
+    )
+
+
+def _counted(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 class ClockAhead(EnvparityError):
@@ -287,6 +382,17 @@ def _records(outcomes: list[SourceOutcome]) -> list[SourceRecord]:
 # --------------------------------------------------------------------------- push / export
 
 
+def read_push(raw: bytes, where: str = "the body") -> Any:
+    """A push document's bytes (a file, stdin, a request body) as strict JSON: UTF-8, or what
+    its byte order mark says (UTF-16 from PowerShell's `>`, UTF-8 with a BOM, UTF-32);
+    InvalidInput naming the encoding problem or the JSON one, and where."""
+    try:
+        text = decode_text(raw)
+    except NotText as exc:
+        raise InvalidInput(f"{where}: {exc}; nothing stored") from None
+    return load_json(text, where)
+
+
 def push(
     session: Session, config: Config, environment: str, data: Any, redactor: Redactor
 ) -> tuple[int, SnapshotStatus]:
@@ -322,9 +428,19 @@ def push(
     return snapshot.id, SnapshotStatus(snapshot.status)
 
 
-def export(session: Session, environment: str, snapshot_id: int | None = None) -> dict[str, Any]:
-    """A snapshot in the push format, plus environment, snapshot_id and status."""
+def export(
+    session: Session,
+    environment: str,
+    snapshot_id: int | None = None,
+    config: Config | None = None,
+) -> dict[str, Any]:
+    """A snapshot in the push format, plus environment, snapshot_id and status. With
+    `config`, an environment it does not declare and that has no snapshot is refused as
+    `scan` refuses it (declared names, a likely misspelling)."""
     repo = SnapshotRepository(session)
+    declared = config is None or environment in config.environments
+    if config is not None and not declared and repo.environment(environment) is None:
+        raise NotFound(config.undeclared(environment))
     if snapshot_id is None:
         snapshot = repo.latest(environment)
         if snapshot is None:

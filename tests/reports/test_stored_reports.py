@@ -89,3 +89,22 @@ def test_the_stored_path_loads_no_orm_and_no_engine(examples: Project) -> None:
     # Reading a config loads the named source types' modules only, never the AWS SDK.
     for heavy in ("sqlalchemy.orm", "app.db.models", "app.diff.engine", "deepdiff", "boto3"):
         assert heavy not in imported, heavy
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["diff", "--help"], ["--version"]])
+def test_help_loads_neither_the_database_nor_the_config(argv: list[str]) -> None:
+    """What keeps `--help` under half a second (benchmarks/bench_startup.py): the command
+    line imports Typer and Rich (Typer itself loads pydantic for a command's parameters), and
+    the database layer, the settings and the config models only in the commands that use
+    them."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "app", *argv],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()}
+    for heavy in ("sqlalchemy", "pydantic_settings", "app.config", "app.runtime", "app.db"):
+        assert heavy not in imported, heavy
