@@ -15,7 +15,7 @@ app = typer.Typer(
     name="envparity",
     help="Detect drift between deployment environments.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )

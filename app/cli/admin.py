@@ -39,13 +39,15 @@ _STATE_COLOURS: dict[str, str] = {DeliveryStatus.DELIVERED: "green", DeliverySta
 
 @baseline_app.command("set")
 def baseline_set(
-    environment: Annotated[str, typer.Argument(help="The environment.")],
+    environment: Annotated[str, typer.Argument(metavar="ENVIRONMENT", help="The environment.")],
     snapshot_id: Annotated[
-        int | None, typer.Argument(help="A snapshot id (default: latest).")
+        int | None, typer.Argument(metavar="SNAPSHOT-ID", help="A snapshot id (default: latest).")
     ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Mark the approved baseline of an environment (for ENV@baseline)."""
+    """Mark the approved baseline of an environment (for ENV@baseline).
+
+    Example: envparity baseline set production 42"""
     from app.reports.service import resolve
     from app.snapshots.repository import SnapshotRepository, process_owner
 
@@ -60,7 +62,7 @@ def baseline_set(
 
 @baseline_app.command("show")
 def baseline_show(
-    environment: Annotated[str, typer.Argument(help="The environment.")],
+    environment: Annotated[str, typer.Argument(metavar="ENVIRONMENT", help="The environment.")],
     config: ConfigOption = None,
 ) -> None:
     """Which snapshot is the environment's baseline, and who set it when.
@@ -89,7 +91,7 @@ def baseline_show(
 
 @baseline_app.command("clear")
 def baseline_clear(
-    environment: Annotated[str, typer.Argument(help="The environment.")],
+    environment: Annotated[str, typer.Argument(metavar="ENVIRONMENT", help="The environment.")],
     config: ConfigOption = None,
 ) -> None:
     """Forget the environment's baseline (its snapshot stays); ENV@baseline then names none.
@@ -111,24 +113,34 @@ def baseline_clear(
 
 @waiver_app.command("add")
 def waiver_add(
-    reason: Annotated[str, typer.Option(help="Why this difference is expected.")],
-    comparison: Annotated[str | None, typer.Option(help="SOURCE->TARGET (glob).")] = None,
-    category: Annotated[
-        str | None, typer.Option(help="config, packages, instances or network.")
+    reason: Annotated[str, typer.Option(metavar="REASON", help="Why this difference is expected.")],
+    comparison: Annotated[
+        str | None, typer.Option(metavar="COMPARISON", help="SOURCE->TARGET (glob).")
     ] = None,
-    resource_type: Annotated[str | None, typer.Option(help="Resource type (glob).")] = None,
-    key: Annotated[str | None, typer.Option(help="Resource key (glob).")] = None,
+    category: Annotated[
+        str | None, typer.Option(metavar="CATEGORY", help="config, packages, instances or network.")
+    ] = None,
+    resource_type: Annotated[
+        str | None, typer.Option(metavar="RESOURCE_TYPE", help="Resource type (glob).")
+    ] = None,
+    key: Annotated[str | None, typer.Option(metavar="KEY", help="Resource key (glob).")] = None,
     path: Annotated[
         str | None,
-        typer.Option(help="Attribute path (glob; a bare name matches the last attribute)."),
+        typer.Option(
+            metavar="PATH", help="Attribute path (glob; a bare name matches the last attribute)."
+        ),
     ] = None,
-    owner: Annotated[str | None, typer.Option(help="Who answers for it.")] = None,
+    owner: Annotated[str | None, typer.Option(metavar="OWNER", help="Who answers for it.")] = None,
     expires: Annotated[
-        str | None, typer.Option(help="ISO date or time after which it stops applying.")
+        str | None,
+        typer.Option(metavar="EXPIRES", help="ISO date or time after which it stops applying."),
     ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Store a waiver: matching drift stays in reports, marked waived, and passes the gate."""
+    """Store a waiver: matching drift stays in reports, marked waived, and passes the gate.
+
+    Example: envparity waiver add --comparison staging->production --key web-{env}
+    --reason "CHG-123" --expires 2027-01-31"""
     from app.waivers import service as waivers
 
     with errors():
@@ -154,7 +166,9 @@ def waiver_add(
 
 @waiver_app.command("list")
 def waiver_list(config: ConfigOption = None) -> None:
-    """List waivers: stored ones and the config's `ignore:` rules."""
+    """List waivers: stored ones and the config's `ignore:` rules.
+
+    Example: envparity waiver list"""
     from app.waivers.repository import WaiverRepository
 
     with errors(), unit_of_work(config) as (rt, session):
@@ -191,10 +205,14 @@ def waiver_list(config: ConfigOption = None) -> None:
 
 @waiver_app.command("rm")
 def waiver_rm(
-    waiver_id: Annotated[int, typer.Argument(help="The waiver's id (see `waiver list`).")],
+    waiver_id: Annotated[
+        int, typer.Argument(metavar="WAIVER-ID", help="The waiver's id (see `waiver list`).")
+    ],
     config: ConfigOption = None,
 ) -> None:
-    """Remove a stored waiver."""
+    """Remove a stored waiver.
+
+    Example: envparity waiver rm 7"""
     from app.waivers.repository import WaiverRepository
 
     with errors(), unit_of_work(config) as (_rt, session):
@@ -213,12 +231,18 @@ def _tokens(session: Session) -> TokenRepository:
 
 @token_app.command("create")
 def token_create(
-    scope: Annotated[str, typer.Option(help=f"{one_of(Scope)}.")],
-    name: Annotated[str, typer.Option(help="What the token is for (a CI job, a dashboard).")] = "",
-    expires: Annotated[str | None, typer.Option(help="ISO date or time it stops working.")] = None,
+    scope: Annotated[str, typer.Option(metavar="SCOPE", help=f"{one_of(Scope)}.")],
+    name: Annotated[
+        str, typer.Option(metavar="NAME", help="What the token is for (a CI job, a dashboard).")
+    ] = "",
+    expires: Annotated[
+        str | None, typer.Option(metavar="EXPIRES", help="ISO date or time it stops working.")
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Print a new API token, once: only its SHA-256 is kept."""
+    """Print a new API token, once: only its SHA-256 is kept.
+
+    Example: envparity token create --scope gate --name ci --expires 2027-06-30"""
     with errors():
         expires_at = parse_expiry(expires) if expires else None
         if expires_at is not None and expires_at <= utcnow():
@@ -236,7 +260,9 @@ def token_create(
 
 @token_app.command("list")
 def token_list(config: ConfigOption = None) -> None:
-    """List tokens (never the tokens themselves)."""
+    """List tokens (never the tokens themselves).
+
+    Example: envparity token list"""
     with errors(), unit_of_work(config) as (_rt, session):
         table = Table("id", "name", "scope", "prefix", "created", "expires", "last used", "state")
         now = utcnow()
@@ -261,10 +287,14 @@ def token_list(config: ConfigOption = None) -> None:
 
 @token_app.command("revoke")
 def token_revoke(
-    token_id: Annotated[int, typer.Argument(help="The token's id (see `token list`).")],
+    token_id: Annotated[
+        int, typer.Argument(metavar="TOKEN-ID", help="The token's id (see `token list`).")
+    ],
     config: ConfigOption = None,
 ) -> None:
-    """Revoke a token: refused at once by new processes, by a running server within 10 s."""
+    """Revoke a token: refused at once by new processes, by a running server within 10 s.
+
+    Example: envparity token revoke 3"""
     with errors(), unit_of_work(config) as (_rt, session):
         _tokens(session).revoke(token_id)
     out.print(f"token #{token_id} revoked")
@@ -277,12 +307,16 @@ def token_revoke(
 def alerts_list(
     status: Annotated[
         str | None,
-        typer.Option(help=f"Only events in this state: {one_of(DeliveryStatus)}."),
+        typer.Option(
+            metavar="STATUS", help=f"Only events in this state: {one_of(DeliveryStatus)}."
+        ),
     ] = None,
-    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 50,
+    limit: Annotated[int, typer.Option(metavar="LIMIT", help="How many, newest first.")] = 50,
     config: ConfigOption = None,
 ) -> None:
-    """The outbox's events, newest first, with their delivery state and last error."""
+    """The outbox's events, newest first, with their delivery state and last error.
+
+    Example: envparity alerts list --status failed"""
     from app.alerts.repository import AlertRepository
 
     with errors():
@@ -310,10 +344,14 @@ def alerts_list(
 
 @alerts_app.command("retry")
 def alerts_retry(
-    event_id: Annotated[int, typer.Argument(help="A failed event's id (see `alerts list`).")],
+    event_id: Annotated[
+        int, typer.Argument(metavar="EVENT-ID", help="A failed event's id (see `alerts list`).")
+    ],
     config: ConfigOption = None,
 ) -> None:
-    """Queue a failed event again (after fixing its webhook or token), and send it now."""
+    """Queue a failed event again (after fixing its webhook or token), and send it now.
+
+    Example: envparity alerts retry 12"""
     from app.alerts.repository import AlertRepository
 
     with errors(), runtime(config) as rt:

@@ -43,10 +43,14 @@ STARTER = Path(__file__).parents[1] / "starter.yaml"
 
 
 def init(
-    path: Annotated[Path, typer.Argument(help="Where to write it.")] = Path("envparity.yaml"),
+    path: Annotated[Path, typer.Argument(metavar="PATH", help="Where to write it.")] = Path(
+        "envparity.yaml"
+    ),
     force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
 ) -> None:
-    """Write a commented starter envparity.yaml."""
+    """Write a commented starter envparity.yaml.
+
+    Example: envparity init ops/envparity.yaml"""
     if path.exists() and not force:
         err.print(f"[red]error:[/red] {path} exists; pass --force to overwrite it")
         raise typer.Exit(2)
@@ -60,7 +64,9 @@ def validate(
         bool, typer.Option("--offline", help="Check the file only; reach no source or database.")
     ] = False,
 ) -> None:
-    """Check the config, every source's options and (unless --offline) that sources answer."""
+    """Check the config, every source's options and (unless --offline) that sources answer.
+
+    Example: envparity validate --offline"""
     from sqlalchemy.exc import SQLAlchemyError
 
     from app import runtime as runtime_mod
@@ -119,16 +125,23 @@ _COLOURS = {
 
 
 def scan(
-    environments: Annotated[list[str] | None, typer.Argument(help="Environments to scan.")] = None,
+    environments: Annotated[
+        list[str] | None, typer.Argument(metavar="ENVIRONMENTS", help="Environments to scan.")
+    ] = None,
     all_: Annotated[
         bool, typer.Option("--all", help="Scan every environment with sources.")
     ] = False,
     wait: Annotated[
-        float, typer.Option(help="Seconds to wait for a scan of the same environment to end.")
+        float,
+        typer.Option(
+            metavar="WAIT", help="Seconds to wait for a scan of the same environment to end."
+        ),
     ] = 0.0,
     config: ConfigOption = None,
 ) -> None:
-    """Collect snapshots now. Exit 0 complete, 1 partial, 2 failed."""
+    """Collect snapshots now. Exit 0 complete, 1 partial, 2 failed.
+
+    Example: envparity scan staging production   (or: envparity scan --all)"""
     setup_logging()
     with errors(), runtime(config) as rt:
         names = _scan_targets(rt.config, environments or [], all_)
@@ -227,12 +240,18 @@ def run_scans(rt: runtime_mod.Runtime, names: list[str], wait: float) -> int:
 
 
 def push(
-    environment: Annotated[str, typer.Argument(help="The environment the snapshot is of.")],
-    file: Annotated[str, typer.Argument(help="A push-format JSON file, or - for stdin.")],
+    environment: Annotated[
+        str, typer.Argument(metavar="ENVIRONMENT", help="The environment the snapshot is of.")
+    ],
+    file: Annotated[
+        str, typer.Argument(metavar="FILE", help="A push-format JSON file, or - for stdin.")
+    ],
     api: ApiOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Store a snapshot from a file in the push format."""
+    """Store a snapshot from a file in the push format.
+
+    Example: envparity push host-fleet snapshot.json"""
     setup_logging()
     with errors():
         data = _read_json(file)
@@ -276,14 +295,18 @@ def _read_json(file: str) -> Any:
 
 
 def export(
-    environment: Annotated[str, typer.Argument(help="The environment.")],
+    environment: Annotated[str, typer.Argument(metavar="ENVIRONMENT", help="The environment.")],
     snapshot_id: Annotated[
-        int | None, typer.Argument(help="A snapshot id [default: latest].")
+        int | None, typer.Argument(metavar="SNAPSHOT-ID", help="A snapshot id [default: latest].")
     ] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to a file.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", metavar="FILE", help="Write to a file.")
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Write a snapshot in the push format."""
+    """Write a snapshot in the push format.
+
+    Example: envparity export production 42 -o production.json"""
     with errors(), unit_of_work(config) as (rt, session):
         from app.snapshots import service
 
@@ -305,7 +328,9 @@ def iam_policy(
     ] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Print the least-privilege, read-only IAM policy the config's AWS sources need."""
+    """Print the least-privilege, read-only IAM policy the config's AWS sources need.
+
+    Example: envparity iam-policy > envparity-policy.json"""
     from app.config import find_config_path, load_config
     from app.settings import get_settings
     from collectors import registry
@@ -336,7 +361,9 @@ def iam_policy(
 
 
 def source_types() -> None:
-    """List the source types this installation knows."""
+    """List the source types this installation knows.
+
+    Example: envparity source-types"""
     from collectors import registry
 
     table = Table("type", "summary")

@@ -36,6 +36,7 @@ ConfigOption = Annotated[
     typer.Option(
         "--config",
         "-c",
+        metavar="FILE",
         help="Config file [default: $ENVPARITY_CONFIG, else ./envparity.yaml].",
         show_default=False,
     ),
@@ -43,7 +44,10 @@ ConfigOption = Annotated[
 ApiOption = Annotated[
     str | None,
     typer.Option(
-        "--api", help="Ask an envparity server (token from $ENVPARITY_TOKEN).", show_default=False
+        "--api",
+        metavar="URL",
+        help="Ask an envparity server (token from $ENVPARITY_TOKEN).",
+        show_default=False,
     ),
 ]
 FormatOption = Annotated[
@@ -51,16 +55,23 @@ FormatOption = Annotated[
     typer.Option(
         "--format",
         "-f",
+        metavar="FORMAT",
         help="table, json, markdown, junit or github (default: table on a terminal, else json).",
         show_default=False,
     ),
 ]
 OutputOption = Annotated[
-    Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")
+    Path | None,
+    typer.Option("--output", "-o", metavar="FILE", help="Write to this file instead of stdout."),
 ]
 CategoryOption = Annotated[
     list[str] | None,
-    typer.Option("--category", help="Only this category (repeatable).", show_default=False),
+    typer.Option(
+        "--category",
+        metavar="CATEGORY",
+        help="Only this category (repeatable).",
+        show_default=False,
+    ),
 ]
 
 
@@ -102,6 +113,7 @@ LogLevelOption = Annotated[
     str | None,
     typer.Option(
         "--log-level",
+        metavar="LEVEL",
         help="debug, info, warning, error or critical [default: $ENVPARITY_LOG_LEVEL, else info].",
         show_default=False,
     ),
@@ -110,6 +122,7 @@ LogFormatOption = Annotated[
     str | None,
     typer.Option(
         "--log-format",
+        metavar="FORMAT",
         help="Log lines on stderr as text, json (one object a line) or kv (logfmt) "
         "[default: $ENVPARITY_LOG_FORMAT, else text].",
         show_default=False,

@@ -37,14 +37,19 @@ if TYPE_CHECKING:
 
 
 def diff(
-    left: Annotated[str, typer.Argument(help="ENV, ENV@baseline, ENV@ID or ENV@2026-11-20T10:00")],
-    right: Annotated[str, typer.Argument(help="The same forms as LEFT.")],
+    left: Annotated[
+        str,
+        typer.Argument(metavar="LEFT", help="ENV, ENV@baseline, ENV@ID or ENV@2026-11-20T10:00"),
+    ],
+    right: Annotated[str, typer.Argument(metavar="RIGHT", help="The same forms as LEFT.")],
     fmt: FormatOption = None,
     output: OutputOption = None,
     category: CategoryOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Compare two snapshots. Exit 0 no unwaived drift, 1 drift, 2 error."""
+    """Compare two snapshots. Exit 0 no unwaived drift, 1 drift, 2 error.
+
+    Example: envparity diff staging production@baseline --format markdown -o reports/drift.md"""
     from app.reports.stored import stored_report
 
     setup_logging()
@@ -119,8 +124,12 @@ def step_summary(markdown: Callable[[], str]) -> None:
 
 
 def gate(
-    source: Annotated[str, typer.Argument(help="The environment to promote from (staging).")],
-    target: Annotated[str, typer.Argument(help="The environment to promote to (production).")],
+    source: Annotated[
+        str, typer.Argument(metavar="SOURCE", help="The environment to promote from (staging).")
+    ],
+    target: Annotated[
+        str, typer.Argument(metavar="TARGET", help="The environment to promote to (production).")
+    ],
     fmt: FormatOption = None,
     output: OutputOption = None,
     category: CategoryOption = None,
@@ -128,10 +137,14 @@ def gate(
     fresh: Annotated[
         bool, typer.Option("--fresh", help="With --api: scan both environments first and wait.")
     ] = False,
-    timeout: Annotated[float, typer.Option(help="Seconds --fresh may wait for the scans.")] = 600,
+    timeout: Annotated[
+        float, typer.Option(metavar="TIMEOUT", help="Seconds --fresh may wait for the scans.")
+    ] = 600,
     config: ConfigOption = None,
 ) -> None:
-    """May SOURCE be promoted to TARGET? Exit 0 pass, 1 fail, 2 cannot evaluate."""
+    """May SOURCE be promoted to TARGET? Exit 0 pass, 1 fail, 2 cannot evaluate.
+
+    Example: envparity gate staging production --format junit -o reports/gate.xml"""
     from app.gate import service as gate_service
 
     setup_logging()

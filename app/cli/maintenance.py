@@ -23,7 +23,9 @@ secrets_app = group("What is treated as a secret, and where.")
 
 @db_app.command("upgrade")
 def db_upgrade(config: ConfigOption = None) -> None:
-    """Apply the database migrations up to the latest."""
+    """Apply the database migrations up to the latest.
+
+    Example: envparity db upgrade"""
     from app.db import migrate
 
     with errors(), runtime(config, migrate=False) as rt:
@@ -44,7 +46,9 @@ def db_upgrade(config: ConfigOption = None) -> None:
 @db_app.command("rescrub")
 def db_rescrub(config: ConfigOption = None) -> None:
     """Apply today's secret rules to every stored snapshot, report and alert, then compact
-    the database so old plaintext leaves its files. Prints counts, never values."""
+    the database so old plaintext leaves its files. Prints counts, never values.
+
+    Example: envparity db rescrub"""
     from app.rescrub import compact, rescrub
 
     with errors(), runtime(config) as rt:
@@ -69,11 +73,15 @@ def db_rescrub(config: ConfigOption = None) -> None:
 
 @snapshots_app.command("list")
 def snapshots_list(
-    environment: Annotated[str, typer.Argument(help="The environment.")],
-    limit: Annotated[int, typer.Option("--limit", help="At most this many, newest first.")] = 20,
+    environment: Annotated[str, typer.Argument(metavar="ENVIRONMENT", help="The environment.")],
+    limit: Annotated[
+        int, typer.Option("--limit", metavar="LIMIT", help="At most this many, newest first.")
+    ] = 20,
     config: ConfigOption = None,
 ) -> None:
-    """An environment's snapshots, newest first, with the ids `ENV@ID` refs take."""
+    """An environment's snapshots, newest first, with the ids `ENV@ID` refs take.
+
+    Example: envparity snapshots list production --limit 5"""
     with errors(), unit_of_work(config) as (rt, session):
         from app.snapshots.repository import SnapshotRepository
 
@@ -98,7 +106,9 @@ def snapshots_list(
 
 @snapshots_app.command("show")
 def snapshots_show(
-    snapshot_id: Annotated[int, typer.Argument(help="The snapshot's id (see `snapshots list`).")],
+    snapshot_id: Annotated[
+        int, typer.Argument(metavar="SNAPSHOT-ID", help="The snapshot's id (see `snapshots list`).")
+    ],
     config: ConfigOption = None,
 ) -> None:
     """One snapshot: when, how, its status, and each source's outcome (with its error).
@@ -129,11 +139,15 @@ def snapshots_show(
 
 @snapshots_app.command("rm")
 def snapshots_rm(
-    snapshot_id: Annotated[int, typer.Argument(help="The snapshot's id (see `snapshots list`).")],
+    snapshot_id: Annotated[
+        int, typer.Argument(metavar="SNAPSHOT-ID", help="The snapshot's id (see `snapshots list`).")
+    ],
     config: ConfigOption = None,
 ) -> None:
     """Remove a snapshot (one pushed with a wrong clock, say) with its stored reports; the
-    comparisons it was part of are evaluated again. Says what it changed."""
+    comparisons it was part of are evaluated again. Says what it changed.
+
+    Example: envparity snapshots rm 42"""
     from app.alerts.evaluate import Evaluator
     from app.snapshots import service
 
@@ -159,15 +173,19 @@ def snapshots_rm(
 @secrets_app.command("audit")
 def secrets_audit(
     environment: Annotated[
-        str | None, typer.Argument(help="One environment [default: every one].")
+        str | None,
+        typer.Argument(metavar="ENVIRONMENT", help="One environment [default: every one]."),
     ] = None,
     fmt: Annotated[
-        str, typer.Option("--format", "-f", help="table or json.", show_default=True)
+        str,
+        typer.Option("--format", "-f", metavar="FORMAT", help="table or json.", show_default=True),
     ] = "table",
     config: ConfigOption = None,
 ) -> None:
     """Which paths of each source's latest snapshot were treated as secrets, and by which
-    rule. Never prints a value."""
+    rule. Never prints a value.
+
+    Example: envparity secrets audit staging"""
     from app.snapshots.audit import audit
 
     with errors(), unit_of_work(config) as (rt, session):

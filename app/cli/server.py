@@ -121,9 +121,12 @@ def run_server(application: FastAPI, sockets: list[socket.socket], **facts: obje
 
 def serve(
     host: Annotated[
-        str | None, typer.Option(help="Address to listen on [default: server.host].")
+        str | None,
+        typer.Option(metavar="HOST", help="Address to listen on [default: server.host]."),
     ] = None,
-    port: Annotated[int | None, typer.Option(help="Port [default: server.port].")] = None,
+    port: Annotated[
+        int | None, typer.Option(metavar="PORT", help="Port [default: server.port].")
+    ] = None,
     no_scheduler: Annotated[
         bool, typer.Option("--no-scheduler", help="API only: no scheduled scans in this process.")
     ] = False,
@@ -132,7 +135,9 @@ def serve(
     log_format: LogFormatOption = None,
 ) -> None:
     """Serve the dashboard (/), the HTTP API (OpenAPI at /docs), alert delivery and, unless
-    --no-scheduler, the scheduled scans."""
+    --no-scheduler, the scheduled scans.
+
+    Example: envparity serve --host 0.0.0.0 --port 8000 --log-format json"""
     from app.main import create_app
 
     setup_logging(log_level, log_format, default_level="info")
@@ -163,7 +168,9 @@ def scheduler(
     log_level: LogLevelOption = None,
     log_format: LogFormatOption = None,
 ) -> None:
-    """Run the scheduled scans alone (for deployments whose API replicas use --no-scheduler)."""
+    """Run the scheduled scans alone (for deployments whose API replicas use --no-scheduler).
+
+    Example: envparity scheduler --log-format kv"""
     import signal
     import threading
 
@@ -214,6 +221,7 @@ def demo(
         Path | None,
         typer.Option(
             "--folder",
+            metavar="DIR",
             help="Keep the demo's config and database here (default: a temporary folder).",
         ),
     ] = None,
@@ -221,9 +229,11 @@ def demo(
         bool,
         typer.Option("--serve", help="Then serve the dashboard and API on loopback until Ctrl-C."),
     ] = False,
-    port: Annotated[int, typer.Option(help="The port for --serve.")] = 8000,
+    port: Annotated[int, typer.Option(metavar="PORT", help="The port for --serve.")] = 8000,
 ) -> None:
-    """Scan a simulated AWS account (no account needed) with three drifting environments."""
+    """Scan a simulated AWS account (no account needed) with three drifting environments.
+
+    Example: envparity demo --serve"""
     import tempfile
 
     from app import demo as demo_mod
