@@ -26,6 +26,7 @@ from app.diff.model import Waiver
 from app.gate import service as gate_service
 from app.reports import render
 from app.reports import service as reports
+from app.reports.model import labelled
 from app.reports.stored import stored_report
 from app.runtime import Runtime
 from app.snapshots.schemas import load_json
@@ -55,7 +56,8 @@ def diff(
     stored = stored_report(session.connection(), runtime.config, left, right, now)
     if stored is not None:
         return Response(stored.text, media_type="application/json")
-    return reports.compare_refs(session, runtime.config, left, right, now).as_json()
+    report = reports.compare_refs(session, runtime.config, left, right, now)
+    return labelled(report, left, right).as_json()  # over time: `production@baseline`
 
 
 @router.get(

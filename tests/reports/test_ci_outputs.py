@@ -369,6 +369,20 @@ def test_a_diff_over_time_names_its_columns_by_their_refs(examples: Project) -> 
     across = json.loads(examples.invoke("diff", "staging", "production", "-f", "json").stdout)
     assert (across["left"]["label"], across["right"]["label"]) == ("staging", "production")
 
+    # The API's /diff labels them the same way.
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+
+    examples.write_config(examples.config.read_text() + "server: {auth: false}\n")
+    with TestClient(create_app(examples.config)) as client:
+        answer = client.get(
+            "/api/v1/diff", params={"left": "production@baseline", "right": "production"}
+        )
+    assert answer.status_code == 200, answer.text
+    sides = answer.json()["left"]["label"], answer.json()["right"]["label"]
+    assert sides == ("production@baseline", "production")
+
 
 # ----------------------------------------------------------------------------- github
 
