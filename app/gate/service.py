@@ -269,11 +269,22 @@ def _side(repo: SnapshotRepository, snapshot: Snapshot) -> GateSide:
 
 
 _latest = latest_snapshot_sql
-# Answers worth keeping: `stale` is judged on every request anyway, and `missing` ends with
-# the first snapshot.
-_KEPT = (GateStatus.PASS, GateStatus.FAIL, GateStatus.PARTIAL)
-# source, target, narrowed categories, both latest snapshots, the stored waivers' state
-GateKey = tuple[str, str, tuple[str, ...], int | None, int | None, int, int | None, datetime | None]
+# Every answer is worth keeping: a `stale` one stays stale until a side's latest snapshot
+# changes (its reasons name the snapshots' times, not their age), a `missing` one until the
+# first snapshot; both change the key.
+_KEPT = (
+    GateStatus.PASS,
+    GateStatus.FAIL,
+    GateStatus.PARTIAL,
+    GateStatus.STALE,
+    GateStatus.MISSING,
+)
+# source, target, narrowed categories, both latest snapshots, the stored waivers' state, and
+# whether both snapshots are within max_age (an answer judged fresh is not served once they
+# are older, nor a stale one while they are not)
+GateKey = tuple[
+    str, str, tuple[str, ...], int | None, int | None, int, int | None, datetime | None, bool
+]
 
 # Everything a cached answer depends on, in one round trip.
 _HEAD = text(
@@ -288,7 +299,9 @@ class GateCache:
 
     A CI fleet asks the same question far more often than the data changes: an answer is
     reused while both latest snapshots and the stored waivers are unchanged, until the
-    first waiver it relied on expires; staleness (`max_age`) is judged on every request."""
+    first waiver it relied on expires. Whether the snapshots are within `max_age` is judged
+    on every request, from the same one query: a `stale` answer is then served from the
+    cache as fast as a `pass`."""
 
     def __init__(self, size: int = 256) -> None:
         self.size = size
@@ -324,6 +337,11 @@ class GateCache:
         engine = sessions.kw["bind"]
         with engine.connect() as conn:  # Core, not a Session: this runs on every request
             head = conn.execute(_HEAD, {"source": source, "target": target}).one()
+        limit = gate.max_age
+        fresh = limit is None or all(
+            taken is not None and now - taken <= limit
+            for taken in (head.left_taken, head.right_taken)
+        )
         key = (
             source,
             target,
@@ -333,14 +351,8 @@ class GateCache:
             head.waiver_count,
             head.waiver_max,
             head.waiver_newest,
+            fresh,
         )
-        limit = gate.max_age
-        fresh = limit is None or all(
-            taken is not None and now - taken <= limit
-            for taken in (head.left_taken, head.right_taken)
-        )
-        if not fresh or head.left_id is None or head.right_id is None:
-            return key, None
         with self.lock:
             cached = self.entries.get(key)
         if cached is None:
@@ -363,7 +375,9 @@ class GateCache:
         with sessions.begin() as session:
             result = evaluate(session, config, source, target, now, report_url, categories)
             valid_until = first_waiver_expiry(session, config, now)
-        if result.status in _KEPT:
+        # judged on the very boundary of max_age: kept only under the key it agrees with
+        agrees = (result.status == GateStatus.STALE) != key[-1]
+        if result.status in _KEPT and (agrees or result.status == GateStatus.MISSING):
             with self.lock:
                 if len(self.entries) >= self.size:
                     self.entries.pop(next(iter(self.entries)))

@@ -96,12 +96,12 @@ def test_remote_gate_on_stale_data_is_exit_2(
     project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     project.write_config(
-        CONFIG.replace("gate: {fail_on: warning}", "gate: {fail_on: warning, max_age: 1s}")
+        CONFIG.replace("gate: {fail_on: warning}", "gate: {fail_on: warning, max_age: 60s}")
     )
     project.write("staging.yaml", "pool: 10\n")
     project.write("production.yaml", "pool: 10\n")
-    # Scanned by a host whose clock read 5 s ago: snapshots 5 s old, with no waiting.
-    ago = FakeClock(start=utcnow() - timedelta(seconds=5))
+    # Scanned by a host whose clock read 2 minutes ago: snapshots older than max_age.
+    ago = FakeClock(start=utcnow() - timedelta(minutes=2))
     scan_on(ago, project.config, "staging", "production")
     rt = runtime.load(project.config)
     with rt.sessions.begin() as session:
@@ -109,9 +109,16 @@ def test_remote_gate_on_stale_data_is_exit_2(
     monkeypatch.setenv("ENVPARITY_TOKEN", token)
     with serving(rt) as url:
         stale = gate(project, url, "--format", "json")
+        again = gate(project, url, "--format", "json")  # the cached answer: still stale
+        # A fresh scan changes the latest snapshots: the stale answer is not served again.
+        scan_on(FakeClock(start=utcnow()), project.config, "staging", "production")
+        fresh = gate(project, url, "--format", "json")
     rt.close()
-    assert stale.returncode == 2
-    assert json.loads(stale.stdout)["status"] == "stale"
+    assert stale.returncode == again.returncode == 2
+    assert json.loads(stale.stdout)["status"] == json.loads(again.stdout)["status"] == "stale"
+    assert json.loads(again.stdout)["reasons"] == json.loads(stale.stdout)["reasons"]
+    assert fresh.returncode == 0, fresh.stdout
+    assert json.loads(fresh.stdout)["status"] == "pass"
 
 
 @pytest.mark.slow
