@@ -162,12 +162,12 @@ class Redaction:
         return text
 
 
-class _RequestLog:
-    """The request log, as plain ASGI (no per-request task or body buffering)."""
+class _Timed:
+    """Plain ASGI around the app (no per-request task or body buffering) that hands each
+    HTTP request's status and duration to `done`."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.redaction = Redaction()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -184,7 +184,21 @@ class _RequestLog:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            self.log(scope, status[0], (time.perf_counter() - started) * 1000)
+            self.done(scope, status[0], time.perf_counter() - started)
+
+    def done(self, scope: Scope, status: int, seconds: float) -> None:
+        raise NotImplementedError
+
+
+class _RequestLog(_Timed):
+    """The request log."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        super().__init__(app)
+        self.redaction = Redaction()
+
+    def done(self, scope: Scope, status: int, seconds: float) -> None:
+        self.log(scope, status, seconds * 1000)
 
     def log(self, scope: Scope, status: int, duration_ms: float) -> None:
         path = scope["path"]
@@ -223,32 +237,16 @@ class _RequestLog:
         )
 
 
-class _Measure:
-    """Request latency by route, as plain ASGI (no per-request task or body buffering)."""
+class _Measure(_Timed):
+    """Request latency by route."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
+        super().__init__(app)
         self.metrics = metrics
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = [500]
-
-        async def send_status(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status[0] = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_status)
-        finally:
-            path = getattr(scope.get("route"), "path", "unmatched")
-            self.metrics.requests.labels(scope["method"], path, str(status[0])).observe(
-                time.perf_counter() - started
-            )
+    def done(self, scope: Scope, status: int, seconds: float) -> None:
+        path = getattr(scope.get("route"), "path", "unmatched")
+        self.metrics.requests.labels(scope["method"], path, str(status)).observe(seconds)
 
 
 # The API reference pages load nothing from elsewhere, whatever their scripts ask for (ReDoc's
