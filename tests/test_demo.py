@@ -23,7 +23,7 @@ def test_demo_scans_reports_and_serves_its_dashboard(tmp_path: Path) -> None:
         [sys.executable, "-m", "app", "demo", "--folder", str(tmp_path), "--serve",
          "--port", str(port)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "COLUMNS": "200"},
+        env={k: v for k, v in os.environ.items() if k != "COLUMNS"},  # a pipe: 160 columns
     )  # fmt: skip
     assert process.stdout is not None
     lines = []
@@ -39,6 +39,7 @@ def test_demo_scans_reports_and_serves_its_dashboard(tmp_path: Path) -> None:
         text = "".join(lines)
         assert f"dashboard: http://127.0.0.1:{port}/" in text, text
         assert "staging → production" in text
+        every_comparisons_items(text)
         wait_until_answers(f"http://127.0.0.1:{port}/", deadline - time.monotonic(), process)
         page = httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
         assert page.status_code == 200
@@ -52,3 +53,27 @@ def test_demo_scans_reports_and_serves_its_dashboard(tmp_path: Path) -> None:
             process.kill()
             process.wait()
         process.stdout.close()
+
+
+def every_comparisons_items(text: str) -> None:
+    """The demo prints the items of every comparison it gates, not only the first, in
+    tables as wide as a CI log allows."""
+    sections = {}
+    for comparison in ("staging → production", "staging-eu → production"):
+        start = text.index(f" {comparison} ")
+        gate = text.index(f"gate {comparison.replace(' → ', ' -> ')}:", start)
+        sections[comparison] = text[start:gate]
+    for comparison, section in sections.items():
+        left = comparison.split(" → ")[0]
+        assert f"{left} #" in section, section
+        # An item of each: the instance type drift is planted in both staging environments.
+        [row] = [line for line in section.splitlines() if "web instance_type" in line]
+        assert "m5.large" in row
+        assert "c5.xlarge" in row
+    # The planted leak, key and values on one line.
+    [leak] = [
+        line
+        for line in sections["staging → production"].splitlines()
+        if "aws.ssm.parameter /app/{env}/db/host" in line
+    ]
+    assert "orders-db-production.internal" in leak

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from app import runtime
+from app.config import load_config
 from app.db.models import NormalForms
 from app.diff.engine import compare
 from app.diff.model import DiffResult, Rules, Side, SideResource, SourceState
@@ -150,7 +151,7 @@ def test_stored_forms_give_the_reports_of_the_in_memory_engine(project: Project)
                 for env, docs in (("staging", left), ("production", right))
             ]
         for name in ("first", "changed"):
-            config = runtime.load(write_config(project, VARS[name]), migrate=False).config
+            config = load_config(write_config(project, VARS[name]))
             envs = VARS[name]
             with rt.sessions.begin() as session:
                 repo = SnapshotRepository(session)

@@ -134,13 +134,21 @@ def test_hung_source_times_out_and_the_others_complete(project: Project) -> None
 
 @pytest.mark.slow
 def test_second_scan_of_one_environment_is_refused_or_waits(project: Project) -> None:
+    # The first scan's command runs until the test releases it: however slowly the second
+    # process starts, the first scan is still running when it asks.
+    release = project.root / "release"
+    wait_for_release = (
+        "import os, time; "
+        f"[time.sleep(0.05) for _ in iter(lambda: os.path.exists({str(release)!r}), True)]; "
+        "print('x')"
+    )
     project.write_config(
         f"""
         environments:
           staging:
             sources:
               - type: command
-                command: [{sys.executable}, -c, "import time; time.sleep(2); print('x')"]
+                command: [{sys.executable}, -c, {json.dumps(wait_for_release)}]
                 parser: lines
         """
     )
@@ -159,6 +167,7 @@ def test_second_scan_of_one_environment_is_refused_or_waits(project: Project) ->
     result = project.run("scan", "staging")
     assert result.returncode == 2
     assert "already running (scan #1" in result.stderr
+    release.touch()
     waited = scanner.scan("staging", wait=30)  # waits for the first, then runs
     first.join()
     assert waited.status == "complete"
