@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from app.diff.forms import Form, context_for
+from app.diff.forms import Form, context_for, matching_key
 from app.diff.items import (
     Identity,
     Normalized,
@@ -24,7 +24,6 @@ from app.diff.items import (
 )
 from app.diff.model import DiffResult, DriftItem, Rules, Side, SideResource, Unknown
 from app.diff.normalize import (
-    SECRET_PLACEHOLDER,
     Leak,
     Normalizer,
     Path,
@@ -35,7 +34,7 @@ from app.diff.normalize import (
 )
 from app.diff.rules import severity_of, tolerance_of, waiver_of
 from app.states import Change, SideName
-from collectors.secrets import SECRET_PREFIX, show_markers
+from collectors.secrets import SECRET_PREFIX
 
 _IPV4 = re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}")
 
@@ -226,16 +225,10 @@ class _SideNormalizer:
         masked = self.cross and SECRET_PREFIX in keys
         if not masked and not self.normalizer.mentions_vars(keys):
             return {(r.resource_type, r.key): r for r in resources}  # no key holds a var value
-        substitute = self.normalizer.substitute_key
-
-        def key(text: str) -> str:
-            # Across environments a secret inside a key (a `lines` command's `TOKEN=...`)
-            # compares by presence, like one inside a value.
-            if masked:
-                text = show_markers(text, SECRET_PLACEHOLDER)
-            return substitute(text)
-
-        return {(r.resource_type, key(r.key)): r for r in resources}
+        normalizer = self.normalizer
+        return {
+            (r.resource_type, matching_key(normalizer, r.key, masked=masked)): r for r in resources
+        }
 
     def normalize(self, resource: SideResource, key: str) -> Normalized:
         memo_key = (resource.hash, resource.source) if resource.hash else None

@@ -82,6 +82,15 @@ def context_for(
     return FormContext(dict(vars), distinctive_vars(every, environment), volatile)
 
 
+def matching_key(normalizer: Normalizer, key: str, *, masked: bool) -> str:
+    """A resource key as a comparison matches it: across environments (`masked`) a secret
+    inside it (a `lines` command's `TOKEN=...`) compares by presence, like one inside a
+    value; the environment's var values become placeholders."""
+    if masked and SECRET_PREFIX in key:
+        key = show_markers(key, SECRET_PLACEHOLDER)
+    return normalizer.substitute_key(key)
+
+
 class FormMaker:
     """Normal forms under one context; each distinct document is normalized once."""
 
@@ -91,11 +100,7 @@ class FormMaker:
         self._memo: dict[str, tuple[str, bool]] = {}
 
     def key(self, key: str) -> str:
-        """A resource key as comparisons across environments match it: a secret inside it
-        compares by presence, the environment's var values become placeholders."""
-        if SECRET_PREFIX in key:
-            key = show_markers(key, SECRET_PLACEHOLDER)
-        return self.normalizer.substitute_key(key)
+        return matching_key(self.normalizer, key, masked=True)
 
     def document(self, doc: Any) -> tuple[Any, dict[Path, str], list[Leak], str]:
         """The normalized document, its secrets, its leaks and its hash."""
