@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import json
 import re
@@ -11,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from app.diff.forms import Form, context_for, matching_key
+from app.diff.heap import cycle_collection_paused
 from app.diff.items import (
     Identity,
     Normalized,
@@ -45,16 +45,8 @@ def comparison_name(left: Side, right: Side) -> str:
 
 def compare(left: Side, right: Side, rules: Rules, now: datetime) -> DiffResult:
     """Every difference between two snapshots, classified, with its fingerprint."""
-    # The sides hold hundreds of thousands of objects and a comparison creates many more,
-    # none of them in cycles: the cyclic collector's full passes over that heap would cost
-    # more than the comparison (reference counting frees what it makes).
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with cycle_collection_paused():
         return _compare(left, right, rules, now)
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _compare(left: Side, right: Side, rules: Rules, now: datetime) -> DiffResult:

@@ -25,7 +25,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 from collectors.secrets import MARKER_IN_TEXT, SECRET_PREFIX, is_secret_marker, show_markers
 
@@ -177,29 +177,50 @@ class Normalizer:
 
     def _walk(self, value: Any, path: Path, secrets: dict[Path, str], leaks: list[Leak]) -> Any:
         if isinstance(value, str):
-            if value.startswith("secret:") and is_secret_marker(value):
+            return self._string(value, path, secrets, leaks)
+        if isinstance(value, dict):
+            return self._mapping(value, path, secrets, leaks)
+        if isinstance(value, list):
+            return self._list(value, path, secrets, leaks)
+        return value
+
+    def _string(self, value: str, path: Path, secrets: dict[Path, str], leaks: list[Leak]) -> str:
+        if SECRET_PREFIX in value:
+            if is_secret_marker(value):
                 if self.mask_secrets:
                     secrets[path] = value
                     return SECRET_PLACEHOLDER
                 return value
-            if SECRET_PREFIX in value:
-                value = self._embedded(value, path, secrets)
-                if not self.mask_secrets:
-                    return value  # over time the markers themselves are compared
-            for env, var in self.leaks_in(value):
-                leaks.append(Leak(path, value, env, var))
-            return self.value(value)
-        if isinstance(value, dict):
-            out = {}
-            for k, v in value.items():
-                key = self.substitute(str(k))
-                if self.mask_secrets:
-                    key = show_markers(key, SECRET_PLACEHOLDER)  # a URL used as a key
+            value = self._embedded(value, path, secrets)
+            if not self.mask_secrets:
+                return value  # over time the markers themselves are compared
+        for env, var in self.leaks_in(value):
+            leaks.append(Leak(path, value, env, var))
+        return self.value(value)
+
+    def _mapping(
+        self, value: dict[Any, Any], path: Path, secrets: dict[Path, str], leaks: list[Leak]
+    ) -> dict[str, Any]:
+        # The hot loop of normalization: plain strings and scalars, by far the most common
+        # values, are handled inline, and a value's path is made only when something is
+        # found at it.
+        out = {}
+        substitute, value_of, leaks_in = self.substitute, self.value, self.leaks_in
+        for k, v in value.items():
+            key = substitute(k if type(k) is str else str(k))
+            if self.mask_secrets and SECRET_PREFIX in key:
+                key = show_markers(key, SECRET_PLACEHOLDER)  # a URL used as a key
+            kind = type(v)
+            if kind is str and SECRET_PREFIX not in v:
+                found = leaks_in(v)
+                if found:
+                    leaks.extend(Leak((*path, key), v, env, var) for env, var in found)
+                out[key] = value_of(v)
+            elif v is None or kind is int or kind is bool or kind is float:
+                out[key] = v
+            else:
                 out[key] = self._walk(v, (*path, key), secrets, leaks)
-            return out
-        if isinstance(value, list):
-            return self._list(value, path, secrets, leaks)
-        return value
+        return out
 
     def _embedded(self, value: str, path: Path, secrets: dict[Path, str]) -> str:
         """A value with secrets inside (`postgres://app:<marker>@db-staging/app`): across
@@ -230,13 +251,25 @@ class Normalizer:
                     item_leaks,
                 )
             )
-        texts = [canonical(w[0]) for w in walked]  # once per item: sort order and label
-        order = sorted(range(len(walked)), key=texts.__getitem__)
+        # An item's label is its name field, else its canonical JSON (made only then). Items
+        # that share a label are told apart in the order of their canonical JSON.
+        labels = [own_label(w[0]) for w in walked]
+        texts: list[str] = [""] * len(walked)
+        for index, label in enumerate(labels):
+            if label is None:
+                texts[index] = canonical(walked[index][0])
+                labels[index] = short_label(texts[index])
+        named = cast(list[str], labels)
+        if len(set(named)) < len(named):
+            for index in range(len(walked)):
+                if not texts[index]:
+                    texts[index] = canonical(walked[index][0])
+        order = sorted(range(len(walked)), key=lambda i: (named[i], texts[i]))
         keyed: dict[str, Any] = {}
         depth = len(path)
         for index in order:
             normalized, item_secrets, item_leaks = walked[index]
-            label = _free_label(keyed, item_label(normalized, texts[index]))
+            label = _free_label(keyed, named[index])
             keyed[label] = normalized
             for p, marker in item_secrets.items():
                 secrets[(*p[:depth], label, *p[depth + 1 :])] = marker
@@ -254,7 +287,11 @@ class Normalizer:
         for item in items:
             item_secrets: dict[Path, str] = {}
             item_leaks: list[Leak] = []
-            normalized = self._walk(item, (*path, "[]"), item_secrets, item_leaks)
+            if type(item) is str and SECRET_PREFIX not in item:  # the common case, inline
+                item_leaks = [Leak((*path, "[]"), item, e, v) for e, v in self.leaks_in(item)]
+                normalized = self.value(item)
+            else:
+                normalized = self._walk(item, (*path, "[]"), item_secrets, item_leaks)
             labelled.append((_scalar_label(normalized), normalized, item_secrets, item_leaks))
         labelled.sort(key=lambda entry: (entry[0], type(entry[1]).__name__))
         keyed: dict[str, Any] = {}
@@ -309,17 +346,17 @@ def _scalar_label(item: Any) -> str:
     return short_label(item if isinstance(item, str) else canonical(item))
 
 
-def item_label(item: Any, text: str | None = None) -> str:
-    """An item's label: its name, key, label or id field, else its value (`text`: its
-    canonical JSON, when the caller has it already)."""
+def own_label(item: Any) -> str | None:
+    """An item's label when it names itself (a name, key, label or id field, or a string);
+    None when its label is its canonical JSON."""
     if isinstance(item, dict):
         for name in _LABEL_FIELDS:
             value = item.get(name)
             if isinstance(value, str | int) and not isinstance(value, bool):
                 return short_label(str(value))
-    if isinstance(item, str):
+    elif isinstance(item, str):
         return short_label(item)
-    return short_label(text if text is not None else canonical(item))
+    return None
 
 
 def canonical(value: Any) -> str:

@@ -8,7 +8,6 @@ from app.config import Config
 from app.db.models import Snapshot
 from app.diff.forms import FormMaker, context_for
 from app.diff.model import SideResource
-from app.snapshots.canonical import canonical_json, content_hash
 from app.snapshots.repository import SourceRecord
 from app.snapshots.store import DocumentStore
 from collectors import registry
@@ -37,8 +36,8 @@ class EnvironmentForms:
         storing them then only writes what is already known."""
         for record in records:
             maker = self.maker(record.type)
-            for _, _, key, attributes in record.resources:
-                maker.form(key, content_hash(canonical_json(attributes)), attributes)
+            for r in record.encoded:
+                maker.form(r.key, r.digest, r.attributes)
         return self
 
 

@@ -7,6 +7,7 @@ import os
 import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, or_, select, update
@@ -26,7 +27,7 @@ from app.db.models import (
 )
 from app.db.types import MAX_ID
 from app.errors import NotFound, ScanInProgress
-from app.snapshots.store import DocumentStore, StoredResource
+from app.snapshots.store import DocumentStore, Encoded, StoredResource, encode
 
 if TYPE_CHECKING:
     from app.snapshots.forms import EnvironmentForms
@@ -52,6 +53,11 @@ class SourceRecord:
     duration_ms: int | None
     resources: list[tuple[str, str, str, dict[str, object]]]
     census: dict[str, Any] | None = None  # which paths were hashed by which rule
+
+    @cached_property
+    def encoded(self) -> list[Encoded]:
+        """The resources with their canonical documents and hashes (worked out once)."""
+        return encode(self.resources)
 
 
 class SnapshotRepository:
@@ -95,7 +101,7 @@ class SnapshotRepository:
             manifest, count = (None, 0)
             if source.status == SourceStatus.OK:
                 maker = forms.maker(source.type) if forms is not None else None
-                manifest, count = self.documents.write_manifest(source.resources, maker)
+                manifest, count = self.documents.write_encoded(source.encoded, maker)
             total += count
             snapshot.sources.append(
                 SnapshotSource(

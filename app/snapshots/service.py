@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.clock import SYSTEM, Clock, format_time
 from app.config import Config, Environment
 from app.config.loader import NotText, decode_text
+from app.diff.heap import cycle_collection_paused
 from app.errors import ConfigError, EnvparityError, InvalidInput, NotFound, ScanInProgress
 from app.snapshots.forms import EnvironmentForms
 from app.snapshots.repository import SnapshotRepository, SourceRecord
@@ -128,8 +129,9 @@ class Scanner:
             with _Heartbeat(self.sessions, scan_id, self.heartbeat_every, self.clock):
                 outcomes = self._collect(env, progress)
             records = _records(outcomes)
-            forms = EnvironmentForms(self.config, env.name).prepare(records)
-            with self.sessions.begin() as session:
+            with cycle_collection_paused():
+                forms = EnvironmentForms(self.config, env.name).prepare(records)
+            with self.sessions.begin() as session, cycle_collection_paused():
                 _check_clock(session, self.clock.now())
                 repo = SnapshotRepository(session)
                 snapshot = repo.add_snapshot(
@@ -398,6 +400,13 @@ def push(
 ) -> tuple[int, SnapshotStatus]:
     """Stores a pushed snapshot; refused whole (InvalidInput) if anything is malformed."""
     config.environment(environment)  # must be declared, so that its vars are known
+    with cycle_collection_paused():
+        return _push(session, config, environment, data, redactor)
+
+
+def _push(
+    session: Session, config: Config, environment: str, data: Any, redactor: Redactor
+) -> tuple[int, SnapshotStatus]:
     doc = parse_push(data, config.model.limits.limits())
     resources_by_source: dict[str, list[tuple[str, str, str, dict[str, object]]]] = {
         s.name: [] for s in doc.sources

@@ -55,6 +55,28 @@ class StoredResource:
 
 
 Row = tuple[str, str, str, str]  # category, resource_type, key, attributes hash
+Resource = tuple[str, str, str, dict[str, Any]]  # category, resource_type, key, attributes
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A resource to store with its canonical attributes document and that document's
+    hash, worked out once for both its normal form and its write."""
+
+    category: str
+    resource_type: str
+    key: str
+    attributes: dict[str, Any]
+    body: str
+    digest: str
+
+
+def encode(resources: Iterable[Resource]) -> list[Encoded]:
+    out = []
+    for category, resource_type, key, attributes in resources:
+        body = canonical_json(attributes)
+        out.append(Encoded(category, resource_type, key, attributes, body, content_hash(body)))
+    return out
 
 
 def _cut_here(resource_type: str, key: str) -> bool:
@@ -110,21 +132,19 @@ class DocumentStore:
         return {row[0]: row[1] for row in self._select("hash, body", sorted(set(hashes)))}
 
     def write_manifest(
-        self,
-        resources: Iterable[tuple[str, str, str, dict[str, Any]]],
-        forms: FormMaker | None = None,
+        self, resources: Iterable[Resource], forms: FormMaker | None = None
     ) -> tuple[str, int]:
         """Stores one source's resources, and their normal forms under `forms`' context;
         returns the manifest hash and the resource count."""
-        attributes: dict[str, str] = {}
-        documents: dict[str, dict[str, Any]] = {}
-        rows: list[Row] = []
-        for category, resource_type, key, attrs in resources:
-            body = canonical_json(attrs)
-            digest = content_hash(body)
-            attributes[digest] = body
-            documents[digest] = attrs
-            rows.append((category, resource_type, key, digest))
+        return self.write_encoded(encode(resources), forms)
+
+    def write_encoded(
+        self, resources: Sequence[Encoded], forms: FormMaker | None = None
+    ) -> tuple[str, int]:
+        """`write_manifest` for resources already encoded."""
+        attributes = {r.digest: r.body for r in resources}
+        documents = {r.digest: r.attributes for r in resources}
+        rows: list[Row] = [(r.category, r.resource_type, r.key, r.digest) for r in resources]
         rows.sort(key=lambda r: (r[1], r[2], r[0]))
         chunk_bodies = {}
         chunk_rows: dict[str, list[Row]] = {}
