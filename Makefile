@@ -46,7 +46,7 @@ test: $(STAMP)
 ## test-fast: the edit-test loop: every test not marked slow, no linting (under 2 minutes);
 ## extra pytest arguments in ARGS, e.g. `make test-fast ARGS="-x tests/api"`
 test-fast: $(STAMP)
-	$(BIN)/pytest -m "not slow" -q $(ARGS)
+	$(BIN)/pytest -n auto --dist loadfile -m "not slow" -q $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache examples/envparity.db*

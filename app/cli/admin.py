@@ -18,6 +18,7 @@ from app.cli.common import (
     group,
     one_of,
     out,
+    print_table,
     runtime,
     unit_of_work,
 )
@@ -200,7 +201,7 @@ def waiver_list(config: ConfigOption = None) -> None:
                 if row.expires_at
                 else "",
             )
-    out.print(table)
+    print_table(table)
 
 
 @waiver_app.command("rm")
@@ -282,7 +283,7 @@ def token_list(config: ConfigOption = None) -> None:
                 format_time(row.last_used_at) if row.last_used_at else "",
                 state,
             )
-    out.print(table)
+    print_table(table)
 
 
 @token_app.command("revoke")
@@ -339,7 +340,7 @@ def alerts_list(
                     str(e.attempts),
                     escape(e.last_error or ""),
                 )
-    out.print(table)
+    print_table(table)
 
 
 @alerts_app.command("retry")

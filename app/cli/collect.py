@@ -26,6 +26,7 @@ from app.cli.common import (
     errors,
     out,
     print_outcome,
+    print_table,
     progress,
     runtime,
     setup_logging,
@@ -232,7 +233,7 @@ def run_scans(rt: runtime_mod.Runtime, names: list[str], wait: float) -> int:
             f"{ok}/{len(r.sources)}",
             str(r.resource_count),
         )
-    out.print(table)
+    print_table(table)
     return worst
 
 
@@ -369,4 +370,4 @@ def source_types() -> None:
     table = Table("type", "summary")
     for name, cls in registry.source_types().items():
         table.add_row(name, cls.summary)
-    out.print(table)
+    print_table(table)

@@ -20,6 +20,7 @@ from app.reports import FORMATS
 # only Typer, Rich's console and envparity's error types. The database, the config models and
 # the settings load in the commands that use them.
 if TYPE_CHECKING:
+    from rich.console import RenderableType
     from rich.progress import Progress, TaskID
     from sqlalchemy.orm import Session
 
@@ -30,6 +31,18 @@ if TYPE_CHECKING:
 # No emoji codes: `tag:KEY:` in a message must print as written.
 out = Console(highlight=False, soft_wrap=True, emoji=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+
+
+def print_table(table: RenderableType) -> None:
+    """A table at the terminal's width; where stdout is no terminal (a pipe, a CI log), at
+    $COLUMNS or 160 columns, as `diff` prints its tables, never folded to Rich's 80."""
+    if out.is_terminal:
+        out.print(table)
+        return
+    from app.reports.render import rich_text
+
+    sys.stdout.write(rich_text(table))
+
 
 ConfigOption = Annotated[
     Path | None,

@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from app.cli.common import ConfigOption, errors, group, out, runtime, unit_of_work
+from app.cli.common import ConfigOption, errors, group, out, print_table, runtime, unit_of_work
 from app.clock import format_time, utcnow
 from app.errors import InvalidInput
 from app.states import SourceStatus
@@ -65,7 +65,7 @@ def db_rescrub(config: ConfigOption = None) -> None:
         table = Table("rule", "secrets hashed", title="secrets by rule (stored snapshots)")
         for rule, count in sorted(stats.rules.items()):
             table.add_row(rule, str(count))
-        out.print(table)
+        print_table(table)
 
 
 # --------------------------------------------------------------------------- snapshots
@@ -101,7 +101,7 @@ def snapshots_list(
     if not rows:
         out.print(f"{environment} has no snapshot yet")
         return
-    out.print(table)
+    print_table(table)
 
 
 @snapshots_app.command("show")
@@ -134,7 +134,7 @@ def snapshots_show(
                 escape(source.error or ""),
             )
     out.print(escape(header))
-    out.print(table)
+    print_table(table)
 
 
 @snapshots_app.command("rm")
@@ -218,6 +218,6 @@ def secrets_audit(
             table = Table("resource type", "key", "path", "rule")
             for p in c.paths:
                 table.add_row(p["resource_type"], p["key"], p["path"], p["rule"])
-            out.print(table)
+            print_table(table)
         if c.more:
             out.print(f"  ... and {c.more} more (counted above)")

@@ -151,8 +151,9 @@ def test_an_endless_body_is_cut_off_with_memory_bounded(
     with PeakRss(served) as rss:
         status, sent, seconds = stream_zeros(served.url + path, headers)
     assert status in answers, (status, sent)
-    # Cut off near the limit (kernel buffers and the chunk in flight aside), not at the end.
-    assert sent < limit + 16 * MB, f"the client sent {sent // MB} MB before the server stopped it"
+    # Cut off near the limit, not at the end (400 MB): the kernel's socket buffers and the
+    # chunks in flight while a loaded server gets round to closing add up to a few tens of MB.
+    assert sent < limit + 32 * MB, f"the client sent {sent // MB} MB before the server stopped it"
     assert seconds < 10
     assert rss.peak_kb < RSS_CEILING_KB, f"RSS reached {rss.peak_kb // 1024} MB"
     assert httpx.get(served.url + "/api/v1/healthz", timeout=5).status_code == 200
