@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -307,6 +308,9 @@ class GateCache:
         self.size = size
         self.entries: dict[GateKey, tuple[GateResult, datetime | None]] = {}
         self.lock = threading.Lock()
+        # Answers being judged, by key: when new data lands, the many requests that find no
+        # answer for it wait for the one judgement rather than each comparing afresh.
+        self.pending: dict[GateKey, Future[GateResult]] = {}
 
     def evaluate(
         self,
@@ -371,7 +375,40 @@ class GateCache:
         report_url: str | None = None,
         categories: set[str] | None = None,
     ) -> GateResult:
-        """Judges the gate from the database and keeps the answer under `key`."""
+        """Judges the gate from the database and keeps the answer under `key`; a request
+        that finds the same key being judged waits for that judgement."""
+        with self.lock:
+            pending = self.pending.get(key)
+            if pending is None:
+                pending = self.pending[key] = Future()
+                mine = True
+            else:
+                mine = False
+        if not mine:
+            return pending.result()
+        try:
+            result = self._judge(sessions, config, source, target, now, key, report_url, categories)
+        except BaseException as exc:
+            pending.set_exception(exc)
+            raise
+        else:
+            pending.set_result(result)
+            return result
+        finally:
+            with self.lock:
+                del self.pending[key]
+
+    def _judge(
+        self,
+        sessions: sessionmaker[Session],
+        config: Config,
+        source: str,
+        target: str,
+        now: datetime,
+        key: GateKey,
+        report_url: str | None,
+        categories: set[str] | None,
+    ) -> GateResult:
         with sessions.begin() as session:
             result = evaluate(session, config, source, target, now, report_url, categories)
             valid_until = first_waiver_expiry(session, config, now)
