@@ -1,6 +1,7 @@
 """The gate endpoint under load, against a bare FastAPI endpoint serving the same JSON.
 
-Run: .venv/bin/python benchmarks/bench_gate.py [--duration 10] [--packages 300]   (needs `wrk`: apt-get install wrk)
+Run: .venv/bin/python benchmarks/bench_gate.py [--duration 10] [--packages 300]
+(needs `wrk`: apt-get install wrk)
 
 `envparity serve` with its defaults on loopback answers GET /api/v1/gate for a seeded
 comparison (auth on, a gate token); the reference, in the same run, is a bare FastAPI app

@@ -32,6 +32,7 @@ from app.reports.evaluations import (
     store,
 )
 from app.reports.repository import record_first_seen
+from app.reports.service import SideCache
 from app.runtime import Runtime
 from app.snapshots.service import Scanner
 
@@ -74,9 +75,10 @@ class Evaluator:
 
     def _each(self, comparisons: Iterable[ComparisonConfig]) -> list[Outcome]:
         outcomes = []
+        sides = SideCache()  # an environment in several comparisons is loaded once
         for comparison in comparisons:
             try:
-                outcome = self.evaluate(comparison)
+                outcome = self.evaluate(comparison, sides=sides)
             except EnvparityError as exc:
                 log.warning("evaluation of %s failed: %s", comparison.name, exc.message)
                 continue
@@ -91,14 +93,19 @@ class Evaluator:
                 outcomes.append(outcome)
         return outcomes
 
-    def evaluate(self, comparison: ComparisonConfig, now: datetime | None = None) -> Outcome | None:
+    def evaluate(
+        self,
+        comparison: ComparisonConfig,
+        now: datetime | None = None,
+        sides: SideCache | None = None,
+    ) -> Outcome | None:
         """Judges first (reads only), records when the drift was seen (its own short write),
         then writes the evaluation in one short transaction. If newer snapshots or waivers
         came meanwhile, judges again; after `RETRIES` such races, judges under the lock."""
         for _ in range(RETRIES):
             when = now or self.clock.now()
             with self.sessions.begin() as session:
-                judged = judge(session, self.config, comparison, when)
+                judged = judge(session, self.config, comparison, when, sides=sides)
             if judged is None:
                 return None
             with self.sessions.begin() as session:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -24,9 +26,7 @@ from app.diff.items import (
 )
 from app.diff.model import DiffResult, DriftItem, Rules, Side, SideResource, Unknown
 from app.diff.normalize import (
-    Leak,
     Normalizer,
-    Path,
     canonical,
     distinctive_vars,
     doc_hash,
@@ -145,6 +145,36 @@ def _compare(left: Side, right: Side, rules: Rules, now: datetime) -> DiffResult
 # ----------------------------------------------------------------------------- normalizing
 
 
+_NORMALIZERS: OrderedDict[str, Normalizer] = OrderedDict()
+_NORMALIZERS_KEPT = 16
+_NORMALIZERS_LOCK = threading.Lock()
+
+
+def _normalizer_key(
+    vars: Mapping[str, str], foreign: Mapping[str, Mapping[str, str]], cross: bool
+) -> str:
+    return json.dumps([vars, foreign, cross], sort_keys=True)
+
+
+def _normalizer(
+    vars: Mapping[str, str], foreign: Mapping[str, Mapping[str, str]], cross: bool
+) -> Normalizer:
+    """The normalizer of these vars, made once for the comparisons that share them (its
+    patterns compiled and its string caches warm)."""
+    key = _normalizer_key(vars, foreign, cross)
+    with _NORMALIZERS_LOCK:
+        normalizer = _NORMALIZERS.get(key)
+        if normalizer is not None:
+            _NORMALIZERS.move_to_end(key)
+            return normalizer
+    normalizer = Normalizer(vars=dict(vars), foreign=foreign, mask_secrets=cross)
+    with _NORMALIZERS_LOCK:
+        _NORMALIZERS[key] = normalizer
+        while len(_NORMALIZERS) > _NORMALIZERS_KEPT:
+            _NORMALIZERS.popitem(last=False)
+    return normalizer
+
+
 class _SideNormalizer:
     """Normalizes one side's resources on demand, each distinct document once."""
 
@@ -152,13 +182,12 @@ class _SideNormalizer:
         self.side = side
         self.cross = cross
         environments = {**rules.environments, side.environment: side.vars}
-        self.normalizer = Normalizer(
-            vars=side.vars,
-            foreign=distinctive_vars(environments, side.environment),
-            mask_secrets=cross,
-        )
+        foreign = distinctive_vars(environments, side.environment)
+        self.normalizer = _normalizer(side.vars, foreign, cross)
         self.source_types = {name: s.type for name, s in side.sources.items()}
-        self.memo: dict[tuple[str, str], tuple[Any, dict[Path, str], list[Leak], str]] = {}
+        # Kept with the side: one side in several comparisons (a push to production judged
+        # against every environment) has its documents normalized once for all of them.
+        self.memo = side.normalized.setdefault(_normalizer_key(side.vars, foreign, cross), {})
         self.bodies: dict[str, str] = {}
         # The sources whose stored forms were made under the context this comparison uses
         # (only across environments: over time documents are compared unmasked).

@@ -21,7 +21,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, NamedTuple
 
 from app.diff.normalize import (
     SECRET_PLACEHOLDER,
@@ -39,10 +39,10 @@ from collectors.secrets import SECRET_PREFIX, show_markers
 FORMS_VERSION = 1
 
 
-@dataclass(frozen=True)
-class Form:
+class Form(NamedTuple):
     """A resource's normal form: its normalized key, the hash of its normalized document,
-    and whether the document holds nothing the other side's findings depend on."""
+    and whether the document holds nothing the other side's findings depend on. (A tuple:
+    a side of a million resources makes a million of them, as fast as tuples are made.)"""
 
     key: str
     digest: str

@@ -23,7 +23,9 @@ if TYPE_CHECKING:
     from app.diff.forms import Form
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass is made several times slower, and a side holds up to a
+# million of these. Nothing changes one after it is made.
+@dataclass(slots=True)
 class SideResource:
     source: str
     category: str
@@ -71,6 +73,11 @@ class Side:
     # The bodies (canonical JSON by content hash) of resources loaded without one: the store
     # reads only the documents a comparison cannot prove equal by their forms or hashes.
     fetch: Callable[[Iterable[str]], dict[str, str]] | None = None
+    # What the engine normalized of this side, by the normalizer's vars (shared by the
+    # copies of a side that several comparisons use; see app.reports.service.SideCache).
+    normalized: dict[str, dict[tuple[str, str], Any]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @property
     def failed_sources(self) -> set[str]:

@@ -24,7 +24,7 @@ from app.diff.model import DriftItem
 from app.reports.model import Report, item_json
 from app.reports.render import json_text
 from app.reports.repository import EvaluationRepository, record_first_seen
-from app.reports.service import first_waiver_expiry, meta, rules_of, side_of
+from app.reports.service import SideCache, first_waiver_expiry, meta, rules_of, side_of
 from app.reports.stored import rules_digest, still_holds
 from app.snapshots.canonical import canonical_json, content_hash
 from app.snapshots.repository import SnapshotRepository
@@ -84,9 +84,11 @@ def judge(
     comparison: ComparisonConfig,
     now: datetime,
     force: bool = False,
+    sides: SideCache | None = None,
 ) -> Judgement | None:
     """Compares the comparison's latest snapshots, writing nothing; None if its last
-    evaluation still judges them (unless `force`)."""
+    evaluation still judges them (unless `force`). `sides` keeps the sides loaded for the
+    comparisons judged one after the other."""
     snapshots = SnapshotRepository(session)
     left, right = snapshots.latest(comparison.source), snapshots.latest(comparison.target)
     if left is None or right is None:
@@ -104,8 +106,8 @@ def judge(
         return None  # it failed on these very snapshots: judged again once they change
     cross = left.environment_id != right.environment_id
     result = compare(
-        side_of(snapshots, config, left, cross),
-        side_of(snapshots, config, right, cross),
+        side_of(snapshots, config, left, cross, sides),
+        side_of(snapshots, config, right, cross, sides),
         rules_of(config, session, now),
         now,
     )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
+from dataclasses import replace
 from datetime import UTC, date, datetime, time
 
 from sqlalchemy.orm import Session
@@ -105,12 +107,44 @@ def _first_snapshot(config: Config | None, env: str) -> str:
 # ----------------------------------------------------------------------------- sides and rules
 
 
+class SideCache:
+    """The sides loaded last, by snapshot and whether with forms: a push evaluates every
+    comparison its environment takes part in, and each would load that same side again.
+    Holds the few most recently used (a side of a million resources is large)."""
+
+    def __init__(self, size: int = 4) -> None:
+        self.size = size
+        self.sides: OrderedDict[tuple[int, bool], Side] = OrderedDict()
+
+    def get(self, key: tuple[int, bool]) -> Side | None:
+        side = self.sides.get(key)
+        if side is not None:
+            self.sides.move_to_end(key)
+        return side
+
+    def put(self, key: tuple[int, bool], side: Side) -> None:
+        self.sides[key] = side
+        while len(self.sides) > self.size:
+            self.sides.popitem(last=False)
+
+
 def side_of(
-    repo: SnapshotRepository, config: Config, snapshot: Snapshot, forms: bool = True
+    repo: SnapshotRepository,
+    config: Config,
+    snapshot: Snapshot,
+    forms: bool = True,
+    cache: SideCache | None = None,
 ) -> Side:
     """A stored snapshot as the engine takes it. With `forms` (a comparison with another
     environment) its resources carry their normal forms, and the engine reads the documents
-    of only those whose forms differ; over time it reads those whose hashes differ."""
+    of only those whose forms differ; over time it reads those whose hashes differ. A side
+    in `cache` (loaded under the same config) is reused, reading through this `repo`."""
+    if cache is not None:
+        known = cache.get((snapshot.id, forms))
+        if known is None:
+            known = side_of(repo, config, snapshot, forms)
+            cache.put((snapshot.id, forms), known)
+        return replace(known, fetch=repo.documents.get)  # the engine never changes a side
     env = snapshot.environment.name
     resources, contexts = stored_resources(
         repo.documents, snapshot, EnvironmentForms(config, env) if forms else None

@@ -181,7 +181,7 @@ class DocumentStore:
                 f"WHERE context = {marker} AND chunk IN ({placeholders})"
             )
             for chunk, body in connection.exec_driver_sql(statement, (context, *batch)):
-                out[chunk] = [Form(k, d, bool(p)) for k, d, p in json.loads(body)]
+                out[chunk] = [Form(k, d, p == 1) for k, d, p in json.loads(body)]
         return out
 
     def ensure_forms(
@@ -222,7 +222,8 @@ class DocumentStore:
         manifest_bodies = self.get(manifests)
         chunk_lists = {h: json.loads(manifest_bodies[h])["chunks"] for h in manifests}
         chunk_bodies = self.get(h for chunks in chunk_lists.values() for h in chunks)
-        rows_by_chunk = {h: [tuple(r) for r in json.loads(b)] for h, b in chunk_bodies.items()}
+        # Each row stays the list JSON decoded it to (indexed as a Row, never compared).
+        rows_by_chunk = {h: json.loads(b) for h, b in chunk_bodies.items()}
         return {
             manifest: [(chunk, rows_by_chunk[chunk]) for chunk in chunks]
             for manifest, chunks in chunk_lists.items()

@@ -1,0 +1,143 @@
+"""A push to an environment that takes part in many comparisons (issue 15).
+
+Run: .venv/bin/python benchmarks/bench_fanout.py [--environments 30] [--resources 5000]
+     [--runs 3] [--database-url URL]
+
+`--environments` environments of `--resources` env-named resources each
+(benchmarks/envdata.py), every one but production compared with production (29 comparisons
+by default), plus `sandbox`, in no comparison. All are pushed once (not timed). Then, best
+of `--runs`, a push as the API makes it (the snapshot stored, then every comparison the
+environment takes part in evaluated and stored, app.alerts.evaluate.Evaluator):
+
+- to production, which the 29 comparisons judge again;
+- to sandbox, which no comparison judges (the reference: the same push with nothing after).
+
+Each push changes 1% of the environment's resources, so every comparison has something new.
+Target: the push to production takes at most 3x the push to sandbox. A SQLite database in a
+scratch folder by default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from envdata import PRODUCTION, Environment, generate
+
+
+def environments(count: int) -> list[Environment]:
+    """Production, then `count - 1` others (each its own VPC and account), then sandbox."""
+    others = [
+        Environment(f"stage{n:02d}", 10 + n, f"{300000000000 + n:012d}") for n in range(count - 1)
+    ]
+    return [PRODUCTION, *others, Environment("sandbox", 200, "999999999999")]
+
+
+def config_text(envs: list[Environment]) -> str:
+    lines = ["environments:"]
+    lines += [f"  {e.name}:\n    vars: {json.dumps(e.vars)}" for e in envs]
+    lines.append("comparisons:")
+    lines += [
+        f"  - {{source: {e.name}, target: production}}"
+        for e in envs
+        if e.name not in ("production", "sandbox")
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def changed(document: dict[str, Any], run: int) -> dict[str, Any]:
+    """The document with 1% of its resources changed (another value each run)."""
+    doc = copy.deepcopy(document)
+    doc["taken_at"] = f"2026-11-22T05:{run:02d}:00Z"
+    for resource in doc["resources"][::100]:
+        resource["attributes"]["bench_run"] = run
+    return doc
+
+
+def best(work: Callable[[], None], runs: int) -> tuple[float, float]:
+    """The best wall and CPU seconds of `runs`."""
+    walls, cpus = [], []
+    for _ in range(runs):
+        wall, cpu = time.perf_counter(), time.process_time()
+        work()
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return min(walls), min(cpus)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--environments", type=int, default=30)
+    parser.add_argument("--resources", type=int, default=5000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--database-url")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        envs = environments(args.environments)
+        (work / "envparity.yaml").write_text(config_text(envs))
+        os.environ["ENVPARITY_SECRET_KEY"] = "ab" * 32
+        os.environ["ENVPARITY_DATABASE_URL"] = args.database_url or f"sqlite:///{work}/fan.db"
+        from app import runtime
+        from app.alerts.evaluate import Evaluator
+        from app.snapshots import service
+
+        rt = runtime.load(work / "envparity.yaml")
+        evaluator = Evaluator(rt.config, rt.sessions, rt.clock)
+        documents = {}
+        for env in envs:
+            left = env if env.name != "production" else envs[1]
+            pair = generate(args.resources, 0.01, 7, left=left, right=PRODUCTION)
+            documents[env.name] = pair.documents[env.name]
+
+        def push(environment: str, document: dict[str, Any]) -> None:
+            with rt.sessions.begin() as session:
+                service.push(session, rt.config, environment, document, rt.redactor)
+            evaluator.after_snapshot(environment)
+
+        started = time.perf_counter()
+        for env in envs:
+            push(env.name, documents[env.name])
+        print(
+            f"{len(envs)} environments of {args.resources:,} resources pushed and evaluated "
+            f"in {time.perf_counter() - started:.1f} s (not timed)"
+        )
+        comparisons = len(rt.config.model.comparisons)
+        runs = iter(range(1, 2 * args.runs + 1))
+        if os.environ.get("BENCH_PROFILE"):
+            import cProfile
+            import pstats
+
+            doc = changed(documents["production"], 0)
+            with rt.sessions.begin() as session:
+                service.push(session, rt.config, "production", doc, rt.redactor)
+            profile = cProfile.Profile()
+            profile.runcall(evaluator.after_snapshot, "production")
+            pstats.Stats(profile).sort_stats("cumulative").print_stats(40)
+        fan = best(
+            lambda: push("production", changed(documents["production"], next(runs))), args.runs
+        )
+        alone = best(lambda: push("sandbox", changed(documents["sandbox"], next(runs))), args.runs)
+        rt.close()
+    ratio = fan[0] / alone[0]
+    print(
+        f"push to production ({comparisons} comparisons): {fan[0]:.2f} s wall, {fan[1]:.2f} s CPU"
+    )
+    print(f"push to sandbox (no comparison):       {alone[0]:.2f} s wall, {alone[1]:.2f} s CPU")
+    print(f"ratio: {ratio:.1f}x (target <= 3x)")
+    return 0 if ratio <= 3 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
