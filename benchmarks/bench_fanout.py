@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import json
 import os
 import sys
@@ -48,11 +49,10 @@ def config_text(envs: list[Environment]) -> str:
     lines = ["environments:"]
     lines += [f"  {e.name}:\n    vars: {json.dumps(e.vars)}" for e in envs]
     lines.append("comparisons:")
-    lines += [
-        f"  - {{source: {e.name}, target: production}}"
-        for e in envs
-        if e.name not in ("production", "sandbox")
-    ]
+    stages = [e.name for e in envs if e.name not in ("production", "sandbox")]
+    lines += [f"  - {{source: {name}, target: production}}" for name in stages]
+    # and each stage with the next: 57 comparisons for 30 environments, for the overview
+    lines += [f"  - {{source: {a}, target: {b}}}" for a, b in itertools.pairwise(stages)]
     return "\n".join(lines) + "\n"
 
 
@@ -114,6 +114,7 @@ def main() -> int:
             f"in {time.perf_counter() - started:.1f} s (not timed)"
         )
         comparisons = len(rt.config.model.comparisons)
+        judging = sum("production" in (c.source, c.target) for c in rt.config.model.comparisons)
         runs = iter(range(1, 2 * args.runs + 1))
         if os.environ.get("BENCH_PROFILE"):
             import cProfile
@@ -125,18 +126,56 @@ def main() -> int:
             profile = cProfile.Profile()
             profile.runcall(evaluator.after_snapshot, "production")
             pstats.Stats(profile).sort_stats("cumulative").print_stats(40)
+            from app.gate.service import GateCache
+            from app.web import service as web
+
+            def cells() -> None:
+                gates, now = GateCache(), rt.clock.now()
+                for c in rt.config.model.comparisons:
+                    web.comparison_state(rt, gates, c.source, c.target, now)
+
+            app_profile = cProfile.Profile()
+            app_profile.runcall(cells)
+            pstats.Stats(app_profile).sort_stats("cumulative").print_stats(40)
         fan = best(
             lambda: push("production", changed(documents["production"], next(runs))), args.runs
         )
         alone = best(lambda: push("sandbox", changed(documents["sandbox"], next(runs))), args.runs)
+        overview = cold_overview(rt, args.runs * 3)
         rt.close()
     ratio = fan[0] / alone[0]
-    print(
-        f"push to production ({comparisons} comparisons): {fan[0]:.2f} s wall, {fan[1]:.2f} s CPU"
-    )
+    print(f"push to production ({judging} comparisons): {fan[0]:.2f} s wall, {fan[1]:.2f} s CPU")
     print(f"push to sandbox (no comparison):       {alone[0]:.2f} s wall, {alone[1]:.2f} s CPU")
     print(f"ratio: {ratio:.1f}x (target <= 3x)")
-    return 0 if ratio <= 3 else 1
+    print(
+        f"cold overview ({len(envs)} environments, {comparisons} comparisons, the gate's cache "
+        f"emptied before each): median {overview * 1000:.0f} ms (target <= 200 ms)"
+    )
+    return 0 if ratio <= 3 and overview <= 0.2 else 1
+
+
+def cold_overview(rt: Any, runs: int) -> float:
+    """The median seconds of the dashboard's overview page requested in process (routing,
+    cookie auth, every comparison's cell, the templates), the gate's cache emptied first."""
+    from fastapi.testclient import TestClient
+
+    from app.auth.tokens import TokenRepository
+    from app.deps import SESSION_COOKIE
+    from app.main import create_app
+
+    with rt.sessions.begin() as session:
+        _, token = TokenRepository(session).create("read", "bench", None)
+    app = create_app(runtime=rt)
+    times = []
+    with TestClient(app) as client:
+        client.cookies.set(SESSION_COOKIE, token)
+        for _ in range(runs):
+            app.state.gates.entries.clear()
+            started = time.perf_counter()
+            page = client.get("/")
+            times.append(time.perf_counter() - started)
+            assert page.status_code == 200, page.text[:300]
+    return sorted(times)[len(times) // 2]
 
 
 if __name__ == "__main__":

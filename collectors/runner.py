@@ -132,6 +132,66 @@ def _ms_since(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
 
 
+class _Worker(threading.Thread):
+    """A daemon thread that runs sources one after the other, while its pool keeps it."""
+
+    def __init__(self, pool: _Workers) -> None:
+        super().__init__(daemon=True, name="envparity-source")
+        self.pool = pool
+        self.jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+    def run(self) -> None:
+        while True:
+            try:
+                job = self.jobs.get(timeout=self.pool.idle_for)
+            except queue.Empty:
+                if self.pool.retire(self):
+                    return
+                continue  # handed a job just now
+            job()
+            if not self.pool.rest(self):
+                return
+
+
+class _Workers:
+    """The threads sources run in, kept for the next source once one returns (a server runs
+    scan after scan): at most `keep` idle, each for `idle_for` seconds. A source that hangs
+    past its timeout keeps its thread until it returns; the next source gets another. Daemon
+    threads, unlike a ThreadPoolExecutor's: a hung source never holds the process's exit."""
+
+    def __init__(self, keep: int = 16, idle_for: float = 60.0) -> None:
+        self.keep, self.idle_for = keep, idle_for
+        self.lock = threading.Lock()
+        self.idle: list[_Worker] = []
+
+    def submit(self, job: Any) -> None:
+        with self.lock:
+            worker = self.idle.pop() if self.idle else None
+        if worker is None:
+            worker = _Worker(self)
+            worker.start()
+        worker.jobs.put(job)
+
+    def rest(self, worker: _Worker) -> bool:
+        """Whether the worker is kept for the next job (else it ends)."""
+        with self.lock:
+            if len(self.idle) < self.keep:
+                self.idle.append(worker)
+                return True
+            return False
+
+    def retire(self, worker: _Worker) -> bool:
+        """Whether an idle worker may end: not when it was just handed a job."""
+        with self.lock:
+            if worker in self.idle:
+                self.idle.remove(worker)
+                return True
+            return False
+
+
+_WORKERS = _Workers()
+
+
 def _call_with_timeout(fn: Any, timeout: float) -> Any:
     """Runs fn in a daemon thread so a hung fetch can neither block the scan nor the exit.
 
@@ -150,7 +210,7 @@ def _call_with_timeout(fn: Any, timeout: float) -> Any:
         except BaseException as exc:  # handed to the caller, which decides
             results.put((False, exc))
 
-    threading.Thread(target=target, daemon=True, name="envparity-source").start()
+    _WORKERS.submit(target)
     try:
         ok, value = results.get(timeout=timeout + TIMEOUT_GRACE)
     except queue.Empty:

@@ -301,6 +301,11 @@ def deliver_alerts(rt: runtime_mod.Runtime) -> None:
     """Sends the alerts the evaluations wrote, before the command exits; what cannot go
     within `alerts.deliver_timeout` stays in the outbox for serve / scheduler / next scan."""
     alerts = rt.config.model.alerts
+    from app.alerts.repository import AlertRepository
+
+    with rt.sessions.begin() as session:
+        if not AlertRepository(session).pending():
+            return  # nothing to send: the HTTP and Slack clients are not even imported
     from app.alerts.deliver import Deliverer
 
     deliverer = Deliverer(rt.config, rt.sessions, rt.redactor, clock=rt.clock)

@@ -216,6 +216,9 @@ class Evaluation(Base):
     report: Mapped[str] = mapped_column(String(64))
     # The compared resources (category, resource type, key), a document too (for JUnit).
     resources: Mapped[str] = mapped_column(String(64))
+    # The categories of those resources, a JSON list: the gate and the overview need only
+    # these (None for an evaluation stored before the column: the list is read instead).
+    categories: Mapped[str | None] = mapped_column(Text, nullable=True)
     unwaived: Mapped[int] = mapped_column(Integer, default=0)
     critical: Mapped[int] = mapped_column(Integer, default=0)
     warning: Mapped[int] = mapped_column(Integer, default=0)

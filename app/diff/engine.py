@@ -138,7 +138,7 @@ def _compare(left: Side, right: Side, rules: Rules, now: datetime) -> DiffResult
         unknown=unknown,
         compared=len(compared),
         differing=len(differing & compared.keys()),
-        resources=[(category, i[0], i[1]) for i, category in compared.items()],
+        listed=[(category, i[0], i[1]) for i, category in compared.items()],
     )
 
 

@@ -182,8 +182,27 @@ class DiffResult:
     unknown: list[Unknown]
     compared: int  # resources compared (identities on either side, less the unknown)
     differing: int  # of those, resources with counting drift
-    # (category, resource_type, key) of every compared resource, in order
-    resources: list[tuple[str, str, str]] = field(default_factory=list)
+    # (category, resource_type, key) of every compared resource, in order; None until
+    # `loader` reads them (a stored report's list, read only by what needs it: the gate and
+    # the overview need only `categories`)
+    listed: list[tuple[str, str, str]] | None = None
+    loader: Callable[[], list[tuple[str, str, str]]] | None = field(
+        default=None, repr=False, compare=False
+    )
+    known_categories: frozenset[str] | None = field(default=None, compare=False)
+
+    @property
+    def resources(self) -> list[tuple[str, str, str]]:
+        if self.listed is None:
+            self.listed = self.loader() if self.loader is not None else []
+        return self.listed
+
+    @property
+    def categories(self) -> frozenset[str]:
+        """The categories of the compared resources."""
+        if self.listed is None and self.known_categories is not None:
+            return self.known_categories
+        return frozenset(category for category, _, _ in self.resources)
 
     @property
     def parity(self) -> float:

@@ -213,7 +213,7 @@ def nothing_compared(facts: GateFacts, report: Report) -> list[str]:
             f"{WARNING}nothing was compared: none of the gate's categories "
             f"({', '.join(facts.gate.categories)}) is among those asked for with --category"
         ]
-    if any(category in facts.gated for category, _type, _key in report.result.resources):
+    if report.result.categories & facts.gated:
         return []
     gated = ", ".join(sorted(facts.gated))
     return [

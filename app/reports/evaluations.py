@@ -189,6 +189,7 @@ def store(
             created_at=now,
             report=digest,
             resources=resources,
+            categories=json.dumps(sorted(judged.report.result.categories)),
             unwaived=summary["unwaived"],
             critical=sum(i.severity == Severity.CRITICAL for i in counting.values()),
             warning=sum(i.severity == Severity.WARNING for i in counting.values()),

@@ -87,9 +87,10 @@ class Report:
 
 
 def report_of_json(
-    body: dict[str, Any], resources: list[tuple[str, str, str]], now: datetime
+    body: dict[str, Any], resources: list[tuple[str, str, str]] | None, now: datetime
 ) -> Report:
-    """A report back from its JSON (`Report.as_json`) and the resources it compared."""
+    """A report back from its JSON (`Report.as_json`) and the resources it compared (None:
+    read later, through the result's `loader`)."""
 
     def meta(side: dict[str, Any]) -> SnapshotMeta:
         taken = parse_time(side["taken_at"])

@@ -31,7 +31,7 @@ def latest_snapshot_sql(column: str, env_param: str) -> str:
 
 _STORED = text(
     "SELECT cs.left_snapshot_id, cs.right_snapshot_id, cs.waiver_state, cs.valid_until,"
-    " cs.rules, ev.unwaived, ev.report, ev.resources,"
+    " cs.rules, ev.unwaived, ev.report, ev.resources, ev.categories,"
     f" {latest_snapshot_sql('id', 'left')} AS left_id,"
     f" {latest_snapshot_sql('id', 'right')} AS right_id, {WAIVER_STATE_SQL}"
     " FROM comparison_state cs JOIN evaluations ev ON ev.id = cs.evaluation_id"
@@ -100,12 +100,22 @@ class StoredReport:
     unwaived: int
     resources_hash: str
     connection: Connection
+    categories: frozenset[str] | None = None  # of the compared resources, when stored
 
     def report(self, now: datetime) -> Report:
-        """The stored report as the objects the renderers take."""
+        """The stored report as the objects the renderers take. The compared resources (a
+        list as long as the snapshots) are decoded when first asked for: the gate and the
+        overview need only their categories. Their text is read now, while the connection
+        is open (one string, not a million tuples)."""
+        report = report_of_json(json.loads(self.text), None, now)
         listed = self.connection.execute(_DOCUMENT, {"hash": self.resources_hash}).scalar_one()
-        resources = [(c, t, k) for c, t, k in json.loads(listed)]
-        return report_of_json(json.loads(self.text), resources, now)
+
+        def load() -> list[tuple[str, str, str]]:
+            return [(c, t, k) for c, t, k in json.loads(listed)]
+
+        report.result.loader = load
+        report.result.known_categories = self.categories
+        return report
 
 
 def stored_report(
@@ -129,4 +139,5 @@ def stored_report(
     body = connection.execute(_DOCUMENT, {"hash": row.report}).scalar_one_or_none()
     if body is None:
         return None
-    return StoredReport(body, row.unwaived, row.resources, connection)
+    categories = frozenset(json.loads(row.categories)) if row.categories is not None else None
+    return StoredReport(body, row.unwaived, row.resources, connection, categories)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, contains_eager, selectinload
 
 from app.clock import utcnow
 from app.db.models import (
@@ -175,7 +175,8 @@ class SnapshotRepository:
             select(Snapshot)
             .join(Snapshot.environment)
             .where(EnvironmentRow.name == environment)
-            .options(selectinload(Snapshot.sources), selectinload(Snapshot.environment))
+            # the environment from the join itself, the sources in a second query
+            .options(selectinload(Snapshot.sources), contains_eager(Snapshot.environment))
             .order_by(Snapshot.taken_at.desc(), Snapshot.id.desc())
             .limit(1)
         )

@@ -103,15 +103,27 @@ class DocumentStore:
     def __init__(self, session: Session) -> None:
         self.session = session
 
+    def _in(self, column: str, count: int) -> str:
+        """`column IN (?, ?, ...)` for `count` values on SQLite; on PostgreSQL one array
+        parameter, `column = ANY(%s)`: the same statement text for every batch, so the server
+        does not parse a new statement of thousands of placeholders each time."""
+        if self.session.connection().dialect.name == "postgresql":
+            return f"{column} = ANY(%s)"
+        return f"{column} IN ({', '.join(['?'] * count)})"
+
+    def _values(self, batch: list[str]) -> tuple[Any, ...]:
+        """The parameters `_in` takes for `batch`."""
+        if self.session.connection().dialect.name == "postgresql":
+            return (batch,)
+        return tuple(batch)
+
     def _select(self, columns: str, hashes: list[str]) -> Iterator[Sequence[Any]]:
         """`SELECT columns FROM documents WHERE hash IN (...)`, in batches, straight to the
         driver: thousands of bound values are not worth SQLAlchemy compiling each one."""
         connection = self.session.connection()
-        marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
         for batch in batched(hashes):
-            placeholders = ", ".join([marker] * len(batch))
-            statement = f"SELECT {columns} FROM documents WHERE hash IN ({placeholders})"
-            yield from connection.exec_driver_sql(statement, tuple(batch))
+            statement = f"SELECT {columns} FROM documents WHERE {self._in('hash', len(batch))}"
+            yield from connection.exec_driver_sql(statement, self._values(batch))
 
     def existing(self, hashes: Iterable[str]) -> set[str]:
         return {row[0] for row in self._select("hash", list(hashes))}
@@ -175,12 +187,12 @@ class DocumentStore:
         marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
         out: dict[str, list[Form]] = {}
         for batch in batched(sorted(set(chunks))):
-            placeholders = ", ".join([marker] * len(batch))
             statement = (
                 "SELECT chunk, body FROM normal_forms "
-                f"WHERE context = {marker} AND chunk IN ({placeholders})"
+                f"WHERE context = {marker} AND {self._in('chunk', len(batch))}"
             )
-            for chunk, body in connection.exec_driver_sql(statement, (context, *batch)):
+            values = (context, *self._values(batch))
+            for chunk, body in connection.exec_driver_sql(statement, values):
                 out[chunk] = [Form(k, d, p == 1) for k, d, p in json.loads(body)]
         return out
 

@@ -85,3 +85,32 @@ def test_resources_leave_the_runner_redacted() -> None:
     outcome = run("ok")
     assert outcome.status == "ok"
     assert outcome.resources[0].attributes["password"].startswith("secret:hmac-sha256:")
+
+
+def test_sources_reuse_their_threads_and_a_hung_one_keeps_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One source after another runs in the same thread; a source that hung past its timeout
+    keeps its thread, and the next source gets another (never queued behind the hung one)."""
+    from collectors import runner
+    from collectors.runner import SourceTimeout, _call_with_timeout
+
+    monkeypatch.setattr(runner, "TIMEOUT_GRACE", 0.0)
+
+    first = _call_with_timeout(threading.get_ident, 5)
+    assert _call_with_timeout(threading.get_ident, 5) == first
+    release = threading.Event()
+    hung: list[int] = []
+
+    def hang() -> None:
+        hung.append(threading.get_ident())
+        release.wait(10)
+
+    with pytest.raises(SourceTimeout):
+        _call_with_timeout(hang, 0.05)
+    try:
+        after = _call_with_timeout(threading.get_ident, 5)
+        assert hung
+        assert after != hung[0]
+    finally:
+        release.set()

@@ -108,3 +108,22 @@ def test_help_loads_neither_the_database_nor_the_config(argv: list[str]) -> None
     imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()}
     for heavy in ("sqlalchemy", "pydantic_settings", "app.config", "app.runtime", "app.db"):
         assert heavy not in imported, heavy
+
+
+def test_a_scan_with_no_alert_to_send_loads_no_http_client(examples: Project) -> None:
+    """With nothing in the outbox (no alerts configured), `scan` never imports the Slack and
+    webhook senders nor the HTTP client they use."""
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "app", "scan", "staging"],
+        cwd=examples.root, env={**os.environ, **examples.env()},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()}
+    assert "app.db.models" in imported  # the scan did store its snapshot
+    for heavy in ("httpx", "app.alerts.transport", "app.alerts.senders", "app.alerts.deliver"):
+        assert heavy not in imported, heavy
