@@ -1,5 +1,6 @@
 """Scans on a schedule (APScheduler 3.x): one job per environment, never two scans of one
-environment at once, and on PostgreSQL one leader among several processes."""
+environment at once, and on PostgreSQL one leader among several processes. The leader also
+prunes the stored reports past the retention policy (`retention.schedule`, daily)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import contextlib
 import logging
 import threading
 import zlib
-from datetime import UTC, timedelta
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
+from apscheduler.job import Job
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
@@ -16,7 +19,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.alerts.evaluate import evaluating_scanner
-from app.clock import format_time
+from app.clock import format_duration, format_time
 from app.config import Config, Schedule, schedule_text
 from app.errors import EnvparityError, ScanInProgress
 from app.runtime import Runtime
@@ -25,6 +28,10 @@ from app.states import ScanTrigger
 log = logging.getLogger(__name__)
 LEADER_LOCK = zlib.crc32(b"envparity-scheduler-leader")
 MISFIRE_GRACE = 300  # seconds a late run may still start; older misses coalesce into one
+PRUNE_JOB = "prune"
+# An interval's first prune, after the scheduler starts: a process restarted more often than
+# the interval (a daily deploy, a daily prune) still prunes, and starting stays quick.
+FIRST_PRUNE_AFTER = timedelta(minutes=1)
 
 
 class Leadership:
@@ -128,12 +135,72 @@ def build(runtime: Runtime) -> tuple[BackgroundScheduler, Leadership]:
                 id=f"scan:{env.name}",
                 name=f"scan {env.name} ({schedule_text(env.schedule)})",
             )
+    schedule = runtime.config.model.retention.schedule
+    if schedule is not None:
+        first = {}
+        if isinstance(schedule, timedelta):
+            first["next_run_time"] = datetime.now(UTC) + min(schedule, FIRST_PRUNE_AFTER)
+        scheduler.add_job(
+            pruner(runtime, leadership),
+            trigger_for(schedule),
+            id=PRUNE_JOB,
+            name=f"prune stored reports ({schedule_text(schedule)})",
+            **first,
+        )
     return scheduler, leadership
 
 
+def pruner(runtime: Runtime, leadership: Leadership) -> Callable[[], None]:
+    """The scheduled prune (app.reports.retention) as of the runtime's clock, by the leader
+    only; a failure is logged and the next run tries again."""
+
+    def prune() -> None:
+        if not leadership.is_leader():
+            log.debug(
+                "scheduled prune: another process leads the scheduler",
+                extra={"event": "retention.standby"},
+            )
+            return
+        from app.reports.retention import prune as prune_reports
+
+        policy = runtime.config.model.retention
+        try:
+            pruned = prune_reports(runtime.sessions, policy, runtime.clock.now())
+        except (EnvparityError, SQLAlchemyError) as exc:
+            reason = exc.message if isinstance(exc, EnvparityError) else str(exc).splitlines()[0]
+            log.warning(
+                "scheduled prune of stored reports failed: %s",
+                reason,
+                extra={"event": "retention.failed", "error": reason},
+            )
+            return
+        log.info(
+            "pruned %d stored report(s) older than %s and %d document(s) nothing else used; "
+            "%d stored report(s) kept",
+            pruned.evaluations,
+            format_duration(policy.evaluations),
+            pruned.documents,
+            pruned.kept,
+            extra={
+                "event": "retention.pruned",
+                "evaluations": pruned.evaluations,
+                "documents": pruned.documents,
+                "kept": pruned.kept,
+                "cutoff": format_time(pruned.cutoff),
+                "comparisons": len(pruned.comparisons),
+            },
+        )
+
+    return prune
+
+
 def announce(scheduler: BackgroundScheduler, config: Config) -> None:
-    """A line per job of a started scheduler: its environment, schedule and next run."""
+    """A line per job of a started scheduler: its environment (or the prune), schedule and
+    next run."""
     for job in scheduler.get_jobs():
+        if job.id == PRUNE_JOB:
+            _announce_prune(job, config)
+            continue
         environment = job.args[0]
         shown = config.environment(environment).schedule_text
         next_run = format_time(job.next_run_time) if job.next_run_time else None
@@ -149,3 +216,15 @@ def announce(scheduler: BackgroundScheduler, config: Config) -> None:
                 "next_run": next_run,
             },
         )
+
+
+def _announce_prune(job: Job, config: Config) -> None:
+    schedule = config.model.retention.schedule
+    shown = schedule_text(schedule) if schedule is not None else None
+    next_run = format_time(job.next_run_time) if job.next_run_time else None
+    log.info(
+        "stored reports pruned (%s): next at %s",
+        shown,
+        next_run,
+        extra={"event": "retention.job", "schedule": shown, "next_run": next_run},
+    )

@@ -258,6 +258,46 @@ def test_spec_example_loads_with_typed_sources(tmp_path: Path) -> None:
             ["envparity.yaml:", "alerts.webhooks", "two webhooks are named 'ops'"],
             id="duplicate-webhook-name",
         ),
+        pytest.param(
+            """
+            environments:
+              staging: {}
+            retention:
+              evaluations: 90s
+            """,
+            ["envparity.yaml:4:", "retention.evaluations", "shorter than 1h", "90d, not 90s"],
+            id="retention-too-short",
+        ),
+        pytest.param(
+            """
+            environments:
+              staging: {}
+            retention:
+              keep_per_comparison: 0
+            """,
+            ["envparity.yaml:4:", "retention.keep_per_comparison", "greater than or equal to 1"],
+            id="retention-keeps-none",
+        ),
+        pytest.param(
+            """
+            environments:
+              staging: {}
+            retention:
+              schedule: 10s
+            """,
+            ["envparity.yaml:4:", "retention.schedule", "at most once a minute"],
+            id="retention-prunes-too-often",
+        ),
+        pytest.param(
+            """
+            environments:
+              staging: {}
+            retention:
+              keep: 5
+            """,
+            ["envparity.yaml:4:", "retention.keep", "unknown key"],
+            id="retention-unknown-key",
+        ),
     ],
 )
 def test_mistakes_name_file_line_and_key(tmp_path: Path, text: str, expected: list[str]) -> None:
@@ -310,6 +350,29 @@ def test_durations(text: str, seconds: int) -> None:
 )
 def test_durations_are_written_in_their_largest_whole_unit(seconds: int, text: str) -> None:
     assert format_duration(timedelta(seconds=seconds)) == text
+
+
+def test_retention_defaults_and_values(tmp_path: Path) -> None:
+    default = load_config(write(tmp_path, "environments:\n  staging: {}\n")).model.retention
+    assert default.evaluations == timedelta(days=90)
+    assert default.keep_per_comparison == 10
+    assert default.schedule == timedelta(days=1)
+    given = load_config(
+        write(
+            tmp_path,
+            """
+            environments:
+              staging: {}
+            retention: {evaluations: 2w, keep_per_comparison: 3, schedule: "0 3 * * *"}
+            """,
+        )
+    ).model.retention
+    assert (given.evaluations, given.keep_per_comparison) == (timedelta(weeks=2), 3)
+    assert given.schedule == "0 3 * * *"
+    off = load_config(
+        write(tmp_path, "environments:\n  staging: {}\nretention: {schedule: null}\n")
+    ).model.retention
+    assert off.schedule is None
 
 
 def test_durations_and_schedules_are_parsed_once_at_load(tmp_path: Path) -> None:

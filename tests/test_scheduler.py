@@ -34,7 +34,8 @@ def test_scans_run_on_their_schedule(project: Project) -> None:
     project.write_config(CONFIG)
     rt = runtime.load(project.config)
     jobs, leadership = scheduler_mod.build(rt)
-    assert [job.id for job in jobs.get_jobs()] == ["scan:staging"]  # push-only: no job
+    # push-only: no scan job; the daily prune of stored reports (retention.schedule)
+    assert [job.id for job in jobs.get_jobs()] == ["scan:staging", "prune"]
     jobs.start()
     deadline = time.monotonic() + 15  # APScheduler's own trigger, on real time: polled
     while scans(rt) < 2 and time.monotonic() < deadline:
@@ -65,7 +66,7 @@ def test_two_schedulers_on_postgresql_run_each_due_scan_once(project: Project) -
     for _ in range(4):
         clock.advance(1)
         for jobs, _leadership in built:
-            [job] = jobs.get_jobs()
+            job = jobs.get_job("scan:staging")
             job.func(*job.args)
     leaders = [leadership.connection is not None for _jobs, leadership in built]
     for _jobs, leadership in built:

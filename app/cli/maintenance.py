@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from app.cli.common import ConfigOption, errors, group, out, print_table, runtime, unit_of_work
-from app.clock import format_time, utcnow
+from app.clock import format_duration, format_time, utcnow
 from app.errors import InvalidInput
 from app.states import SourceStatus
 
@@ -66,6 +66,50 @@ def db_rescrub(config: ConfigOption = None) -> None:
         for rule, count in sorted(stats.rules.items()):
             table.add_row(rule, str(count))
         print_table(table)
+
+
+@db_app.command("prune")
+def db_prune(
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Say what would be deleted, and delete nothing."),
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Delete the stored reports (evaluations) past the `retention:` policy, then the
+    documents nothing refers to any more. The latest `keep_per_comparison` of each
+    comparison and the current one stay, whatever their age. The scheduler does the same
+    on `retention.schedule` (daily by default).
+
+    Example: envparity db prune --dry-run"""
+    from app.reports.retention import prune
+
+    with errors(), runtime(config) as rt:
+        policy = rt.config.model.retention
+        pruned = prune(rt.sessions, policy, rt.clock.now(), dry_run=dry_run)
+    would, stay = ("would be ", "would stay") if dry_run else ("", "stay")
+    out.print(
+        f"stored reports made before {format_time(pruned.cutoff)} "
+        f"(retention.evaluations: {format_duration(policy.evaluations)}) are pruned, "
+        f"but never the latest {pruned.keep_per_comparison} of a comparison "
+        "(retention.keep_per_comparison) nor its current one"
+    )
+    if pruned.comparisons:
+        table = Table("comparison", "stored reports", "oldest", "newest")
+        for doomed in pruned.comparisons:
+            table.add_row(
+                escape(doomed.comparison),
+                str(doomed.count),
+                format_time(doomed.oldest),
+                format_time(doomed.newest),
+            )
+        print_table(table)
+    out.print(
+        f"{pruned.evaluations} stored report(s) and {pruned.documents} document(s) nothing "
+        f"else used {would}deleted; {pruned.kept} stored report(s) {stay}"
+    )
+    if dry_run:
+        out.print("dry run: nothing was deleted")
 
 
 # --------------------------------------------------------------------------- snapshots

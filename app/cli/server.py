@@ -182,7 +182,9 @@ def scheduler(
 
         rt = runtime_mod.load(config)
         jobs, leadership = scheduler_mod.build(rt)
-    if not jobs.get_jobs():
+    scans = [job for job in jobs.get_jobs() if job.id != scheduler_mod.PRUNE_JOB]
+    if not scans:
+        # The daily prune alone is no reason for a process: `db prune` from cron does it.
         rt.close()
         err.print("[yellow]no environment has a `schedule`: nothing to run[/yellow]")
         raise typer.Exit(2)
@@ -196,7 +198,7 @@ def scheduler(
     delivery.start()
     log.info(
         "scheduler started: %d environment(s) on a schedule",
-        len(jobs.get_jobs()),
+        len(scans),
         extra={"event": "scheduler.started", "jobs": len(jobs.get_jobs())},
     )
     scheduler_mod.announce(jobs, rt.config)

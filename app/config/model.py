@@ -336,6 +336,34 @@ class DatabaseConfig(_Model):
     tcp_user_timeout: Duration = timedelta(seconds=20)
 
 
+def _retention_window(value: timedelta) -> timedelta:
+    if value < timedelta(hours=1):
+        raise ValueError(
+            f"{format_duration(value)} is shorter than 1h: stored reports would go almost as "
+            "soon as they are made (a unit typo? 90d, not 90s)"
+        )
+    return value
+
+
+def _prune_schedule(value: Schedule | None) -> Schedule | None:
+    if isinstance(value, timedelta) and value < timedelta(minutes=1):
+        raise ValueError(f"prune at most once a minute: {format_duration(value)} is too often")
+    return value
+
+
+class RetentionConfig(_Model):
+    """How long stored reports (evaluations) are kept: app.reports.retention prunes the rest,
+    on `schedule` in the scheduler's leader and with `envparity db prune`."""
+
+    # Evaluations made less than this long ago are kept.
+    evaluations: Annotated[Duration, AfterValidator(_retention_window)] = timedelta(days=90)
+    # The latest this many evaluations of each comparison are kept, however old.
+    keep_per_comparison: int = Field(default=10, ge=1, le=1_000_000)
+    # When the scheduler prunes: an interval (first run a minute after it starts) or a
+    # 5-field cron; null: never on a schedule (`envparity db prune` by hand or from cron).
+    schedule: Annotated[ScheduleField | None, AfterValidator(_prune_schedule)] = timedelta(days=1)
+
+
 class ConfigModel(_Model):
     database_url: str | None = None
     server: ServerConfig = Field(default_factory=ServerConfig)
@@ -348,6 +376,7 @@ class ConfigModel(_Model):
     severity: list[SeverityRule] = Field(default_factory=list)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
 
     @field_validator("environments")
     @classmethod

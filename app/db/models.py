@@ -252,7 +252,12 @@ class AlertEvent(Base):
     sent by the deliverer (pending -> delivered | failed)."""
 
     __tablename__ = "alert_events"
-    __table_args__ = (Index("ix_alert_events_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_alert_events_due", "status", "next_attempt_at"),
+        # Deleting an evaluation (a pruned or removed snapshot's) clears the events naming
+        # it: without this, PostgreSQL scans the whole outbox once per deleted evaluation.
+        Index("ix_alert_events_evaluation", "evaluation_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     comparison: Mapped[str] = mapped_column(String(210))
