@@ -17,7 +17,7 @@ transaction and rolls it back: what it reports is exactly what a real run would 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import RetentionConfig
 from app.db.models import AlertEvent, ComparisonState, Evaluation
-from app.snapshots.store import collect_garbage
+from app.snapshots.store import batched, collect_garbage
 from app.states import DeliveryStatus
 
 # Evaluations deleted per transaction: small enough that SQLite's write lock is never held
@@ -107,11 +107,6 @@ def prunable(session: Session, policy: RetentionConfig, now: datetime) -> list[D
     return out
 
 
-def _batches(ids: Sequence[int], size: int) -> Iterator[Sequence[int]]:
-    for start in range(0, len(ids), size):
-        yield ids[start : start + size]
-
-
 def _delete(session: Session, ids: Sequence[int]) -> int:
     """Deletes these evaluations, but none that became current or pending meanwhile; the
     delivered and failed alert events that named them keep everything but the link."""
@@ -162,7 +157,7 @@ def prune(
         with sessions() as session:
             try:
                 pruned.comparisons = prunable(session, policy, now)
-                for part in _batches(_ids(pruned), batch):
+                for part in batched(_ids(pruned), batch):
                     pruned.evaluations += _delete(session, part)
                 if pruned.evaluations:
                     pruned.documents = collect_garbage(session)
@@ -173,7 +168,7 @@ def prune(
     with sessions.begin() as session:
         pruned.comparisons = prunable(session, policy, now)
         pruned.kept = _count(session)
-    parts = list(_batches(_ids(pruned), batch))
+    parts = list(batched(_ids(pruned), batch))
     for number, part in enumerate(parts, start=1):
         last = number == len(parts)
         with sessions.begin() as session:

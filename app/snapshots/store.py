@@ -103,27 +103,22 @@ class DocumentStore:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def _in(self, column: str, count: int) -> str:
-        """`column IN (?, ?, ...)` for `count` values on SQLite; on PostgreSQL one array
+    def _in(self, column: str, batch: list[str]) -> tuple[str, tuple[Any, ...]]:
+        """`column IN (?, ?, ...)` and its parameters on SQLite; on PostgreSQL one array
         parameter, `column = ANY(%s)`: the same statement text for every batch, so the server
         does not parse a new statement of thousands of placeholders each time."""
         if self.session.connection().dialect.name == "postgresql":
-            return f"{column} = ANY(%s)"
-        return f"{column} IN ({', '.join(['?'] * count)})"
-
-    def _values(self, batch: list[str]) -> tuple[Any, ...]:
-        """The parameters `_in` takes for `batch`."""
-        if self.session.connection().dialect.name == "postgresql":
-            return (batch,)
-        return tuple(batch)
+            return f"{column} = ANY(%s)", (batch,)
+        return f"{column} IN ({', '.join(['?'] * len(batch))})", tuple(batch)
 
     def _select(self, columns: str, hashes: list[str]) -> Iterator[Sequence[Any]]:
         """`SELECT columns FROM documents WHERE hash IN (...)`, in batches, straight to the
         driver: thousands of bound values are not worth SQLAlchemy compiling each one."""
         connection = self.session.connection()
         for batch in batched(hashes):
-            statement = f"SELECT {columns} FROM documents WHERE {self._in('hash', len(batch))}"
-            yield from connection.exec_driver_sql(statement, self._values(batch))
+            where, values = self._in("hash", batch)
+            statement = f"SELECT {columns} FROM documents WHERE {where}"
+            yield from connection.exec_driver_sql(statement, values)
 
     def existing(self, hashes: Iterable[str]) -> set[str]:
         return {row[0] for row in self._select("hash", list(hashes))}
@@ -187,12 +182,9 @@ class DocumentStore:
         marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
         out: dict[str, list[Form]] = {}
         for batch in batched(sorted(set(chunks))):
-            statement = (
-                "SELECT chunk, body FROM normal_forms "
-                f"WHERE context = {marker} AND {self._in('chunk', len(batch))}"
-            )
-            values = (context, *self._values(batch))
-            for chunk, body in connection.exec_driver_sql(statement, values):
+            where, values = self._in("chunk", batch)
+            statement = f"SELECT chunk, body FROM normal_forms WHERE context = {marker} AND {where}"
+            for chunk, body in connection.exec_driver_sql(statement, (context, *values)):
                 out[chunk] = [Form(k, d, p == 1) for k, d, p in json.loads(body)]
         return out
 
@@ -263,10 +255,11 @@ class DocumentStore:
         return out
 
 
-def batched(items: list[T]) -> Iterator[list[T]]:
-    """Slices of at most 5,000: what one statement's IN list or executemany is given."""
-    for start in range(0, len(items), _BATCH):
-        yield items[start : start + _BATCH]
+def batched(items: list[T], size: int = _BATCH) -> Iterator[list[T]]:
+    """Slices of at most `size` (5,000): what one statement's IN list or executemany is
+    given."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def collect_garbage(session: Session) -> int:
