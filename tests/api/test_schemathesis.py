@@ -15,6 +15,7 @@ reproduced by running the test again."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -42,11 +43,14 @@ from schemathesis.specs.openapi.checks import (
     unsupported_method,
     use_after_free,
 )
+from sqlalchemy import func, select
 from starlette.types import Receive, Scope, Send
 
 from app import runtime
 from app.auth.tokens import TokenRepository
+from app.db.models import Scan
 from app.main import create_app
+from app.states import ScanStatus
 from tests.api.test_api import CONFIG, PUSH
 from tests.conftest import TEST_SECRET_KEY, fresh_database
 
@@ -200,10 +204,12 @@ def seeded(
             added = client.post("/api/v1/waivers", json=waiver, headers=auth)
             assert added.status_code == 201, added.text
         AdminToken.token = token
+        Sequences.rt = rt
         yield Seeded(app, token, scan_ids[0], pushed.json()["snapshot_id"])
     finally:
         UNDER_TEST.app = None
         AdminToken.token = ""
+        Sequences.rt = None
         rt.close()
         next(database, None)
 
@@ -291,13 +297,44 @@ def test_generated_requests_conform(case: schemathesis.Case, seeded: Seeded) -> 
     case.call_and_validate(checks=CHECKS)
 
 
+class Sequences(schema.as_state_machine()):  # type: ignore[misc]
+    """The document's state machine, made independent of timing. Hypothesis replays a prefix
+    of calls and expects the same answers (which decide the links it may follow next), so no
+    answer may depend on how fast a scan runs: after every call the app is left with no scan
+    running (else a later sequence's scan of that environment finds it running: a 200 with no
+    link, where it had a 202 with one), and a scan started with `wait=true` waits for as long
+    as it takes (a generated `timeout` of a few milliseconds gives a 202 or a 200 by the
+    clock). Short timeouts keep their coverage in test_generated_requests_conform."""
+
+    rt: runtime.Runtime | None = None
+
+    def before_call(self, case: schemathesis.Case) -> None:
+        super().before_call(case)
+        if case.operation.label == "POST /api/v1/environments/{name}/scans" and case.query:
+            case.query = {k: v for k, v in case.query.items() if k != "timeout"}
+
+    def after_call(self, response: Any, case: schemathesis.Case) -> None:
+        super().after_call(response, case)
+        assert self.rt is not None, "no seeded app: use the `seeded` fixture"
+        deadline = time.monotonic() + 60
+        while True:
+            with self.rt.sessions() as session:
+                running = session.scalar(
+                    select(func.count()).select_from(Scan).where(Scan.status == ScanStatus.RUNNING)
+                )
+            if not running:
+                return
+            assert time.monotonic() < deadline, f"{running} scans still running after 60 s"
+            time.sleep(0.02)
+
+
 def test_stateful_sequences_conform(seeded: Seeded) -> None:
     """Sequences of calls along the document's links (and those schemathesis infers), every
     check on every answer: a waiver created then deleted (then gone: `use_after_free`), a
     push then its snapshot and resources, an environment then its scan and snapshots, a
     comparison then its report and gate. 80 sequences of up to 10 calls, about 15 s per
     backend."""
-    schema.as_state_machine().run(
+    Sequences.run(
         settings=settings(
             max_examples=80,
             stateful_step_count=10,
