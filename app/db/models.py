@@ -90,8 +90,10 @@ class SnapshotSource(Base):
     # The content hash of the manifest document listing this source's resources.
     manifest: Mapped[str | None] = mapped_column(String(64))
     # The census of secrets the redactor hashed (JSON: rules_version, counts per rule, paths
-    # and the rule for each): what `envparity secrets audit` reads. Never a value.
-    secrets: Mapped[str | None] = mapped_column(Text)
+    # and the rule for each): what `envparity secrets audit` reads. Never a value. Loaded
+    # only when read: it grows with the secrets a source holds (hundreds of KB for thousands),
+    # and the gate and the overview load every latest snapshot's sources without it.
+    secrets: Mapped[str | None] = mapped_column(Text, deferred=True)
 
     snapshot: Mapped[Snapshot] = relationship(back_populates="sources")
 

@@ -90,7 +90,8 @@ def judge(
     evaluation still judges them (unless `force`). `sides` keeps the sides loaded for the
     comparisons judged one after the other."""
     snapshots = SnapshotRepository(session)
-    left, right = snapshots.latest(comparison.source), snapshots.latest(comparison.target)
+    latest = snapshots.latest_of((comparison.source, comparison.target))
+    left, right = latest.get(comparison.source), latest.get(comparison.target)
     if left is None or right is None:
         return None
     waivers = WaiverRepository(session).state()
@@ -151,7 +152,8 @@ def claim(session: Session, judged: Judgement) -> ComparisonState | Stale | None
     comparison = judged.comparison
     state = EvaluationRepository(session).lock(comparison.name)
     snapshots = SnapshotRepository(session)
-    left, right = snapshots.latest(comparison.source), snapshots.latest(comparison.target)
+    latest = snapshots.latest_of((comparison.source, comparison.target))
+    left, right = latest.get(comparison.source), latest.get(comparison.target)
     waivers = WaiverRepository(session).state()
     if (left.id if left else None, right.id if right else None, waivers) != (
         judged.left_id,

@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 import os
 import socket
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import bindparam, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, contains_eager, selectinload
+from sqlalchemy.orm import Session, aliased, contains_eager, selectinload
 
 from app.clock import utcnow
 from app.db.models import (
@@ -58,6 +59,25 @@ class SourceRecord:
     def encoded(self) -> list[Encoded]:
         """The resources with their canonical documents and hashes (worked out once)."""
         return encode(self.resources)
+
+
+_NEWER = aliased(Snapshot)
+# Per environment named, its latest snapshot: one index lookup each (by environment and time).
+_LATEST_OF = (
+    select(Snapshot)
+    .join(
+        EnvironmentRow,
+        Snapshot.id
+        == select(_NEWER.id)
+        .where(_NEWER.environment_id == EnvironmentRow.id)
+        .order_by(_NEWER.taken_at.desc(), _NEWER.id.desc())
+        .limit(1)
+        .correlate(EnvironmentRow)
+        .scalar_subquery(),
+    )
+    .where(EnvironmentRow.name.in_(bindparam("names", expanding=True)))
+    .options(selectinload(Snapshot.sources), contains_eager(Snapshot.environment))
+)
 
 
 class SnapshotRepository:
@@ -183,6 +203,15 @@ class SnapshotRepository:
         if at_or_before is not None:
             query = query.where(Snapshot.taken_at <= at_or_before)
         return self.session.scalar(query)
+
+    def latest_of(self, environments: Iterable[str]) -> dict[str, Snapshot]:
+        """Each environment's latest snapshot, as `latest` gives it, for any number of
+        environments in one query (and one for their sources); one with none is left out."""
+        names = list(dict.fromkeys(environments))
+        if not names:
+            return {}
+        found = self.session.scalars(_LATEST_OF, {"names": names})
+        return {snapshot.environment.name: snapshot for snapshot in found}
 
     def list_snapshots(self, environment: str, limit: int = 50) -> list[Snapshot]:
         return list(

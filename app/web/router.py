@@ -134,9 +134,10 @@ def overview(request: Request, runtime: RuntimeDep) -> HTMLResponse:
     with runtime.sessions.begin() as session:
         repo = SnapshotRepository(session)
         scans = DashboardRepository(session).last_scans()
+        latest = repo.latest_of(runtime.config.environments)
         rows = [
             views.EnvironmentRowView(
-                name, env.push_only, env.schedule_text, repo.latest(name), scans.get(name), now
+                name, env.push_only, env.schedule_text, latest.get(name), scans.get(name), now
             )
             for name, env in runtime.config.environments.items()
         ]
