@@ -21,6 +21,7 @@ from app.alerts.events import changes, record
 from app.alerts.repository import AlertRepository
 from app.clock import SYSTEM, Clock
 from app.config import ComparisonConfig, Config
+from app.diff.heap import cycle_collection_paused
 from app.errors import EnvparityError
 from app.reports.evaluations import (
     Judgement,
@@ -74,6 +75,10 @@ class Evaluator:
         return self._each(iter(self.config.model.comparisons))
 
     def _each(self, comparisons: Iterable[ComparisonConfig]) -> list[Outcome]:
+        with cycle_collection_paused():  # the sides and reports: many objects, no cycle
+            return self._in_turn(comparisons)
+
+    def _in_turn(self, comparisons: Iterable[ComparisonConfig]) -> list[Outcome]:
         outcomes = []
         sides = SideCache()  # an environment in several comparisons is loaded once
         for comparison in comparisons:

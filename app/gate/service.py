@@ -177,7 +177,7 @@ def verdict(facts: GateFacts, report: Report) -> GateResult:
         for i in sort_items(report.counting)
         if i.category in gated and Severity.rank_of(i.severity) >= threshold
     ]
-    summary = report.as_json()["summary"]
+    summary = report.summary()
     warnings = nothing_compared(facts, report)
     if failing:
         reasons = [

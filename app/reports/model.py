@@ -51,7 +51,8 @@ class Report:
     def counting(self) -> list[DriftItem]:
         return [i for i in self.result.items if i.counts]
 
-    def as_json(self) -> dict[str, Any]:
+    def summary(self) -> dict[str, Any]:
+        """The report's counts (its JSON's `summary`), without rendering its items."""
         listed = [i for i in self.result.items if not i.tolerated]
         by_severity = dict.fromkeys(Severity.worst_first(), 0)
         by_category: dict[str, int] = {}
@@ -59,19 +60,22 @@ class Report:
             by_severity[item.severity] += 1
             by_category[item.category] = by_category.get(item.category, 0) + 1
         return {
+            "items": len(listed),
+            "unwaived": len(self.counting),
+            "tolerated": len(self.result.items) - len(listed),
+            "by_severity": by_severity,
+            "by_category": dict(sorted(by_category.items())),
+            "parity": self.result.parity,
+            "compared": self.result.compared,
+            "unknown_sources": len(self.result.unknown),
+        }
+
+    def as_json(self) -> dict[str, Any]:
+        return {
             "comparison": self.result.comparison,
             "left": self.left.as_json(),
             "right": self.right.as_json(),
-            "summary": {
-                "items": len(listed),
-                "unwaived": len(self.counting),
-                "tolerated": len(self.result.items) - len(listed),
-                "by_severity": by_severity,
-                "by_category": dict(sorted(by_category.items())),
-                "parity": self.result.parity,
-                "compared": self.result.compared,
-                "unknown_sources": len(self.result.unknown),
-            },
+            "summary": self.summary(),
             "unknown": [
                 {
                     "side": u.side,
