@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
-import threading
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -145,34 +144,19 @@ def _compare(left: Side, right: Side, rules: Rules, now: datetime) -> DiffResult
 # ----------------------------------------------------------------------------- normalizing
 
 
-_NORMALIZERS: OrderedDict[str, Normalizer] = OrderedDict()
-_NORMALIZERS_KEPT = 16
-_NORMALIZERS_LOCK = threading.Lock()
-
-
 def _normalizer_key(
     vars: Mapping[str, str], foreign: Mapping[str, Mapping[str, str]], cross: bool
 ) -> str:
-    return json.dumps([vars, foreign, cross], sort_keys=True)
+    # In their order: a normalizer built back from the key is the one these would make.
+    return json.dumps([vars, foreign, cross])
 
 
-def _normalizer(
-    vars: Mapping[str, str], foreign: Mapping[str, Mapping[str, str]], cross: bool
-) -> Normalizer:
-    """The normalizer of these vars, made once for the comparisons that share them (its
-    patterns compiled and its string caches warm)."""
-    key = _normalizer_key(vars, foreign, cross)
-    with _NORMALIZERS_LOCK:
-        normalizer = _NORMALIZERS.get(key)
-        if normalizer is not None:
-            _NORMALIZERS.move_to_end(key)
-            return normalizer
-    normalizer = Normalizer(vars=dict(vars), foreign=foreign, mask_secrets=cross)
-    with _NORMALIZERS_LOCK:
-        _NORMALIZERS[key] = normalizer
-        while len(_NORMALIZERS) > _NORMALIZERS_KEPT:
-            _NORMALIZERS.popitem(last=False)
-    return normalizer
+@functools.lru_cache(maxsize=16)
+def _normalizer(key: str) -> Normalizer:
+    """The normalizer of the vars `_normalizer_key` names, made once for the comparisons that
+    share them (its patterns compiled and its string caches warm)."""
+    vars, foreign, cross = json.loads(key)
+    return Normalizer(vars=vars, foreign=foreign, mask_secrets=cross)
 
 
 class _SideNormalizer:
@@ -183,11 +167,12 @@ class _SideNormalizer:
         self.cross = cross
         environments = {**rules.environments, side.environment: side.vars}
         foreign = distinctive_vars(environments, side.environment)
-        self.normalizer = _normalizer(side.vars, foreign, cross)
+        key = _normalizer_key(side.vars, foreign, cross)
+        self.normalizer = _normalizer(key)
         self.source_types = {name: s.type for name, s in side.sources.items()}
         # Kept with the side: one side in several comparisons (a push to production judged
         # against every environment) has its documents normalized once for all of them.
-        self.memo = side.normalized.setdefault(_normalizer_key(side.vars, foreign, cross), {})
+        self.memo = side.normalized.setdefault(key, {})
         self.bodies: dict[str, str] = {}
         # The sources whose stored forms were made under the context this comparison uses
         # (only across environments: over time documents are compared unmasked).
