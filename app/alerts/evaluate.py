@@ -75,27 +75,25 @@ class Evaluator:
         return self._each(iter(self.config.model.comparisons))
 
     def _each(self, comparisons: Iterable[ComparisonConfig]) -> list[Outcome]:
-        with cycle_collection_paused():  # the sides and reports: many objects, no cycle
-            return self._in_turn(comparisons)
-
-    def _in_turn(self, comparisons: Iterable[ComparisonConfig]) -> list[Outcome]:
         outcomes = []
         sides = SideCache()  # an environment in several comparisons is loaded once
-        for comparison in comparisons:
-            try:
-                outcome = self.evaluate(comparison, sides=sides)
-            except EnvparityError as exc:
-                log.warning("evaluation of %s failed: %s", comparison.name, exc.message)
-                continue
-            except Exception as exc:  # the snapshot is stored whatever happens
-                log.exception(
-                    "evaluation of %s failed; not tried again until its snapshots or rules change",
-                    comparison.name,
-                )
-                self._mark_failed(comparison, exc)
-                continue
-            if outcome is not None:
-                outcomes.append(outcome)
+        with cycle_collection_paused():  # the sides and reports: many objects, no cycle
+            for comparison in comparisons:
+                try:
+                    outcome = self.evaluate(comparison, sides=sides)
+                except EnvparityError as exc:
+                    log.warning("evaluation of %s failed: %s", comparison.name, exc.message)
+                    continue
+                except Exception as exc:  # the snapshot is stored whatever happens
+                    log.exception(
+                        "evaluation of %s failed; not tried again until its snapshots or rules "
+                        "change",
+                        comparison.name,
+                    )
+                    self._mark_failed(comparison, exc)
+                    continue
+                if outcome is not None:
+                    outcomes.append(outcome)
         return outcomes
 
     def evaluate(

@@ -235,8 +235,8 @@ def evaluate(
     categories (`--category`)."""
     gate = gate_config(config, source, target)
     repo = SnapshotRepository(session)
-    latest = repo.latest_of((source, target))
-    snapshots = {env: latest.get(env) for env in (source, target)}
+    latest_source, latest_target = repo.latest_pair(source, target)
+    snapshots = {source: latest_source, target: latest_target}
     gated = set(gate.categories) & categories if categories else set(gate.categories)
     sides = {env: _side(repo, s) if s is not None else None for env, s in snapshots.items()}
     facts = GateFacts(source, target, gate, frozenset(gated), sides, report_url)

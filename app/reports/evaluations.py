@@ -90,8 +90,7 @@ def judge(
     evaluation still judges them (unless `force`). `sides` keeps the sides loaded for the
     comparisons judged one after the other."""
     snapshots = SnapshotRepository(session)
-    latest = snapshots.latest_of((comparison.source, comparison.target))
-    left, right = latest.get(comparison.source), latest.get(comparison.target)
+    left, right = snapshots.latest_pair(comparison.source, comparison.target)
     if left is None or right is None:
         return None
     waivers = WaiverRepository(session).state()
@@ -152,8 +151,7 @@ def claim(session: Session, judged: Judgement) -> ComparisonState | Stale | None
     comparison = judged.comparison
     state = EvaluationRepository(session).lock(comparison.name)
     snapshots = SnapshotRepository(session)
-    latest = snapshots.latest_of((comparison.source, comparison.target))
-    left, right = latest.get(comparison.source), latest.get(comparison.target)
+    left, right = snapshots.latest_pair(comparison.source, comparison.target)
     waivers = WaiverRepository(session).state()
     if (left.id if left else None, right.id if right else None, waivers) != (
         judged.left_id,
@@ -219,8 +217,7 @@ def mark_failed(
     """Remembers that the comparison's latest snapshots could not be judged, so that the
     catch-up does not retry them forever (a poison snapshot)."""
     snapshots = SnapshotRepository(session)
-    left = snapshots.latest(comparison.source)
-    right = snapshots.latest(comparison.target)
+    left, right = snapshots.latest_pair(comparison.source, comparison.target)
     if left is None or right is None:
         return
     state = EvaluationRepository(session).lock(comparison.name)

@@ -213,6 +213,11 @@ class SnapshotRepository:
         found = self.session.scalars(_LATEST_OF, {"names": names})
         return {snapshot.environment.name: snapshot for snapshot in found}
 
+    def latest_pair(self, source: str, target: str) -> tuple[Snapshot | None, Snapshot | None]:
+        """The latest snapshots of a comparison's two sides, in one `latest_of`."""
+        latest = self.latest_of((source, target))
+        return latest.get(source), latest.get(target)
+
     def list_snapshots(self, environment: str, limit: int = 50) -> list[Snapshot]:
         return list(
             self.session.scalars(
