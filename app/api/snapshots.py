@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import tempfile
+from typing import Annotated, Any, BinaryIO, cast
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
@@ -28,6 +29,8 @@ from app.snapshots import service
 from app.snapshots.repository import SnapshotRepository
 from app.snapshots.schemas import PushDocument
 from collectors.base import CATEGORIES
+
+SPOOL_IN_MEMORY = 1 << 20  # a push body larger than this waits on disk until it is read
 
 router = APIRouter(tags=["environments"], responses=ERRORS)
 
@@ -215,67 +218,29 @@ def list_snapshots(
 async def push_snapshot(name: str, request: Request, runtime: RuntimeDep) -> JSONResponse:
     """Push ingestion (the push format); a malformed document is refused whole with a 422."""
     # The token was checked first (the dependency); app.api.limits.BodyLimit stops the read
-    # past server.max_push_mb with a 413.
-    body = await request.body()
+    # past server.max_push_mb with a 413. The body goes to a temporary file as it arrives
+    # (in memory while small), and is read from there resource by resource.
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as body:
+        async for chunk in request.stream():
+            body.write(chunk)
+        body.seek(0)
 
-    def store() -> tuple[int, str]:
-        # Parsed here, in the thread pool: the strict parser's hooks run Python code, so the
-        # event loop gets its turn while a 50 MB document is read (healthz stays prompt).
-        # Decoded as the CLI reads a file: UTF-8, or what a byte order mark says.
-        data = service.read_push(body)
-        try:
+        def store() -> tuple[int, str]:
+            # Parsed here, in the thread pool: the event loop gets its turn while a 50 MB
+            # document is read (healthz stays prompt). Decoded as the CLI reads a file:
+            # UTF-8, or what a byte order mark says.
             with runtime.sessions.begin() as session:
-                stored = service.push(session, runtime.config, name, data, runtime.redactor)
-        except UnicodeEncodeError:
-            # JSON may escape half of a UTF-16 pair ("\ud800"): a str, but no text. The
-            # validation refuses one in a name; one in the attributes surfaces only when they
-            # are encoded to be stored. Rolled back: nothing of the push is stored.
-            raise _not_text(data) from None
-        Evaluator(runtime.config, runtime.sessions, runtime.clock).after_snapshot(name)
-        return stored
+                stored = service.push_stream(
+                    session, runtime.config, name, cast(BinaryIO, body), runtime.redactor
+                )
+            Evaluator(runtime.config, runtime.sessions, runtime.clock).after_snapshot(name)
+            return stored
 
-    snapshot_id, status = await run_in_threadpool(store)
+        snapshot_id, status = await run_in_threadpool(store)
     return JSONResponse(
         status_code=201,
         content={"snapshot_id": snapshot_id, "environment": name, "status": status},
     )
-
-
-def _not_text(data: Any) -> InvalidInput:
-    """The 422 for a document holding a lone surrogate, naming the first place it is."""
-    path = _surrogate_at(data, "$") or "$"
-    message = "holds a lone UTF-16 surrogate (an unpaired \\ud800-\\udfff escape): not text"
-    return InvalidInput(
-        f"push refused, nothing stored: {path}: {message}",
-        detail=[{"path": path, "message": message}],
-    )
-
-
-def _surrogate_at(value: Any, path: str) -> str | None:
-    """The JSON path of the first string (or key) in `value` that is not valid Unicode text."""
-    if isinstance(value, str):
-        return None if value.isascii() or _encodes(value) else path
-    if isinstance(value, list):
-        for i, item in enumerate(value):
-            found = _surrogate_at(item, f"{path}[{i}]")
-            if found:
-                return found
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            if not _encodes(key):
-                return f"{path}.{key.encode('utf-8', 'backslashreplace').decode()}"
-            found = _surrogate_at(item, f"{path}.{key}")
-            if found:
-                return found
-    return None
-
-
-def _encodes(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 @router.get(

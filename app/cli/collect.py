@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO
 
 import typer
 from rich.markup import escape
@@ -255,8 +255,8 @@ def push(
     Example: envparity push host-fleet snapshot.json"""
     setup_logging()
     with errors():
-        data = _read_json(file)
         if api:
+            data = _read_json(file)
             from app.client import ApiClient
             from app.settings import get_settings
 
@@ -273,14 +273,28 @@ def push(
         from app.alerts.evaluate import Evaluator
         from app.snapshots import service
 
-        with runtime(config) as rt:
+        with _opened(file) as raw, runtime(config) as rt:
             with rt.sessions.begin() as session:
-                snapshot_id, status = service.push(
-                    session, rt.config, environment, data, rt.redactor
+                snapshot_id, status = service.push_stream(
+                    session, rt.config, environment, raw, rt.redactor, file
                 )
             out.print(f"{environment}: stored snapshot #{snapshot_id} ({status})")
             Evaluator(rt.config, rt.sessions, rt.clock).after_snapshot(environment)
             deliver_alerts(rt)
+
+
+@contextmanager
+def _opened(file: str) -> Iterator[BinaryIO]:
+    """The file (or stdin) to read a push from, as it is read."""
+    if file == "-":
+        yield sys.stdin.buffer
+        return
+    try:
+        handle = open(file, "rb")  # noqa: SIM115 (closed below; OSError named first)
+    except OSError as exc:
+        raise EnvparityError(f"{file}: cannot read: {exc.strerror}") from None
+    with handle:
+        yield handle
 
 
 def _read_json(file: str) -> Any:

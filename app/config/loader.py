@@ -274,7 +274,7 @@ class NotText(ValueError):
     which encoding, where and how to fix it."""
 
 
-def _encoding_of(raw: bytes) -> tuple[int, str, str]:
+def encoding_of(raw: bytes) -> tuple[int, str, str]:
     """The byte order mark's length, the codec and its name for people. Without a mark, as
     `json.loads` reads bytes (RFC 4627): text that begins with ASCII characters shows UTF-16
     or UTF-32 by where its NUL bytes fall; anything else is UTF-8."""
@@ -292,18 +292,23 @@ def decode_text(raw: bytes) -> str:
     """A file's text as an editor or shell saved it: UTF-8, or what its byte order mark says
     (UTF-8 with a BOM; UTF-16 or UTF-32, either byte order: PowerShell's `>` writes UTF-16 LE
     with a BOM). Bytes that are not text in that encoding raise NotText."""
-    skip, codec, name = _encoding_of(raw)
+    skip, codec, name = encoding_of(raw)
     body = raw[skip:]
     try:
         return body.decode(codec)
     except UnicodeDecodeError as exc:
         line = body[: exc.start].decode(codec).count("\n") + 1
-        bad = body[exc.start : min(exc.end, exc.start + 4)].hex(" ")
-        hint = " (another encoding, such as Latin-1 or Windows-1252?)" if codec == "utf-8" else ""
-        raise NotText(
-            f"not valid {name} text{hint}: {exc.reason} at line {line}, byte {skip + exc.start} "
-            f"({bad}); save it as UTF-8"
-        ) from None
+        raise NotText(undecodable(name, codec, exc, line, skip + exc.start)) from None
+
+
+def undecodable(name: str, codec: str, exc: UnicodeDecodeError, line: int, offset: int) -> str:
+    """What is wrong with bytes that are not text in `codec`, where, and what to do."""
+    bad = exc.object[exc.start : min(exc.end, exc.start + 4)].hex(" ")
+    hint = " (another encoding, such as Latin-1 or Windows-1252?)" if codec == "utf-8" else ""
+    return (
+        f"not valid {name} text{hint}: {exc.reason} at line {line}, byte {offset} "
+        f"({bad}); save it as UTF-8"
+    )
 
 
 def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:

@@ -107,8 +107,12 @@ class FormMaker:
         normalized, secrets, leaks = self.normalizer.document(doc, self.context.volatile)
         return normalized, secrets, leaks, doc_hash(normalized)
 
+    def knows(self, content_hash: str) -> bool:
+        return content_hash in self._memo
+
     def form(self, key: str, content_hash: str, doc: Any) -> Form:
-        """`doc` is the document whose content hash is `content_hash` (worked out once)."""
+        """`doc` is the document whose content hash is `content_hash` (worked out once; a
+        document the maker `knows` need not be given)."""
         known = self._memo.get(content_hash)
         if known is None:
             _, secrets, leaks, digest = self.document(doc)

@@ -28,7 +28,14 @@ from app.db.models import (
 )
 from app.db.types import MAX_ID
 from app.errors import NotFound, ScanInProgress
-from app.snapshots.store import DocumentStore, Encoded, StoredResource, encode
+from app.snapshots.store import (
+    DocumentStore,
+    Encoded,
+    InMemory,
+    Staged,
+    StoredResource,
+    encode,
+)
 
 if TYPE_CHECKING:
     from app.snapshots.forms import EnvironmentForms
@@ -54,11 +61,17 @@ class SourceRecord:
     duration_ms: int | None
     resources: list[tuple[str, str, str, dict[str, object]]]
     census: dict[str, Any] | None = None  # which paths were hashed by which rule
+    # A push's resources, encoded as they were read (then `resources` is empty).
+    staged: Staged | None = None
 
     @cached_property
     def encoded(self) -> list[Encoded]:
         """The resources with their canonical documents and hashes (worked out once)."""
         return encode(self.resources)
+
+    @property
+    def stored(self) -> Staged:
+        return self.staged if self.staged is not None else InMemory(self.encoded)
 
 
 _NEWER = aliased(Snapshot)
@@ -121,7 +134,7 @@ class SnapshotRepository:
             manifest, count = (None, 0)
             if source.status == SourceStatus.OK:
                 maker = forms.maker(source.type) if forms is not None else None
-                manifest, count = self.documents.write_encoded(source.encoded, maker)
+                manifest, count = self.documents.write_staged(source.stored, maker)
             total += count
             snapshot.sources.append(
                 SnapshotSource(

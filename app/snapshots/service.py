@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
@@ -19,16 +19,17 @@ from app.config import Config, Environment
 from app.config.loader import NotText, decode_text
 from app.diff.heap import cycle_collection_paused
 from app.errors import ConfigError, EnvparityError, InvalidInput, NotFound, ScanInProgress
+from app.snapshots import jsonstream
 from app.snapshots.forms import EnvironmentForms
+from app.snapshots.ingest import PushIngest, document_events
 from app.snapshots.repository import SnapshotRepository, SourceRecord
-from app.snapshots.schemas import CLOCK_SKEW, load_json, parse_push
+from app.snapshots.schemas import CLOCK_SKEW, load_json
 from app.snapshots.store import collect_garbage
 from app.states import ScanTrigger, SnapshotOrigin, SnapshotStatus, SourceStatus
 from collectors.base import FetchContext, SourceOptions
 from collectors.limits import clean_text
 from collectors.runner import SourceOutcome, run_source
-from collectors.secrets import Census, Redactor
-from collectors.secrets.census import redact_resource
+from collectors.secrets import Redactor
 
 log = logging.getLogger(__name__)
 
@@ -398,42 +399,47 @@ def read_push(raw: bytes, where: str = "the body") -> Any:
 def push(
     session: Session, config: Config, environment: str, data: Any, redactor: Redactor
 ) -> tuple[int, SnapshotStatus]:
-    """Stores a pushed snapshot; refused whole (InvalidInput) if anything is malformed."""
-    config.environment(environment)  # must be declared, so that its vars are known
-    with cycle_collection_paused():
-        return _push(session, config, environment, data, redactor)
+    """Stores a pushed snapshot, given parsed; refused whole (InvalidInput) if anything is
+    malformed."""
+    return _push(session, config, environment, document_events(data), redactor)
+
+
+def push_stream(
+    session: Session,
+    config: Config,
+    environment: str,
+    raw: BinaryIO,
+    redactor: Redactor,
+    where: str = "the body",
+) -> tuple[int, SnapshotStatus]:
+    """Stores a pushed snapshot read from a byte stream (a file, stdin, a request body) as
+    it is read, in memory bounded by its rows rather than its documents (see
+    app.snapshots.ingest); refused whole like `push`."""
+    return _push(session, config, environment, jsonstream.events(raw, where), redactor)
 
 
 def _push(
-    session: Session, config: Config, environment: str, data: Any, redactor: Redactor
+    session: Session,
+    config: Config,
+    environment: str,
+    events: Iterable[jsonstream.Event],
+    redactor: Redactor,
 ) -> tuple[int, SnapshotStatus]:
-    doc = parse_push(data, config.model.limits.limits())
-    resources_by_source: dict[str, list[tuple[str, str, str, dict[str, object]]]] = {
-        s.name: [] for s in doc.sources
-    }
-    censuses = {s.name: Census(redactor.rules_id) for s in doc.sources}
-    for r in doc.resources:
-        key, attributes = redact_resource(
-            redactor, censuses[r.source], r.resource_type, r.key, r.attributes
-        )
-        resources_by_source[r.source].append((r.category, r.resource_type, key, attributes))
-    records = [
-        SourceRecord(
-            name=s.name,
-            type=s.type,
-            status=s.status,
-            error=redactor.scrub(s.error) if s.error else None,
-            duration_ms=None,
-            resources=resources_by_source[s.name],
-            census=censuses[s.name].as_json() if s.status == SourceStatus.OK else None,
-        )
-        for s in doc.sources
-    ]
-    forms = EnvironmentForms(config, environment).prepare(records)
-    repo = SnapshotRepository(session)
-    snapshot = repo.add_snapshot(
-        repo.ensure_environment(environment), doc.taken_at, SnapshotOrigin.PUSH, records, forms
-    )
+    config.environment(environment)  # must be declared, so that its vars are known
+    with cycle_collection_paused():
+        ingest = PushIngest(config, environment, redactor)
+        records = ingest.take(events)
+        try:
+            repo = SnapshotRepository(session)
+            snapshot = repo.add_snapshot(
+                repo.ensure_environment(environment),
+                ingest.taken_at,
+                SnapshotOrigin.PUSH,
+                records,
+                ingest.forms,
+            )
+        finally:
+            ingest.close()
     return snapshot.id, SnapshotStatus(snapshot.status)
 
 

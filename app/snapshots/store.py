@@ -21,7 +21,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -35,6 +35,8 @@ from app.snapshots.canonical import canonical_json, content_hash
 _CUT_MODULUS = 64
 _MAX_CHUNK = 512
 _BATCH = 5000
+_BATCH_CHARS = 2 << 20  # characters of documents written in one statement
+_FORM_CHUNKS = 200  # chunks whose forms are made and written in one statement
 T = TypeVar("T")
 
 
@@ -69,6 +71,33 @@ class Encoded:
     attributes: dict[str, Any]
     body: str
     digest: str
+
+
+class Staged(Protocol):
+    """A source's resources on their way to storage: their rows, and their attribute
+    documents (canonical bodies, or decoded) by content hash."""
+
+    rows: list[Row]
+
+    def bodies(self, hashes: set[str]) -> Iterable[tuple[str, str]]: ...
+
+    def documents(self, hashes: set[str]) -> Mapping[str, Any]: ...
+
+
+class InMemory:
+    """Encoded resources, held whole (a scan's)."""
+
+    def __init__(self, resources: Sequence[Encoded]) -> None:
+        self.resources = resources
+        self.rows = [(r.category, r.resource_type, r.key, r.digest) for r in resources]
+
+    def bodies(self, hashes: set[str]) -> Iterator[tuple[str, str]]:
+        for r in self.resources:
+            if r.digest in hashes:
+                yield r.digest, r.body
+
+    def documents(self, hashes: set[str]) -> dict[str, Any]:
+        return {r.digest: r.attributes for r in self.resources if r.digest in hashes}
 
 
 def encode(resources: Iterable[Resource]) -> list[Encoded]:
@@ -149,10 +178,11 @@ class DocumentStore:
         self, resources: Sequence[Encoded], forms: FormMaker | None = None
     ) -> tuple[str, int]:
         """`write_manifest` for resources already encoded."""
-        attributes = {r.digest: r.body for r in resources}
-        documents = {r.digest: r.attributes for r in resources}
-        rows: list[Row] = [(r.category, r.resource_type, r.key, r.digest) for r in resources]
-        rows.sort(key=lambda r: (r[1], r[2], r[0]))
+        return self.write_staged(InMemory(resources), forms)
+
+    def write_staged(self, staged: Staged, forms: FormMaker | None = None) -> tuple[str, int]:
+        """`write_manifest` for a source's rows whose documents `staged` gives."""
+        rows = sorted(staged.rows, key=lambda r: (r[1], r[2], r[0]))
         chunk_bodies = {}
         chunk_rows: dict[str, list[Row]] = {}
         for chunk in _chunks(rows):
@@ -163,14 +193,15 @@ class DocumentStore:
         manifest_body = canonical_json({"chunks": list(chunk_bodies), "count": len(rows)})
         manifest_hash = content_hash(manifest_body)
         if forms is not None:
-            self.ensure_forms(forms, chunk_rows, lambda _: documents)
+            self.ensure_forms(forms, chunk_rows, staged.documents, keep=False)
         if self.existing([manifest_hash]):
             return manifest_hash, len(rows)
         new_chunks = set(chunk_bodies) - self.existing(chunk_bodies)
         needed = {row[3] for digest in new_chunks for row in chunk_rows[digest]}
         # Attribute documents first, then chunks, then the manifest: whatever is stored
         # is complete, so a stored manifest or chunk proves everything below it exists.
-        self.put({h: attributes[h] for h in needed})
+        for batch in _batches(staged.bodies(needed)):
+            self.put(batch)
         self.put({h: chunk_bodies[h] for h in new_chunks})
         self.put({manifest_hash: manifest_body})
         return manifest_hash, len(rows)
@@ -193,33 +224,41 @@ class DocumentStore:
         maker: FormMaker,
         chunk_rows: Mapping[str, Sequence[Row]],
         documents: Callable[[set[str]], Mapping[str, Any]],
+        keep: bool = True,
     ) -> dict[str, list[Form]]:
         """The normal forms of the given chunks under `maker`'s context: those stored, and
         the others worked out and stored (`documents` gives the attributes of the resources
-        they list, by content hash). Another writer storing the same forms at the same
-        moment is harmless."""
+        they list, by content hash); only those stored before unless `keep`. Another writer
+        storing the same forms at the same moment is harmless."""
         context = maker.context.digest
         found = self.forms(context, list(chunk_rows))
         missing = {chunk: rows for chunk, rows in chunk_rows.items() if chunk not in found}
         if not missing:
             return found
-        docs = documents({row[3] for rows in missing.values() for row in rows})
-        new = {
-            chunk: [maker.form(row[2], row[3], docs[row[3]]) for row in rows]
-            for chunk, rows in missing.items()
-        }
+        # Documents whose forms the maker already knows (worked out as they were stored) are
+        # not read again.
+        unknown = {row[3] for rows in missing.values() for row in rows if not maker.knows(row[3])}
+        docs = documents(unknown) if unknown else {}
         statement = insert_or_ignore(self.session, NormalForms)
-        values = [
-            {
-                "context": context,
-                "chunk": chunk,
-                "body": canonical_json([[f.key, f.digest, int(f.plain)] for f in forms]),
+        # Made and written a few hundred chunks at a time: a push of a million resources
+        # never holds all their forms at once.
+        for names in batched(sorted(missing), _FORM_CHUNKS):
+            new = {
+                chunk: [maker.form(row[2], row[3], docs.get(row[3])) for row in missing[chunk]]
+                for chunk in names
             }
-            for chunk, forms in sorted(new.items())
-        ]
-        for batch in batched(values):
-            self.session.execute(statement, batch)
-        return {**found, **new}
+            values = [
+                {
+                    "context": context,
+                    "chunk": chunk,
+                    "body": canonical_json([[f.key, f.digest, int(f.plain)] for f in forms]),
+                }
+                for chunk, forms in new.items()
+            ]
+            self.session.execute(statement, values)
+            if keep:
+                found.update(new)
+        return found
 
     def chunk_rows(self, manifests: Sequence[str]) -> dict[str, list[tuple[str, list[Row]]]]:
         """Each manifest's chunks with their rows (no attributes read), in order."""
@@ -253,6 +292,22 @@ class DocumentStore:
                 for row in rows_by_chunk[chunk]
             ]
         return out
+
+
+def _batches(pairs: Iterable[tuple[str, str]]) -> Iterator[dict[str, str]]:
+    """Documents by hash, read from `pairs` as they come: `_BATCH` at a time, or fewer when
+    they are large (about `_BATCH_CHARS`)."""
+    batch: dict[str, str] = {}
+    size = 0
+    for digest, body in pairs:
+        batch[digest] = body
+        size += len(body)
+        if len(batch) >= _BATCH or size >= _BATCH_CHARS:
+            yield batch
+            batch = {}
+            size = 0
+    if batch:
+        yield batch
 
 
 def batched(items: list[T], size: int = _BATCH) -> Iterator[list[T]]:
