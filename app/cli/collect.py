@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated, Any, BinaryIO
+from typing import TYPE_CHECKING, Annotated, BinaryIO, cast
 
 import typer
 from rich.markup import escape
@@ -256,19 +256,7 @@ def push(
     setup_logging()
     with errors():
         if api:
-            data = _read_json(file)
-            from app.client import ApiClient
-            from app.settings import get_settings
-
-            client = ApiClient(api, get_settings().token, timeout=300)
-            try:
-                answer = client.request("POST", f"/environments/{environment}/snapshots", json=data)
-            finally:
-                client.close()
-            stored = answer.json()
-            out.print(
-                f"{environment}: stored snapshot #{stored['snapshot_id']} ({stored['status']})"
-            )
+            _push_to(api, environment, file)
             return
         from app.alerts.evaluate import Evaluator
         from app.snapshots import service
@@ -283,6 +271,38 @@ def push(
             deliver_alerts(rt)
 
 
+def _push_to(api: str, environment: str, file: str) -> None:
+    """Sends the file to a server as it is, once it has been read here as JSON (a syntax
+    error is named with the file's line here, rather than the server's "the body")."""
+    import shutil
+    import tempfile
+
+    from app.client import ApiClient
+    from app.settings import get_settings
+    from app.snapshots import jsonstream
+
+    with _opened(file) as raw, tempfile.TemporaryFile() as copy:
+        if not raw.seekable():  # stdin: read once, kept to send
+            shutil.copyfileobj(raw, copy)
+            raw = cast(BinaryIO, copy)
+            raw.seek(0)
+        for _ in jsonstream.events(raw, file):
+            pass
+        raw.seek(0)
+        client = ApiClient(api, get_settings().token, timeout=300)
+        try:
+            answer = client.request(
+                "POST",
+                f"/environments/{environment}/snapshots",
+                content=iter(lambda: raw.read(1 << 20), b""),
+                headers={"Content-Type": "application/json"},
+            )
+        finally:
+            client.close()
+    stored = answer.json()
+    out.print(f"{environment}: stored snapshot #{stored['snapshot_id']} ({stored['status']})")
+
+
 @contextmanager
 def _opened(file: str) -> Iterator[BinaryIO]:
     """The file (or stdin) to read a push from, as it is read."""
@@ -295,18 +315,6 @@ def _opened(file: str) -> Iterator[BinaryIO]:
         raise EnvparityError(f"{file}: cannot read: {exc.strerror}") from None
     with handle:
         yield handle
-
-
-def _read_json(file: str) -> Any:
-    """The file (or stdin) as bytes, decoded by read_push: a UTF-16 file from PowerShell's
-    `>` or a UTF-8 one with a BOM is read as the push format, not refused."""
-    from app.snapshots.service import read_push
-
-    try:
-        raw = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
-    except OSError as exc:
-        raise EnvparityError(f"{file}: cannot read: {exc.strerror}") from None
-    return read_push(raw, file)
 
 
 def export(

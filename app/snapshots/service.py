@@ -16,14 +16,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.clock import SYSTEM, Clock, format_time
 from app.config import Config, Environment
-from app.config.loader import NotText, decode_text
 from app.diff.heap import cycle_collection_paused
-from app.errors import ConfigError, EnvparityError, InvalidInput, NotFound, ScanInProgress
+from app.errors import ConfigError, EnvparityError, NotFound, ScanInProgress
 from app.snapshots import jsonstream
 from app.snapshots.forms import EnvironmentForms
 from app.snapshots.ingest import PushIngest, document_events
 from app.snapshots.repository import SnapshotRepository, SourceRecord
-from app.snapshots.schemas import CLOCK_SKEW, load_json
+from app.snapshots.schemas import CLOCK_SKEW
 from app.snapshots.store import collect_garbage
 from app.states import ScanTrigger, SnapshotOrigin, SnapshotStatus, SourceStatus
 from collectors.base import FetchContext, SourceOptions
@@ -383,17 +382,6 @@ def _records(outcomes: list[SourceOutcome]) -> list[SourceRecord]:
 
 
 # --------------------------------------------------------------------------- push / export
-
-
-def read_push(raw: bytes, where: str = "the body") -> Any:
-    """A push document's bytes (a file, stdin, a request body) as strict JSON: UTF-8, or what
-    its byte order mark says (UTF-16 from PowerShell's `>`, UTF-8 with a BOM, UTF-32);
-    InvalidInput naming the encoding problem or the JSON one, and where."""
-    try:
-        text = decode_text(raw)
-    except NotText as exc:
-        raise InvalidInput(f"{where}: {exc}; nothing stored") from None
-    return load_json(text, where)
 
 
 def push(

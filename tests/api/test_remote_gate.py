@@ -84,6 +84,20 @@ def test_push_through_the_api(project: Project, server: str) -> None:
     assert "$.resources[0].key" in refused.stderr
 
 
+def test_push_through_the_api_from_stdin_and_a_syntax_error_named_here(
+    project: Project, server: str
+) -> None:
+    piped = project.run("push", "fleet", "-", "--api", server, input=json.dumps(PUSH))
+    assert piped.returncode == 0, piped.stderr
+    assert "stored snapshot #" in piped.stdout
+    path = project.root / "push.json"
+    path.write_text(json.dumps(PUSH, indent=1).replace('"ok"', "ok", 1))
+    broken = project.invoke("push", "fleet", str(path), "--api", server)
+    assert broken.returncode == 2
+    assert f"{path}:" in broken.stderr
+    assert "not valid JSON" in broken.stderr
+
+
 def test_remote_gate_on_partial_or_stale_data_is_exit_2(project: Project, server: str) -> None:
     assert gate(project, server, "--fresh").returncode == 1
     (project.root / "production.yaml").unlink()
