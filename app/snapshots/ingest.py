@@ -15,7 +15,7 @@ import sys
 import tempfile
 from collections.abc import Iterable, Iterator
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, NamedTuple
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -24,7 +24,7 @@ from app.config import Config
 from app.errors import InvalidInput
 from app.snapshots.canonical import canonical_json, content_hash
 from app.snapshots.forms import EnvironmentForms
-from app.snapshots.jsonstream import Event
+from app.snapshots.jsonstream import Event, Item
 from app.snapshots.repository import SourceRecord
 from app.snapshots.schemas import (
     CLOCK_SKEW,
@@ -37,7 +37,7 @@ from app.snapshots.schemas import (
 )
 from app.snapshots.store import Row
 from app.states import SourceStatus
-from collectors.base import CATEGORIES, Category
+from collectors.base import CATEGORIES
 from collectors.limits import LimitExceeded, check_document, check_key
 from collectors.secrets import Census, Redactor
 from collectors.secrets.census import redact_resource
@@ -50,19 +50,18 @@ _IN_MEMORY = 1 << 20  # a source's documents stay in memory up to this many byte
 
 class Spool:
     """One source's pushed resources on their way to storage (an app.snapshots.store
-    Staged): the rows in memory, each distinct canonical document once in a temporary file."""
+    Staged): the rows in memory, their canonical documents in a temporary file."""
 
     def __init__(self) -> None:
         self.rows: list[Row] = []
         self._file = tempfile.SpooledTemporaryFile(max_size=_IN_MEMORY)  # noqa: SIM115
-        self._spooled: set[str] = set()
 
     def add(self, category: str, resource_type: str, key: str, digest: str, body: bytes) -> None:
         self.rows.append((category, resource_type, key, digest))
-        if digest not in self._spooled:
-            self._spooled.add(digest)
-            # Canonical JSON holds no raw newline: one line per document, after its hash.
-            self._file.write(digest.encode() + body + b"\n")
+        # Canonical JSON holds no raw newline: one line per document, after its hash. A
+        # document two resources share is written twice (and stored once): cheaper than a
+        # set of every hash spooled.
+        self._file.write(digest.encode() + body + b"\n")
 
     def bodies(self, hashes: set[str]) -> Iterator[tuple[str, str]]:
         self._file.seek(0)
@@ -93,7 +92,7 @@ class PushIngest:
         self.header: dict[str, Any] = {}
         self.sources: dict[str, PushSource] | None = None
         self.sources_valid = True
-        self.waiting: list[Any] = []  # resources read before the sources they name
+        self.waiting: list[Item] = []  # resources read before the sources they name
         self.count = 0
         self.has_resources = False
         self.problems: list[dict[str, str]] = []
@@ -177,7 +176,7 @@ class PushIngest:
         for index, item in enumerate(waiting):
             self._resource(index, item)
 
-    def _arrived(self, item: Any) -> None:
+    def _arrived(self, item: Item) -> None:
         index = self.count
         self.count += 1
         if self.count > self.limits.max_resources:
@@ -198,21 +197,22 @@ class PushIngest:
             self._resource(index, item)
 
     # ------------------------------------------------------------------ one resource
-    def _resource(self, i: int, item: Any) -> None:
-        resource = _resource_of(item)
+    def _resource(self, i: int, item: Item) -> None:
+        resource = _resource_of(item.value)
         if resource is None:
             try:
-                resource = PushResource.model_validate(item)
+                model = PushResource.model_validate(item.value)
             except ValidationError as exc:
                 self._invalid(exc, ("resources", i))
                 return
+            resource = _Pushed(**model.__dict__)
         if not self.sources_valid or self.sources is None:
             return
-        self._check(i, resource, self.sources)
+        self._check(i, resource, self.sources, item)
         if not self.problem_count:  # else refused anyway: not worth redacting or encoding
             self._stage(i, resource, self.sources[resource.source].type)
 
-    def _check(self, i: int, r: PushResource, sources: dict[str, PushSource]) -> None:
+    def _check(self, i: int, r: _Pushed, sources: dict[str, PushSource], item: Item) -> None:
         owner = sources.get(r.source)
         if owner is None:
             self._problem(f"$.resources[{i}].source", "names no source in $.sources")
@@ -228,10 +228,17 @@ class PushIngest:
             check_key(r.key, self.limits)
         except LimitExceeded as exc:
             self._problem(f"$.resources[{i}].key", str(exc))
-        try:
-            check_document(r.attributes, self.limits, f"$.resources[{i}].attributes")
-        except LimitExceeded as exc:
-            self._problem(f"$.resources[{i}].attributes", str(exc))
+        limits = self.limits
+        if not (  # else its text is too short, and too flat, to break a limit
+            item.chars is not None
+            and item.containers is not None
+            and item.chars <= min(limits.max_key_length, limits.max_string_length)
+            and item.containers <= limits.max_depth
+        ):
+            try:
+                check_document(r.attributes, limits, f"$.resources[{i}].attributes")
+            except LimitExceeded as exc:
+                self._problem(f"$.resources[{i}].attributes", str(exc))
         identity = (r.resource_type, r.key)
         first = self.seen.setdefault(identity, i)
         if first != i:
@@ -239,7 +246,7 @@ class PushIngest:
                 f"$.resources[{i}]", f"same resource_type and key as $.resources[{first}]"
             )
 
-    def _stage(self, i: int, r: PushResource, source_type: str) -> None:
+    def _stage(self, i: int, r: _Pushed, source_type: str) -> None:
         key, attributes = redact_resource(
             self.redactor, self.censuses[r.source], r.resource_type, r.key, r.attributes
         )
@@ -314,7 +321,7 @@ def document_events(data: Any) -> Iterator[Event]:
         if name == "resources" and isinstance(value, list):
             yield "resources", None
             for item in value:
-                yield "item", item
+                yield "item", Item(item)
         else:
             yield "field", (name, value)
 
@@ -323,7 +330,17 @@ def _text(value: Any) -> bool:
     return type(value) is str and bool(value) and (value.isascii() or _encodes(value))
 
 
-def _resource_of(item: Any) -> PushResource | None:
+class _Pushed(NamedTuple):
+    """A resource of the push, valid in shape."""
+
+    source: str
+    category: str
+    resource_type: str
+    key: str
+    attributes: dict[str, Any]
+
+
+def _resource_of(item: Any) -> _Pushed | None:
     """A well-formed resource without pydantic's validation (most of them, and the time of a
     large push); None for anything else, which pydantic then validates and explains."""
     if type(item) is not dict or item.keys() != _FIELDS:
@@ -344,12 +361,8 @@ def _resource_of(item: Any) -> PushResource | None:
     ):
         return None
     # Names repeated by every resource are kept once, not once per row.
-    return PushResource.model_construct(
-        source=sys.intern(source),
-        category=cast(Category, sys.intern(category)),
-        resource_type=sys.intern(resource_type),
-        key=key,
-        attributes=item["attributes"],
+    return _Pushed(
+        sys.intern(source), sys.intern(category), sys.intern(resource_type), key, item["attributes"]
     )
 
 

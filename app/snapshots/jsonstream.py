@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import codecs
 import json
+import math
 from collections.abc import Iterator
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 from app.config.loader import encoding_of, undecodable
 from app.errors import InvalidInput
@@ -28,11 +29,32 @@ _LOOKAHEAD = 16
 _SPACE = " \t\n\r"
 
 # ("field", (name, value)) for each top-level field but `resources`; when `resources` is an
-# array, ("resources", None) where it starts and ("item", element) for each element;
+# array, ("resources", None) where it starts and ("item", Item) for each element;
 # ("document", value) when the top level is not an object at all (the validation refuses it).
 Event = tuple[str, Any]
 
-_DECODER = json.JSONDecoder(parse_constant=no_constant, object_pairs_hook=unique_keys)
+
+class Item(NamedTuple):
+    """An element of `resources`, with what its text says of its size: its length, and how
+    many `{` and `[` it holds (more than its depth can be). Both None for an element not
+    read from text."""
+
+    value: Any
+    chars: int | None = None
+    containers: int | None = None
+
+
+def _finite(text: str) -> float:
+    """A JSON number as a float; one too large for a float (1e999) is refused, as NaN is."""
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"{text[:40]} is too large for a number")
+    return value
+
+
+_DECODER = json.JSONDecoder(
+    parse_constant=no_constant, parse_float=_finite, object_pairs_hook=unique_keys
+)
 
 
 class _Text:
@@ -108,6 +130,7 @@ class _Walker:
     def __init__(self, text: _Text) -> None:
         self.text = text
         self.i = 0
+        self.start = 0  # where the last value read began
 
     def _char(self) -> str:
         """The next character that is not whitespace, '' at the end of the text."""
@@ -164,7 +187,7 @@ class _Walker:
             if end > len(buf) - _LOOKAHEAD and not text.eof:
                 self._refill()  # a number near the end ("0." of "0.5") may go on
                 continue
-            self.i = end
+            self.start, self.i = self.i, end
             return value
 
     def end(self) -> None:
@@ -218,7 +241,10 @@ def _items(walker: _Walker) -> Iterator[Event]:
         walker.skip()
         return
     while True:
-        yield "item", walker.value()
+        value = walker.value()
+        buf, start, end = walker.text.buf, walker.start, walker.i
+        containers = buf.count("{", start, end) + buf.count("[", start, end)
+        yield "item", Item(value, end - start, containers)
         if _closed(walker, "]"):
             return
 

@@ -66,7 +66,7 @@ def read(raw: bytes, block: int, monkeypatch: pytest.MonkeyPatch) -> Any:
         elif kind == "resources":
             out["resources"] = []
         else:
-            out["resources"].append(value)
+            out["resources"].append(value.value)
     return out
 
 
@@ -205,6 +205,36 @@ def test_a_bad_resource_late_in_a_stream_stores_nothing(staging: Any) -> None:
     assert "$.resources[1999].category" in str(refused.value)
     with staging.sessions.begin() as session, pytest.raises(Exception, match="no snapshot"):
         service.export(session, "staging")
+
+
+@pytest.mark.parametrize(
+    ("limits", "attributes", "says"),
+    [
+        ("{max_string_length: 1024}", {"motd": "x" * 1025}, "limits.max_string_length is 1,024"),
+        ("{max_key_length: 64}", {"k" * 65: 1}, "limits.max_key_length is 64"),
+        ("{max_depth: 4}", {"a": {"b": {"c": {"d": {"e": 1}}}}}, "nested deeper than 4 levels"),
+    ],
+)
+def test_a_streamed_resource_over_a_limit_is_refused_naming_it(
+    project: Project, limits: str, attributes: dict[str, Any], says: str
+) -> None:
+    project.write_config(CONFIG + f"limits: {limits}\n")
+    doc = document(3)
+    doc["resources"][2]["attributes"] = attributes
+    rt = runtime.load(project.config)
+    try:
+        with pytest.raises(InvalidInput) as refused:
+            pushed(rt, json.dumps(doc).encode())
+    finally:
+        rt.close()
+    assert "$.resources[2].attributes" in str(refused.value)
+    assert says in str(refused.value)
+
+
+def test_a_number_too_large_for_a_float_is_refused(staging: Any) -> None:
+    raw = json.dumps(document(2)).replace('"size": 20', '"size": 1e999', 1).encode()
+    with pytest.raises(InvalidInput, match="1e999 is too large for a number"):
+        pushed(staging, raw)
 
 
 def peak_of(rt: Any, raw: bytes) -> int:
