@@ -6,6 +6,7 @@ of /metrics and of the 202s, and no database address in unauthenticated answers.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import subprocess
@@ -286,6 +287,21 @@ def test_a_push_is_parsed_off_the_event_loop(api: Api, monkeypatch: pytest.Monke
     assert stored.status_code == 201, stored.text
     assert where
     assert set(where) == {"worker thread"}
+
+
+def test_a_push_larger_than_the_in_memory_spool_is_stored_whole(api: Api) -> None:
+    """A body past 1 MB waits on disk until it is read: every resource still arrives."""
+    resources = [
+        {**PUSH["resources"][0], "key": f"package-{i}", "attributes": {"version": "1." * 200}}
+        for i in range(4000)
+    ]
+    body = json.dumps({**PUSH, "resources": resources}).encode()
+    assert len(body) > 1_500_000
+    stored = api.call("POST", "/environments/fleet/snapshots", "write", content=body)
+    assert stored.status_code == 201, stored.text
+    snapshot = stored.json()["snapshot_id"]
+    listed = api.call("GET", f"/snapshots/{snapshot}", "read").json()
+    assert listed["resource_count"] == 4000
 
 
 SLOW_SCAN = """
