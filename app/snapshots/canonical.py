@@ -12,4 +12,9 @@ def canonical_json(value: Any) -> str:
 
 
 def content_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return bytes_hash(text.encode("utf-8"))
+
+
+def bytes_hash(data: bytes) -> str:
+    """`content_hash` of text already encoded as UTF-8."""
+    return hashlib.sha256(data).hexdigest()

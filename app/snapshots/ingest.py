@@ -4,8 +4,8 @@ its canonical document goes to a temporary file until the snapshot is written. A
 million resources thus never holds them all parsed, redacted or encoded at once.
 
 Nothing is written to the database before the whole document has been read and found valid:
-a push with any problem is refused whole (InvalidInput naming the JSON path of each, as
-`parse_push` names them), and the snapshot is written in one short transaction at the end.
+a push with any problem is refused whole (InvalidInput naming the JSON path of each), and
+the snapshot is written in one short transaction at the end.
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from app.clock import format_time, utcnow
 from app.config import Config
-from app.errors import InvalidInput
-from app.snapshots.canonical import canonical_json, content_hash
+from app.snapshots.canonical import bytes_hash, canonical_json
 from app.snapshots.forms import EnvironmentForms
 from app.snapshots.jsonstream import Event, Item
 from app.snapshots.repository import SourceRecord
@@ -258,7 +257,7 @@ class PushIngest:
             path = surrogate_at(r.attributes, f"$.resources[{i}].attributes") or f"$.resources[{i}]"
             self._problem(path, SURROGATE)
             return
-        digest = content_hash(body)
+        digest = bytes_hash(encoded)
         self.forms.maker(source_type).form(key, digest, attributes)
         self.spools[r.source].add(r.category, r.resource_type, key, digest, encoded)
 
@@ -277,13 +276,7 @@ class PushIngest:
         else:
             self._check_time(doc.taken_at)
         if self.problems:
-            first = self.problems[0]
-            more = self.problem_count - 1
-            raise InvalidInput(
-                f"push refused, nothing stored: {first['path']}: {first['message']}"
-                + (f" (and {more} more)" if more else ""),
-                detail=self.problems,
-            )
+            raise refused(self.problems, self.problem_count)
         self.taken_at = doc.taken_at
         assert self.sources is not None  # validated: at least one source
         return [

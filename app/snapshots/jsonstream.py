@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import codecs
 import json
-import math
 from collections.abc import Iterator
 from typing import Any, BinaryIO, NamedTuple
 
 from app.config.loader import encoding_of, undecodable
 from app.errors import InvalidInput
-from app.snapshots.schemas import no_constant, unique_keys
+from app.snapshots.schemas import finite_float, no_constant, unique_keys
 
 BLOCK = 1 << 20  # bytes read at a time
 # A parse error this close to the end of what has been read may only mean that the value
@@ -44,16 +43,8 @@ class Item(NamedTuple):
     containers: int | None = None
 
 
-def _finite(text: str) -> float:
-    """A JSON number as a float; one too large for a float (1e999) is refused, as NaN is."""
-    value = float(text)
-    if math.isinf(value):
-        raise ValueError(f"{text[:40]} is too large for a number")
-    return value
-
-
 _DECODER = json.JSONDecoder(
-    parse_constant=no_constant, parse_float=_finite, object_pairs_hook=unique_keys
+    parse_constant=no_constant, parse_float=finite_float, object_pairs_hook=unique_keys
 )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -67,6 +68,14 @@ def no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
+def finite_float(text: str) -> float:
+    """A JSON number as a float; one too large for a float (1e999) is refused, as NaN is."""
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"{text[:40]} is too large for a number")
+    return value
+
+
 def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
@@ -91,9 +100,12 @@ def load_json(text: str | bytes, where: str = "the body") -> Any:
         raise InvalidInput(f"{where}: not valid JSON ({exc}); nothing stored") from None
 
 
-def refused(problems: list[dict[str, str]]) -> InvalidInput:
+def refused(problems: list[dict[str, str]], total: int | None = None) -> InvalidInput:
+    """The refusal of a whole push: the first problem, how many more were found in all
+    (`total`, when more were found than listed), and up to 100 in the detail."""
     first = problems[0]
-    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    others = (len(problems) if total is None else total) - 1
+    more = f" (and {others} more)" if others > 0 else ""
     return InvalidInput(
         f"push refused, nothing stored: {first['path']}: {first['message']}{more}",
         detail=problems[:100],
