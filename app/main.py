@@ -291,7 +291,7 @@ def create_app(
         rt = runtime or runtime_mod.load(config_path)
         app.state.runtime = rt
         app.state.tokens = TokenCache()
-        app.state.gates = GateCache()
+        app.state.gates = GateCache(sides=rt.sides)
         app.state.scans = ThreadPoolExecutor(max_workers=4, thread_name_prefix="envparity-api-scan")
         jobs = None
         if scheduler:

@@ -23,6 +23,13 @@ from collectors.secrets import Redactor
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
+    from app.reports.service import SideCache
+
+# How many loaded sides a long-running process keeps between evaluations, and how many
+# resources they may hold in all (about 0.5 KB each: some 100 MB at the most).
+SIDES_KEPT = 64
+SIDE_RESOURCES_KEPT = 200_000
+
 
 @dataclass
 class Runtime:
@@ -38,6 +45,15 @@ class Runtime:
     def sessions(self) -> sessionmaker[Session]:
         """Made on first use: a command that reads with Core alone never loads the ORM."""
         return make_sessionmaker(self.engine)
+
+    @cached_property
+    def sides(self) -> SideCache:
+        """The sides this process's evaluations loaded, kept for the next: the other sides
+        of a push's comparisons rarely change between two pushes (snapshots never change;
+        the config is this runtime's own)."""
+        from app.reports.service import SideCache
+
+        return SideCache(size=SIDES_KEPT, max_resources=SIDE_RESOURCES_KEPT)
 
     def close(self) -> None:
         self.engine.dispose()

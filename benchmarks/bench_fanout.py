@@ -95,7 +95,7 @@ def main() -> int:
         from app.snapshots import service
 
         rt = runtime.load(work / "envparity.yaml")
-        evaluator = Evaluator(rt.config, rt.sessions, rt.clock)
+        evaluator = Evaluator.of(rt)  # as the server, which keeps the sides it loaded
         documents = {}
         for env in envs:
             left = env if env.name != "production" else envs[1]

@@ -56,11 +56,23 @@ class Evaluator:
     """Evaluates comparisons, each in its own transaction (a unit-of-work edge)."""
 
     def __init__(
-        self, config: Config, sessions: sessionmaker[Session], clock: Clock = SYSTEM
+        self,
+        config: Config,
+        sessions: sessionmaker[Session],
+        clock: Clock = SYSTEM,
+        sides: SideCache | None = None,
     ) -> None:
         self.config = config
         self.sessions = sessions
         self.clock = clock
+        # Kept between calls when given (a process's runtime keeps one: Evaluator.of).
+        self.sides = sides
+
+    @classmethod
+    def of(cls, runtime: Runtime) -> Evaluator:
+        """An evaluator on the runtime's config, database and clock, reusing the sides the
+        runtime's earlier evaluations loaded."""
+        return cls(runtime.config, runtime.sessions, runtime.clock, runtime.sides)
 
     def after_snapshot(self, environment: str) -> list[Outcome]:
         """Every comparison involving the environment; a failure is logged and left to the
@@ -76,7 +88,8 @@ class Evaluator:
 
     def _each(self, comparisons: Iterable[ComparisonConfig]) -> list[Outcome]:
         outcomes = []
-        sides = SideCache()  # an environment in several comparisons is loaded once
+        # an environment in several comparisons is loaded once
+        sides = self.sides if self.sides is not None else SideCache()
         with cycle_collection_paused():  # the sides and reports: many objects, no cycle
             for comparison in comparisons:
                 try:
@@ -175,7 +188,7 @@ def write(
 def evaluating_scanner(runtime: Runtime) -> Scanner:
     """A scanner whose every stored snapshot re-evaluates the comparisons it is part of, both
     on the runtime's clock."""
-    evaluator = Evaluator(runtime.config, runtime.sessions, runtime.clock)
+    evaluator = Evaluator.of(runtime)
     return Scanner(
         runtime.config,
         runtime.sessions,

@@ -233,7 +233,7 @@ async def push_snapshot(name: str, request: Request, runtime: RuntimeDep) -> JSO
                 stored = service.push_stream(
                     session, runtime.config, name, cast(BinaryIO, body), runtime.redactor
                 )
-            Evaluator(runtime.config, runtime.sessions, runtime.clock).after_snapshot(name)
+            Evaluator.of(runtime).after_snapshot(name)
             return stored
 
         snapshot_id, status = await run_in_threadpool(store)

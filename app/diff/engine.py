@@ -53,10 +53,12 @@ def _compare(left: Side, right: Side, rules: Rules, now: datetime) -> DiffResult
     cross = left.environment != right.environment
     normalizers = (_SideNormalizer(left, rules, cross), _SideNormalizer(right, rules, cross))
     indexes = [n.index() for n in normalizers]
+    left_index, right_index = indexes
     unaffected = _Unaffected(rules, left, right) if cross else None
     if unaffected is not None:  # it reads the text of resources that came with no form
         for normalizer in normalizers:
-            normalizer.load(r for r in normalizer.side.resources if normalizer.form(r) is None)
+            if not normalizer.trusts_all:
+                normalizer.load(r for r in normalizer.side.resources if normalizer.form(r) is None)
     lefts: dict[Identity, Normalized] = {}
     rights: dict[Identity, Normalized] = {}
     compared: dict[Identity, str] = {}  # identity -> category
@@ -64,15 +66,25 @@ def _compare(left: Side, right: Side, rules: Rules, now: datetime) -> DiffResult
         [],
         [],
     )
-    for identity, raw_left in indexes[0].items():
-        raw_right = indexes[1].get(identity)
-        if raw_right is not None and _equal_unread(raw_left, raw_right, normalizers, unaffected):
-            compared[identity] = raw_left.category
-            continue
-        todo[0].append((identity, raw_left))
+    # Every resource on both sides with a form this comparison trusts (the usual case across
+    # environments): the forms are compared inline, the loop's whole cost at a million.
+    by_form = normalizers[0].trusts_all and normalizers[1].trusts_all
+    for identity, raw_left in left_index.items():
+        raw_right = right_index.get(identity)
         if raw_right is not None:
+            if by_form:
+                fa, fb = raw_left.form, raw_right.form
+                equal = fa is not None and fb is not None and fa[1] == fb[1] and fa[2] and fb[2]
+            else:
+                equal = _equal_unread(raw_left, raw_right, normalizers, unaffected)
+            if equal:
+                compared[identity] = raw_left.category
+                continue
             todo[1].append((identity, raw_right))
-    todo[1].extend((i, r) for i, r in indexes[1].items() if i not in indexes[0])
+        todo[0].append((identity, raw_left))
+    only_right = right_index.keys() - left_index.keys()
+    if only_right:  # in the side's order, as the left's are
+        todo[1].extend((i, r) for i, r in right_index.items() if i in only_right)
     # Only now are documents read: those no form or hash proved equal.
     for normalizer, pending, out in zip(normalizers, todo, (lefts, rights), strict=True):
         normalizer.load(r for _, r in pending)
@@ -151,7 +163,7 @@ def _normalizer_key(
     return json.dumps([vars, foreign, cross])
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=64)
 def _normalizer(key: str) -> Normalizer:
     """The normalizer of the vars `_normalizer_key` names, made once for the comparisons that
     share them (its patterns compiled and its string caches warm)."""
@@ -183,6 +195,10 @@ class _SideNormalizer:
                 context = context_for(rules.environments, side.environment, side.vars, volatile)
                 if context.digest == digest:
                     self.trusted.add(name)
+        self.key = key
+        # Whether every resource of the side came with a form this comparison may use (known
+        # once indexed).
+        self.trusts_all = False
 
     def form(self, resource: SideResource) -> Form | None:
         return resource.form if resource.source in self.trusted else None
@@ -210,21 +226,31 @@ class _SideNormalizer:
         return value
 
     def index(self) -> dict[Identity, SideResource]:
+        """The side's resources by identity (normalized key), made once per side for the
+        comparisons that normalize it alike."""
+        cache_key = (self.key, frozenset(self.trusted))
+        cached = self.side.indexes.get(cache_key)
+        if cached is None:
+            cached = self.side.indexes[cache_key] = self._indexed()
+        index, self.trusts_all = cached
+        return index
+
+    def _indexed(self) -> tuple[dict[Identity, SideResource], bool]:
         resources = self.side.resources
-        if self.trusted:
-            form = self.form
-            by_form = {}
-            rest = []
-            for r in resources:
-                f = form(r)
-                if f is None:
-                    rest.append(r)
-                else:
-                    by_form[(r.resource_type, f.key)] = r
-            if not rest:
-                return by_form
-            return {**self._index(rest), **by_form}
-        return self._index(resources)
+        if not self.trusted:
+            return self._index(resources), False
+        trusted = self.trusted
+        by_form = {}
+        rest = []
+        for r in resources:
+            f = r.form if r.source in trusted else None
+            if f is None:
+                rest.append(r)
+            else:
+                by_form[(r.resource_type, f.key)] = r
+        if not rest:
+            return by_form, True
+        return {**self._index(rest), **by_form}, False
 
     def _index(self, resources: list[SideResource]) -> dict[Identity, SideResource]:
         keys = "\n".join(r.key for r in resources)

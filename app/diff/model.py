@@ -78,6 +78,11 @@ class Side:
     normalized: dict[str, dict[tuple[str, str], Any]] = field(
         default_factory=dict, compare=False, repr=False
     )
+    # Its resources by identity, by the normalizer and the sources whose forms were used
+    # (shared as `normalized` is: one side in many comparisons is indexed once).
+    indexes: dict[tuple[str, frozenset[str]], Any] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @property
     def failed_sources(self) -> set[str]:

@@ -22,7 +22,7 @@ from app.config import Config, GateConfig
 from app.db.models import Snapshot
 from app.db.types import UTCDateTime
 from app.reports.model import Report, SnapshotMeta, item_json, sort_items
-from app.reports.service import compare_snapshots, first_waiver_expiry, meta
+from app.reports.service import SideCache, compare_snapshots, first_waiver_expiry, meta
 from app.reports.stored import latest_snapshot_sql, stored_report
 from app.snapshots.repository import SnapshotRepository
 from app.states import GateStatus, Severity, SourceStatus
@@ -230,16 +230,17 @@ def evaluate(
     now: datetime,
     report_url: str | None = None,
     categories: set[str] | None = None,
+    sides: SideCache | None = None,
 ) -> GateResult:
     """The gate judged from the database. `categories` narrows the comparison's gated
-    categories (`--category`)."""
+    categories (`--category`); `sides` keeps the sides loaded for a comparison made now."""
     gate = gate_config(config, source, target)
     repo = SnapshotRepository(session)
     latest_source, latest_target = repo.latest_pair(source, target)
     snapshots = {source: latest_source, target: latest_target}
     gated = set(gate.categories) & categories if categories else set(gate.categories)
-    sides = {env: _side(repo, s) if s is not None else None for env, s in snapshots.items()}
-    facts = GateFacts(source, target, gate, frozenset(gated), sides, report_url)
+    gate_sides = {env: _side(repo, s) if s is not None else None for env, s in snapshots.items()}
+    facts = GateFacts(source, target, gate, frozenset(gated), gate_sides, report_url)
     refused = refusal(facts, now)
     if refused is not None:
         return refused
@@ -252,7 +253,7 @@ def evaluate(
     report = (
         stored.report(now)
         if stored is not None
-        else compare_snapshots(session, config, left, right, now)
+        else compare_snapshots(session, config, left, right, now, sides)
     )
     return verdict(facts, report)
 
@@ -305,8 +306,9 @@ class GateCache:
     on every request, from the same one query: a `stale` answer is then served from the
     cache as fast as a `pass`."""
 
-    def __init__(self, size: int = 256) -> None:
+    def __init__(self, size: int = 256, sides: SideCache | None = None) -> None:
         self.size = size
+        self.sides = sides  # the process's loaded sides (Runtime.sides), for what it judges
         self.entries: dict[GateKey, tuple[GateResult, datetime | None]] = {}
         self.lock = threading.Lock()
         # Answers being judged, by key: when new data lands, the many requests that find no
@@ -411,7 +413,9 @@ class GateCache:
         categories: set[str] | None,
     ) -> GateResult:
         with sessions.begin() as session:
-            result = evaluate(session, config, source, target, now, report_url, categories)
+            result = evaluate(
+                session, config, source, target, now, report_url, categories, self.sides
+            )
             valid_until = first_waiver_expiry(session, config, now)
         # judged on the very boundary of max_age: kept only under the key it agrees with
         agrees = (result.status == GateStatus.STALE) != key[-1]

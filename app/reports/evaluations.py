@@ -19,12 +19,11 @@ from sqlalchemy.orm import Session
 
 from app.config import ComparisonConfig, Config
 from app.db.models import ComparisonState, Evaluation
-from app.diff.engine import compare
 from app.diff.model import DriftItem
 from app.reports.model import Report, item_json
 from app.reports.render import json_text
 from app.reports.repository import EvaluationRepository, record_first_seen
-from app.reports.service import SideCache, first_waiver_expiry, meta, rules_of, side_of
+from app.reports.service import SideCache, compared, first_waiver_expiry, meta, rules_of
 from app.reports.stored import rules_digest, still_holds
 from app.snapshots.canonical import canonical_json, content_hash
 from app.snapshots.repository import SnapshotRepository
@@ -104,13 +103,7 @@ def judge(
         return None
     if not force and state is not None and failed_before(state, left.id, right.id, rules):
         return None  # it failed on these very snapshots: judged again once they change
-    cross = left.environment_id != right.environment_id
-    result = compare(
-        side_of(snapshots, config, left, cross, sides),
-        side_of(snapshots, config, right, cross, sides),
-        rules_of(config, session, now),
-        now,
-    )
+    result = compared(snapshots, config, left, right, rules_of(config, session, now), now, sides)
     report = Report(meta(left), meta(right), result, now)
     return Judgement(
         comparison=comparison,

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import re
+import threading
 from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from concurrent.futures import Future
 from dataclasses import replace
 from datetime import UTC, date, datetime, time
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -15,6 +19,7 @@ from app.config.model import did_you_mean
 from app.db.models import Snapshot
 from app.diff.engine import compare
 from app.diff.model import (
+    DiffResult,
     Rules,
     SeverityRule,
     Side,
@@ -25,6 +30,7 @@ from app.diff.model import (
 from app.errors import InvalidInput, NotFound
 from app.reports.model import Report, SnapshotMeta
 from app.reports.repository import record_first_seen
+from app.reports.stored import rules_digest
 from app.snapshots.forms import EnvironmentForms, stored_resources, vars_of, volatile_paths
 from app.snapshots.repository import SnapshotRepository
 from app.states import SnapshotStatus, SourceStatus
@@ -109,23 +115,35 @@ def _first_snapshot(config: Config | None, env: str) -> str:
 
 class SideCache:
     """The sides loaded last, by snapshot and whether with forms: a push evaluates every
-    comparison its environment takes part in, and each would load that same side again.
-    Holds the few most recently used (a side of a million resources is large)."""
+    comparison its environment takes part in, and each would load that same side again; a
+    server's next push to that environment finds the other sides, which did not change,
+    still loaded. Holds the `size` most recently used, and no more than `max_resources`
+    resources in all when that is given (the latest side is always kept: a side of a million
+    resources is large). Shared by threads."""
 
-    def __init__(self, size: int = 4) -> None:
+    def __init__(self, size: int = 4, max_resources: int | None = None) -> None:
         self.size = size
-        self.sides: OrderedDict[tuple[int, bool], Side] = OrderedDict()
+        self.max_resources = max_resources
+        self.sides: OrderedDict[Hashable, Side] = OrderedDict()
+        self.lock = threading.Lock()
 
-    def get(self, key: tuple[int, bool]) -> Side | None:
-        side = self.sides.get(key)
-        if side is not None:
+    def get(self, key: Hashable) -> Side | None:
+        with self.lock:
+            side = self.sides.get(key)
+            if side is not None:
+                self.sides.move_to_end(key)
+            return side
+
+    def put(self, key: Hashable, side: Side) -> None:
+        with self.lock:
+            self.sides[key] = side
             self.sides.move_to_end(key)
-        return side
-
-    def put(self, key: tuple[int, bool], side: Side) -> None:
-        self.sides[key] = side
-        while len(self.sides) > self.size:
-            self.sides.popitem(last=False)
+            while len(self.sides) > self.size or (
+                len(self.sides) > 1
+                and self.max_resources is not None
+                and sum(len(s.resources) for s in self.sides.values()) > self.max_resources
+            ):
+                self.sides.popitem(last=False)
 
 
 def side_of(
@@ -140,10 +158,17 @@ def side_of(
     of only those whose forms differ; over time it reads those whose hashes differ. A side
     in `cache` (loaded under the same config) is reused, reading through this `repo`."""
     if cache is not None:
-        known = cache.get((snapshot.id, forms))
+        # By what the side is made of: `db rescrub` gives a snapshot's sources new manifests
+        # under the same id.
+        key = (
+            snapshot.id,
+            forms,
+            tuple((s.name, s.status, s.manifest) for s in snapshot.sources),
+        )
+        known = cache.get(key)
         if known is None:
             known = side_of(repo, config, snapshot, forms)
-            cache.put((snapshot.id, forms), known)
+            cache.put(key, known)
         return replace(known, fetch=repo.documents.get)  # the engine never changes a side
     env = snapshot.environment.name
     resources, contexts = stored_resources(
@@ -221,17 +246,84 @@ def meta(snapshot: Snapshot) -> SnapshotMeta:
     return SnapshotMeta(snapshot.environment.name, snapshot.id, snapshot.taken_at, status)
 
 
+class Judging:
+    """The comparisons this process is making, by everything their result depends on: the
+    database, both snapshots, the rules and the waivers in force. When new snapshots land,
+    the push's evaluation and the gate requests that arrive meanwhile need the same
+    comparison; whoever asks second waits for the first one's result instead of making it
+    again beside it (on a busy server, two at once take as long each as both in turn)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pending: dict[tuple[Any, ...], Future[DiffResult]] = {}
+
+    def result(self, key: tuple[Any, ...], make: Callable[[], DiffResult]) -> DiffResult:
+        with self.lock:
+            pending = self.pending.get(key)
+            mine = pending is None
+            if pending is None:
+                pending = self.pending[key] = Future()
+        if not mine:
+            return pending.result()
+        try:
+            result = make()
+        except BaseException as exc:
+            pending.set_exception(exc)
+            raise
+        else:
+            pending.set_result(result)
+            return result
+        finally:
+            with self.lock:
+                del self.pending[key]
+
+
+JUDGING = Judging()
+
+
+def compared(
+    repo: SnapshotRepository,
+    config: Config,
+    left: Snapshot,
+    right: Snapshot,
+    rules: Rules,
+    now: datetime,
+    sides: SideCache | None = None,
+) -> DiffResult:
+    """The engine's result for two stored snapshots, made once in this process however many
+    ask for it at the same moment (Judging)."""
+    cross = left.environment_id != right.environment_id
+    engine = repo.session.get_bind().engine
+    key = (
+        id(engine),
+        str(engine.url),
+        left.id,
+        right.id,
+        cross,
+        rules_digest(config),
+        rules.waivers,
+    )
+    return JUDGING.result(
+        key,
+        lambda: compare(
+            side_of(repo, config, left, cross, sides),
+            side_of(repo, config, right, cross, sides),
+            rules,
+            now,
+        ),
+    )
+
+
 def compare_snapshots(
-    session: Session, config: Config, left: Snapshot, right: Snapshot, now: datetime
+    session: Session,
+    config: Config,
+    left: Snapshot,
+    right: Snapshot,
+    now: datetime,
+    sides: SideCache | None = None,
 ) -> Report:
     repo = SnapshotRepository(session)
-    cross = left.environment_id != right.environment_id
-    result = compare(
-        side_of(repo, config, left, cross),
-        side_of(repo, config, right, cross),
-        rules_of(config, session, now),
-        now,
-    )
+    result = compared(repo, config, left, right, rules_of(config, session, now), now, sides)
     record_first_seen(session, result, max(left.taken_at, right.taken_at))
     return Report(meta(left), meta(right), result, now)
 
