@@ -106,19 +106,59 @@ def _holds_secret(value: Any) -> bool:
     return isinstance(value, str) and (SECRET_PREFIX in value or SECRET_PLACEHOLDER in value)
 
 
+# What DeepDiff found between two normalized documents, by their hashes: (path parts,
+# change, left, right, detail) per difference. A pure function of the two documents, so
+# kept for the next comparison of the same pair (a server judges a pushed environment
+# against others whose own drift did not change since the last push). Bounded by count.
+_PAIRS: dict[tuple[str, str], list[tuple[Path, Change, Any, Any, str | None]]] = {}
+_PAIRS_KEPT = 20_000
+
+
 def changed_items(pairs: list[tuple[Normalized, Normalized]]) -> list[DriftItem]:
     """One DeepDiff over every resource whose hashes differ (one call, not one per resource:
-    DeepDiff's set-up costs more than a small document's comparison)."""
+    DeepDiff's set-up costs more than a small document's comparison), but for the pairs of
+    documents it compared before."""
     if not pairs:
         return []
+    found: dict[int, list[tuple[Path, Change, Any, Any, str | None]]] = {}
+    todo = []
+    for n, (a, b) in enumerate(pairs):
+        known = _PAIRS.get((a.hash, b.hash))
+        if known is None:
+            todo.append(n)
+            found[n] = []
+        else:
+            found[n] = known
+    if todo:
+        _diff_pairs(pairs, todo, found)
+        while len(_PAIRS) + len(todo) > _PAIRS_KEPT and _PAIRS:
+            del _PAIRS[next(iter(_PAIRS))]  # the oldest first
+        for n in todo:
+            a, b = pairs[n]
+            _PAIRS[(a.hash, b.hash)] = found[n]
+    items = [
+        drift_item(pairs[n][0], parts, change, left, right, detail)
+        for n, changes in found.items()
+        for parts, change, left, right, detail in changes
+    ]
+    items.sort(key=lambda i: (i.key, i.path, i.change))
+    return items
+
+
+def _diff_pairs(
+    pairs: list[tuple[Normalized, Normalized]],
+    todo: list[int],
+    found: dict[int, list[tuple[Path, Change, Any, Any, str | None]]],
+) -> None:
+    """DeepDiff over the pairs `todo` names, each pair's differences into `found`."""
     from deepdiff import DeepDiff  # only when something differs: it is slow to import
 
     t1: dict[str, Any] = {}
     t2: dict[str, Any] = {}
-    for n, (a, b) in enumerate(pairs):
+    for n in todo:
+        a, b = pairs[n]
         t1[str(n)], t2[str(n)] = _prune(a.doc, b.doc)
     diff = DeepDiff(t1, t2, view="tree", threshold_to_diff_deeper=0, verbose_level=2)
-    items = []
     for report, levels in diff.items():
         change = _REPORTS.get(report)
         if change is None:
@@ -134,9 +174,7 @@ def changed_items(pairs: list[tuple[Normalized, Normalized]]) -> list[DriftItem]
                 detail = SECRET_ROTATED
                 if right == SECRET_SHOWN:
                     right = SECRET_SHOWN + " (changed)"
-            items.append(drift_item(pairs[int(index)][0], parts, change, left, right, detail))
-    items.sort(key=lambda i: (i.key, i.path, i.change))
-    return items
+            found[int(index)].append((parts, change, left, right, detail))
 
 
 def leak_items(
