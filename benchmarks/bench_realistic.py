@@ -20,7 +20,9 @@ a. engine: app.diff.engine.compare on the two sides as the CLI loads them from S
 b. processes on a fresh SQLite database: `envparity push` of both sides, then
    `envparity diff staging@ID production@ID --format json` (refs by snapshot id: compared
    now, no stored report), against the same reference as a process on the two exports, and
-   against canonical sorted JSON of each export (the same replacement) and GNU `diff`.
+   against canonical sorted JSON of each export (the same replacement) and GNU `diff`; at
+   20,000 per side or with `--whole`, also against the reference issue 15's target names
+   (the same replacement, then one DeepDiff of the two whole documents, order ignored).
 c. the first push of N resources (json.loads + app.snapshots.service.push) against a
    row-per-resource table on the same SQLite database (one executemany of (env, type, key,
    JSON) rows, one transaction).
@@ -92,6 +94,28 @@ def reference_diff(
     return drifted
 
 
+def whole_reference_diff(
+    left_text: str, left_vars: Mapping[str, str], right_text: str, right_vars: Mapping[str, str]
+) -> set[Identity]:
+    """The drifted resources as issue 15's target reference finds them: the same replacement,
+    then one DeepDiff (order ignored) of the two whole documents, no `==` first."""
+    from deepdiff import DeepDiff
+
+    sides = []
+    for text, values in ((left_text, left_vars), (right_text, right_vars)):
+        doc = json.loads(replace_env(text, values))
+        sides.append(
+            {f"{r['resource_type']}\0{r['key']}": r["attributes"] for r in doc["resources"]}
+        )
+    diff = DeepDiff(sides[0], sides[1], ignore_order=True, view="tree")
+    drifted = set()
+    for levels in diff.values():
+        for level in levels:
+            resource_type, key = level.path(output_format="list")[0].split("\0")
+            drifted.add((resource_type, key))
+    return drifted
+
+
 def canonical_text(text: str, values: Mapping[str, str]) -> str:
     """An export as sorted, indented JSON after the same replacement, for GNU diff."""
     doc = json.loads(replace_env(text, values))
@@ -100,13 +124,14 @@ def canonical_text(text: str, values: Mapping[str, str]) -> str:
 
 
 def reference_main(argv: list[str]) -> int:
-    """`reference VARS LEFT_ENV LEFT_FILE RIGHT_ENV RIGHT_FILE`: prints the drifted resources.
+    """`reference VARS LEFT_ENV LEFT_FILE RIGHT_ENV RIGHT_FILE`: prints the drifted resources
+    (`whole`, the same arguments: as the issue's target reference finds them).
     `canonical VARS ENV FILE OUT [ENV FILE OUT ...]`: writes each export canonical."""
     mode, vars_file, *rest = argv
     values = json.loads(Path(vars_file).read_text(encoding="utf-8"))
-    if mode == "reference":
+    if mode in ("reference", "whole"):
         left_env, left_file, right_env, right_file = rest
-        drifted = reference_diff(
+        drifted = (reference_diff if mode == "reference" else whole_reference_diff)(
             Path(left_file).read_text(encoding="utf-8"),
             values[left_env],
             Path(right_file).read_text(encoding="utf-8"),
@@ -123,7 +148,7 @@ def reference_main(argv: list[str]) -> int:
 
 def reference_script() -> str:
     """The functions above as a script for `python -c`: `reference_main` over argv."""
-    functions = (replace_env, reference_diff, canonical_text, reference_main)
+    functions = (replace_env, reference_diff, whole_reference_diff, canonical_text, reference_main)
     return "\n".join(
         [
             "from __future__ import annotations",
@@ -302,8 +327,9 @@ def bench_first_push(setup: Setup, runs: int) -> list[Row]:
     ]
 
 
-def bench_processes(setup: Setup, runs: int) -> tuple[list[Row], Path, list[bool]]:
-    """b. pushes and diff as processes, against the reference and GNU diff as processes."""
+def bench_processes(setup: Setup, runs: int, whole: bool) -> tuple[list[Row], Path, list[bool]]:
+    """b. pushes and diff as processes, against the reference and GNU diff as processes, and
+    with `whole` against the issue's target reference (once: it is slow)."""
     envparity = str(Path(sys.executable).with_name("envparity"))
     env = setup.env
     ids = {}
@@ -347,6 +373,8 @@ def bench_processes(setup: Setup, runs: int) -> tuple[list[Row], Path, list[bool
         env,
         runs,
     )
+    sides = ["staging", str(exports["staging"]), "production", str(exports["production"])]
+    target = timed_process([*me, "whole", str(vars_file), *sides], env, 1) if whole else None
     canonical = [setup.work / f"{name}.canonical.json" for name in ("staging", "production")]
     prepare = timed_process(
         [
@@ -376,6 +404,19 @@ def bench_processes(setup: Setup, runs: int) -> tuple[list[Row], Path, list[bool
             f"diff: {versus(ours.wall, both.wall)} wall, {versus(ours.cpu, both.cpu)} CPU)",
         ),
         Row("reference process: exports, replace, == + DeepDiff", naive),
+        *(
+            [
+                Row(
+                    "  the same diff against the target's reference (below)",
+                    ours,
+                    target,
+                    "(issue 15: at least 30x at 20,000 per side)",
+                ),
+                Row("target's reference: replace, one DeepDiff of both whole exports", target),
+            ]
+            if target is not None
+            else []
+        ),
         Row(
             "canonical sorted JSON + GNU diff (sum of the best of each)",
             both,
@@ -394,6 +435,9 @@ def bench_processes(setup: Setup, runs: int) -> tuple[list[Row], Path, list[bool
             setup.planted,
         ),
     ]
+    if target is not None:
+        found = {(t, k) for t, k in json.loads(target.output)}
+        oks.append(check("target's reference process", found, setup.planted))
     database = Path(env["ENVPARITY_DATABASE_URL"].removeprefix("sqlite:///"))
     return rows, database, oks
 
@@ -403,6 +447,8 @@ def bench_engine(
 ) -> tuple[list[Row], list[bool]]:
     """a. the engine on the sides as the CLI loads them, against the in-process reference."""
     from app import runtime
+    from app.diff import engine as engine_module
+    from app.diff import items as items_module
     from app.diff.engine import compare
     from app.reports.service import resolve, rules_of, side_of
     from app.snapshots.repository import SnapshotRepository
@@ -419,11 +465,21 @@ def bench_engine(
         rules = rules_of(rt.config, session, when)
         loading = timed(lambda: [side_of(repo, rt.config, s) for s in snapshots], runs)
         left, right = loading.output
-        ours = timed(lambda: compare(left, right, rules, when), runs)
+        fresh: list[Any] = []
+
+        def cold() -> None:
+            # Each run compares sides just loaded, with no normalizer or finding kept from the
+            # run before (what a new process meets; a server keeps them, see bench_fanout.py).
+            fresh[:] = [side_of(repo, rt.config, s) for s in snapshots]
+            items_module._PAIRS.clear()
+            engine_module._normalizer.cache_clear()
+
+        ours = timed(lambda: compare(fresh[0], fresh[1], rules, when), runs, setup=cold)
         if profile:
             profiler = cProfile.Profile()
+            cold()
             profiler.enable()
-            compare(left, right, rules, when)
+            compare(fresh[0], fresh[1], rules, when)
             profiler.disable()
             out = io.StringIO()
             pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(15)
@@ -469,7 +525,9 @@ def bench_engine(
     return rows, oks
 
 
-def bench(n: int, drift: float, runs: int, seed: int, profile: bool, keep: Path | None) -> bool:
+def bench(
+    n: int, drift: float, runs: int, seed: int, profile: bool, keep: Path | None, whole: bool
+) -> bool:
     import envdata  # benchmarks/, the script's own folder
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -505,7 +563,7 @@ def bench(n: int, drift: float, runs: int, seed: int, profile: bool, keep: Path 
         )
         print(f"  push documents: {sizes} (generated in {generated:.1f} s, seed {seed})")
         first = bench_first_push(setup, runs)
-        processes, database, process_oks = bench_processes(setup, runs)
+        processes, database, process_oks = bench_processes(setup, runs, whole or n <= 20_000)
         engine, engine_oks = bench_engine(setup, database, runs, profile)
         print()
         print_table(f"a. engine, {n:,} per side, best of {runs}:", engine)
@@ -542,12 +600,18 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--profile", action="store_true", help="cProfile one compare")
     parser.add_argument("--keep", type=Path, help="keep the data and databases under DIR/N")
+    parser.add_argument(
+        "--whole",
+        action="store_true",
+        help="also above 20,000 per side: the target's reference, one DeepDiff of both whole "
+        "documents (minutes at 100,000)",
+    )
     args = parser.parse_args()
     print(f"code: {code_version()}")
     print(f"load average at start: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     ok = True
     for n in args.resources:
-        ok = bench(n, args.drift, args.runs, args.seed, args.profile, args.keep) and ok
+        ok = bench(n, args.drift, args.runs, args.seed, args.profile, args.keep, args.whole) and ok
     command = (
         f".venv/bin/python benchmarks/bench_realistic.py --resources "
         f"{' '.join(map(str, args.resources))} --drift {args.drift} --runs {args.runs} "
