@@ -36,6 +36,7 @@ from app.deps import Read, RuntimeDep, TokenCache, authenticated
 from app.errors import EnvparityError
 from app.gate.service import GateCache
 from app.metrics import Metrics
+from app.reports.service import kept_sides
 from collectors.secrets import KeyLexicon
 from collectors.secrets.rules import QUERY_SECRETS, vendor_tokens
 
@@ -291,7 +292,7 @@ def create_app(
         rt = runtime or runtime_mod.load(config_path)
         app.state.runtime = rt
         app.state.tokens = TokenCache()
-        app.state.gates = GateCache(sides=rt.sides)
+        app.state.gates = GateCache(sides=kept_sides(rt))
         app.state.scans = ThreadPoolExecutor(max_workers=4, thread_name_prefix="envparity-api-scan")
         jobs = None
         if scheduler:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import URL
@@ -22,13 +22,6 @@ from collectors.secrets import Redactor
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
-
-    from app.reports.service import SideCache
-
-# How many loaded sides a long-running process keeps between evaluations, and how many
-# resources they may hold in all (about 0.5 KB each: some 100 MB at the most).
-SIDES_KEPT = 64
-SIDE_RESOURCES_KEPT = 200_000
 
 
 @dataclass
@@ -46,14 +39,9 @@ class Runtime:
         """Made on first use: a command that reads with Core alone never loads the ORM."""
         return make_sessionmaker(self.engine)
 
-    @cached_property
-    def sides(self) -> SideCache:
-        """The sides this process's evaluations loaded, kept for the next: the other sides
-        of a push's comparisons rarely change between two pushes (snapshots never change;
-        the config is this runtime's own)."""
-        from app.reports.service import SideCache
-
-        return SideCache(size=SIDES_KEPT, max_resources=SIDE_RESOURCES_KEPT)
+    # What the layers above keep for the process's lifetime, by name (app.reports.service
+    # keeps the sides its evaluations loaded here: `kept_sides`).
+    kept: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -12,7 +12,7 @@ environment takes part in evaluated and stored, app.alerts.evaluate.Evaluator):
 - to production, which the 29 comparisons judge again;
 - to sandbox, which no comparison judges (the reference: the same push with nothing after);
 - to production again, judged as by a new process (`envparity push`): no side, normalizer
-  or DeepDiff finding kept from before (the server keeps them: app.runtime.Runtime.sides).
+  or DeepDiff finding kept from before (the server keeps them: app.reports.service.kept_sides).
 
 Each push changes 1% of the environment's resources, so every comparison has something new.
 Target: the push to production takes at most 3x the push to sandbox. A SQLite database in a

@@ -33,7 +33,7 @@ from app.reports.evaluations import (
     store,
 )
 from app.reports.repository import record_first_seen
-from app.reports.service import SideCache
+from app.reports.service import SideCache, kept_sides
 from app.runtime import Runtime
 from app.snapshots.service import Scanner
 
@@ -72,7 +72,7 @@ class Evaluator:
     def of(cls, runtime: Runtime) -> Evaluator:
         """An evaluator on the runtime's config, database and clock, reusing the sides the
         runtime's earlier evaluations loaded."""
-        return cls(runtime.config, runtime.sessions, runtime.clock, runtime.sides)
+        return cls(runtime.config, runtime.sessions, runtime.clock, kept_sides(runtime))
 
     def after_snapshot(self, environment: str) -> list[Outcome]:
         """Every comparison involving the environment; a failure is logged and left to the

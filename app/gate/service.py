@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.clock import format_duration, format_time
@@ -231,13 +231,17 @@ def evaluate(
     report_url: str | None = None,
     categories: set[str] | None = None,
     sides: SideCache | None = None,
+    latest: Mapping[str, Snapshot] | None = None,
 ) -> GateResult:
     """The gate judged from the database. `categories` narrows the comparison's gated
-    categories (`--category`); `sides` keeps the sides loaded for a comparison made now."""
+    categories (`--category`); `sides` keeps the sides loaded for a comparison made now;
+    `latest`, the environments' latest snapshots when already loaded (the overview judges
+    every comparison from one query)."""
     gate = gate_config(config, source, target)
     repo = SnapshotRepository(session)
-    latest_source, latest_target = repo.latest_pair(source, target)
-    snapshots = {source: latest_source, target: latest_target}
+    if latest is None:
+        latest = repo.latest_of((source, target))
+    snapshots = {source: latest.get(source), target: latest.get(target)}
     gated = set(gate.categories) & categories if categories else set(gate.categories)
     gate_sides = {env: _side(repo, s) if s is not None else None for env, s in snapshots.items()}
     facts = GateFacts(source, target, gate, frozenset(gated), gate_sides, report_url)
@@ -308,7 +312,7 @@ class GateCache:
 
     def __init__(self, size: int = 256, sides: SideCache | None = None) -> None:
         self.size = size
-        self.sides = sides  # the process's loaded sides (Runtime.sides), for what it judges
+        self.sides = sides  # the process's loaded sides (kept_sides), for what it judges
         self.entries: dict[GateKey, tuple[GateResult, datetime | None]] = {}
         self.lock = threading.Lock()
         # Answers being judged, by key: when new data lands, the many requests that find no
@@ -340,10 +344,21 @@ class GateCache:
         categories: set[str] | None = None,
     ) -> tuple[GateKey, GateResult | None]:
         """One small query: the cache key, and the cached answer if it still holds."""
-        gate = gate_config(config, source, target)
         engine = sessions.kw["bind"]
         with engine.connect() as conn:  # Core, not a Session: this runs on every request
-            head = conn.execute(_HEAD, {"source": source, "target": target}).one()
+            return self._peek(conn, config, source, target, now, categories)
+
+    def _peek(
+        self,
+        conn: Connection,
+        config: Config,
+        source: str,
+        target: str,
+        now: datetime,
+        categories: set[str] | None,
+    ) -> tuple[GateKey, GateResult | None]:
+        gate = gate_config(config, source, target)
+        head = conn.execute(_HEAD, {"source": source, "target": target}).one()
         limit = gate.max_age
         fresh = limit is None or all(
             taken is not None and now - taken <= limit
@@ -417,6 +432,10 @@ class GateCache:
                 session, config, source, target, now, report_url, categories, self.sides
             )
             valid_until = first_waiver_expiry(session, config, now)
+        self._keep(key, result, valid_until)
+        return result
+
+    def _keep(self, key: GateKey, result: GateResult, valid_until: datetime | None) -> None:
         # judged on the very boundary of max_age: kept only under the key it agrees with
         agrees = (result.status == GateStatus.STALE) != key[-1]
         if result.status in _KEPT and (agrees or result.status == GateStatus.MISSING):
@@ -424,4 +443,36 @@ class GateCache:
                 if len(self.entries) >= self.size:
                     self.entries.pop(next(iter(self.entries)))
                 self.entries[key] = (result, valid_until)
-        return result
+
+    def evaluate_many(
+        self,
+        sessions: sessionmaker[Session],
+        config: Config,
+        asks: Sequence[tuple[str, str, str | None]],
+        now: datetime,
+    ) -> list[GateResult]:
+        """The gates of several (source, target, report_url) at once, as the overview asks:
+        the cached answers found on one connection, the others judged in one transaction,
+        from one query for the latest snapshots of all their environments."""
+        engine = sessions.kw["bind"]
+        keys: list[GateKey] = []
+        results: list[GateResult | None] = []
+        with engine.connect() as conn:
+            for source, target, _ in asks:
+                key, cached = self._peek(conn, config, source, target, now, None)
+                keys.append(key)
+                results.append(cached)
+        todo = [i for i, result in enumerate(results) if result is None]
+        if todo:
+            with sessions.begin() as session:
+                envs = [env for i in todo for env in asks[i][:2]]
+                latest = SnapshotRepository(session).latest_of(envs)
+                valid_until = first_waiver_expiry(session, config, now)
+                for i in todo:
+                    source, target, url = asks[i]
+                    judged = evaluate(
+                        session, config, source, target, now, url, None, self.sides, latest
+                    )
+                    self._keep(keys[i], judged, valid_until)
+                    results[i] = judged
+        return [r for r in results if r is not None]

@@ -31,6 +31,7 @@ from app.errors import InvalidInput, NotFound
 from app.reports.model import Report, SnapshotMeta
 from app.reports.repository import record_first_seen
 from app.reports.stored import rules_digest
+from app.runtime import Runtime
 from app.snapshots.forms import EnvironmentForms, stored_resources, vars_of, volatile_paths
 from app.snapshots.repository import SnapshotRepository
 from app.states import SnapshotStatus, SourceStatus
@@ -144,6 +145,27 @@ class SideCache:
                 and sum(len(s.resources) for s in self.sides.values()) > self.max_resources
             ):
                 self.sides.popitem(last=False)
+
+
+# How many loaded sides a long-running process keeps between evaluations, and how many
+# resources they may hold in all (about 0.5 KB each: some 100 MB at the most).
+SIDES_KEPT = 64
+SIDE_RESOURCES_KEPT = 200_000
+
+
+def kept_sides(runtime: Runtime) -> SideCache:
+    """The sides this process's evaluations loaded, kept for the next: the other sides of a
+    push's comparisons rarely change between two pushes (snapshots never change; the config
+    is the runtime's own)."""
+    with _KEEPING:
+        sides = runtime.kept.get("sides")
+        if sides is None:
+            sides = runtime.kept["sides"] = SideCache(SIDES_KEPT, SIDE_RESOURCES_KEPT)
+    assert isinstance(sides, SideCache)
+    return sides
+
+
+_KEEPING = threading.Lock()
 
 
 def side_of(

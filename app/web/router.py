@@ -126,9 +126,10 @@ def _declared(runtime: Runtime, *names: str) -> None:
 def overview(request: Request, runtime: RuntimeDep) -> HTMLResponse:
     now = utcnow()
     gates: GateCache = request.app.state.gates
+    pairs = [(c.source, c.target) for c in runtime.config.model.comparisons]
     cells = [
-        views.cell(*service.comparison_state(runtime, gates, c.source, c.target, now), now)
-        for c in runtime.config.model.comparisons
+        views.cell(gate, report, now)
+        for gate, report in service.comparison_states(runtime, gates, pairs, now)
     ]
     order = list(runtime.config.environments)
     with runtime.sessions.begin() as session:

@@ -3,6 +3,7 @@ overview's cells, an environment's timeline with its drift counts."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -36,8 +37,23 @@ def comparison_state(
     gate = gates.evaluate(
         runtime.sessions, runtime.config, source, target, now, report_url(runtime, source, target)
     )
+    return gate, _report_behind(runtime, gate, now)
+
+
+def comparison_states(
+    runtime: Runtime, gates: GateCache, pairs: Sequence[tuple[str, str]], now: datetime
+) -> list[tuple[GateResult, Report | None]]:
+    """`comparison_state` of several comparisons (the overview's cells), their gates judged
+    together (GateCache.evaluate_many)."""
+    asks = [(source, target, report_url(runtime, source, target)) for source, target in pairs]
+    answers = gates.evaluate_many(runtime.sessions, runtime.config, asks, now)
+    return [(gate, _report_behind(runtime, gate, now)) for gate in answers]
+
+
+def _report_behind(runtime: Runtime, gate: GateResult, now: datetime) -> Report | None:
     report = gate.report
     if report is None and gate.status in (GateStatus.STALE, GateStatus.PARTIAL):
+        source, target = gate.source, gate.target
         with runtime.sessions.begin() as session:
             stored = stored_report(session.connection(), runtime.config, source, target, now)
             report = (
@@ -45,7 +61,7 @@ def comparison_state(
                 if stored is not None
                 else compare_refs(session, runtime.config, source, target, now)
             )
-    return gate, report
+    return report
 
 
 def timeline(

@@ -1,4 +1,4 @@
-"""A long-running process keeps the sides its evaluations loaded (Runtime.sides) and makes
+"""A long-running process keeps the sides its evaluations loaded (kept_sides) and makes
 each comparison once however many ask for it at the same moment (Judging): the reports it
 stores must be exactly those a fresh process makes, also once a snapshot's sources were
 rewritten under the same id (`db rescrub`)."""
@@ -15,7 +15,7 @@ from sqlalchemy import text
 from app import runtime
 from app.alerts.evaluate import Evaluator
 from app.diff.model import DiffResult, Side
-from app.reports.service import Judging, SideCache, compare_refs, side_of
+from app.reports.service import Judging, SideCache, compare_refs, kept_sides, side_of
 from app.snapshots import service
 from app.snapshots.repository import SnapshotRepository
 from app.states import SnapshotStatus
@@ -85,7 +85,7 @@ def test_kept_sides_give_the_reports_a_fresh_process_gives(project: Project) -> 
     assert stored_items(rt) == [
         ("api-{env}", "pool", "changed", "10", "20"),
     ]
-    assert len(rt.sides.sides) == 2  # both sides kept for the next evaluation
+    assert len(kept_sides(rt).sides) == 2  # both sides kept for the next evaluation
     # Production changes twice; staging's side is the one kept from before.
     push("production", 20, 3, 2)
     push("production", 10, 3, 3)
