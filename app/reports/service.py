@@ -180,10 +180,13 @@ def side_of(
     of only those whose forms differ; over time it reads those whose hashes differ. A side
     in `cache` (loaded under the same config) is reused, reading through this `repo`."""
     if cache is not None:
-        # By what the side is made of: `db rescrub` gives a snapshot's sources new manifests
-        # under the same id.
+        # By what the side is made of, not its id alone: `db rescrub` gives a snapshot's
+        # sources new manifests under the same id, and an id may be given again once its
+        # snapshot was removed.
         key = (
             snapshot.id,
+            snapshot.taken_at,
+            snapshot.status,
             forms,
             tuple((s.name, s.status, s.manifest) for s in snapshot.sources),
         )
