@@ -18,7 +18,7 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import schemathesis
@@ -43,12 +43,12 @@ from schemathesis.specs.openapi.checks import (
     unsupported_method,
     use_after_free,
 )
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, insert, select
 from starlette.types import Receive, Scope, Send
 
 from app import runtime
 from app.auth.tokens import TokenRepository
-from app.db.models import Scan
+from app.db.models import Scan, WaiverRow
 from app.main import create_app
 from app.states import ScanStatus
 from tests.api.test_api import CONFIG, PUSH
@@ -205,6 +205,11 @@ def seeded(
             assert added.status_code == 201, added.text
         AdminToken.token = token
         Sequences.rt = rt
+        with rt.sessions() as session:
+            Sequences.waivers = [
+                {c.key: getattr(row, c.key) for c in WaiverRow.__table__.columns}
+                for row in session.scalars(select(WaiverRow))
+            ]
         yield Seeded(app, token, scan_ids[0], pushed.json()["snapshot_id"])
     finally:
         UNDER_TEST.app = None
@@ -307,6 +312,18 @@ class Sequences(schema.as_state_machine()):  # type: ignore[misc]
     clock). Short timeouts keep their coverage in test_generated_requests_conform."""
 
     rt: runtime.Runtime | None = None
+    waivers: ClassVar[list[dict[str, Any]]] = []  # the seeded waivers' rows
+
+    def setup(self) -> None:
+        """Each sequence starts from the seeded waivers (the only rows the API deletes): the
+        module's other tests, and the sequences before, create and delete waivers, and a
+        `GET /waivers` that answers an empty list where it once answered one waiver decides
+        another next call than it did (FlakyStrategyDefinition)."""
+        super().setup()
+        assert self.rt is not None, "no seeded app: use the `seeded` fixture"
+        with self.rt.sessions.begin() as session:
+            session.execute(delete(WaiverRow))
+            session.execute(insert(WaiverRow), self.waivers)
 
     def before_call(self, case: schemathesis.Case) -> None:
         super().before_call(case)
