@@ -64,18 +64,24 @@ def stored_resources(
     by_manifest = store.chunk_rows(sorted({manifest for _, _, manifest in sources}))
     resources: list[SideResource] = []
     contexts: dict[str, str] = {}
+    # A side's categories and resource types are a handful of strings, each decoded once per
+    # row: one copy of each is kept (a million rows, two strings each, about 120 MB saved).
+    names: dict[str, str] = {}
+    one = names.setdefault
     for name, source_type, manifest in sources:
         chunks = by_manifest[manifest]
         if forms is None:
             resources += [
-                SideResource(name, r[0], r[1], r[2], None, r[3]) for _, rows in chunks for r in rows
+                SideResource(name, one(r[0], r[0]), one(r[1], r[1]), r[2], None, r[3])
+                for _, rows in chunks
+                for r in rows
             ]
             continue
         maker = forms.maker(source_type)
         by_chunk = store.ensure_forms(maker, dict(chunks), store.attributes)
         contexts[name] = maker.context.digest
         resources += [
-            SideResource(name, r[0], r[1], r[2], None, r[3], form=form)
+            SideResource(name, one(r[0], r[0]), one(r[1], r[1]), r[2], None, r[3], form=form)
             for chunk, rows in chunks
             for r, form in zip(rows, by_chunk[chunk], strict=True)
         ]
