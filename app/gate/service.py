@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -22,7 +21,13 @@ from app.config import Config, GateConfig
 from app.db.models import Snapshot
 from app.db.types import UTCDateTime
 from app.reports.model import Report, SnapshotMeta, item_json, sort_items
-from app.reports.service import SideCache, compare_snapshots, first_waiver_expiry, meta
+from app.reports.service import (
+    InFlight,
+    SideCache,
+    compare_snapshots,
+    first_waiver_expiry,
+    meta,
+)
 from app.reports.stored import latest_snapshot_sql, stored_report
 from app.snapshots.repository import SnapshotRepository
 from app.states import GateStatus, Severity, SourceStatus
@@ -317,7 +322,7 @@ class GateCache:
         self.lock = threading.Lock()
         # Answers being judged, by key: when new data lands, the many requests that find no
         # answer for it wait for the one judgement rather than each comparing afresh.
-        self.pending: dict[GateKey, Future[GateResult]] = {}
+        self.judging: InFlight[GateResult] = InFlight()
 
     def evaluate(
         self,
@@ -395,26 +400,10 @@ class GateCache:
     ) -> GateResult:
         """Judges the gate from the database and keeps the answer under `key`; a request
         that finds the same key being judged waits for that judgement."""
-        with self.lock:
-            pending = self.pending.get(key)
-            if pending is None:
-                pending = self.pending[key] = Future()
-                mine = True
-            else:
-                mine = False
-        if not mine:
-            return pending.result()
-        try:
-            result = self._judge(sessions, config, source, target, now, key, report_url, categories)
-        except BaseException as exc:
-            pending.set_exception(exc)
-            raise
-        else:
-            pending.set_result(result)
-            return result
-        finally:
-            with self.lock:
-                del self.pending[key]
+        return self.judging.result(
+            key,
+            lambda: self._judge(sessions, config, source, target, now, key, report_url, categories),
+        )
 
     def _judge(
         self,

@@ -9,7 +9,7 @@ from collections.abc import Callable, Hashable
 from concurrent.futures import Future
 from dataclasses import replace
 from datetime import UTC, date, datetime, time
-from typing import Any
+from typing import Generic, TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -36,6 +36,8 @@ from app.snapshots.forms import EnvironmentForms, stored_resources, vars_of, vol
 from app.snapshots.repository import SnapshotRepository
 from app.states import SnapshotStatus, SourceStatus
 from app.waivers.repository import WaiverRepository
+
+T = TypeVar("T")
 
 _REF = re.compile(r"^(?P<env>[A-Za-z0-9][A-Za-z0-9_.-]*)(?:@(?P<at>.+))?$")
 # The forms of a ref, for the message that refuses one (docs/diff.md, SPEC).
@@ -271,18 +273,17 @@ def meta(snapshot: Snapshot) -> SnapshotMeta:
     return SnapshotMeta(snapshot.environment.name, snapshot.id, snapshot.taken_at, status)
 
 
-class Judging:
-    """The comparisons this process is making, by everything their result depends on: the
-    database, both snapshots, the rules and the waivers in force. When new snapshots land,
-    the push's evaluation and the gate requests that arrive meanwhile need the same
-    comparison; whoever asks second waits for the first one's result instead of making it
-    again beside it (on a busy server, two at once take as long each as both in turn)."""
+class InFlight(Generic[T]):
+    """Work being done in this process, by everything its result depends on: whoever asks
+    for the same key while it is being made waits for that one result (or failure) instead
+    of making it again beside it (on a busy server, two at once take as long each as both
+    in turn). Nothing is kept once it is made."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.pending: dict[tuple[Any, ...], Future[DiffResult]] = {}
+        self.pending: dict[Hashable, Future[T]] = {}
 
-    def result(self, key: tuple[Any, ...], make: Callable[[], DiffResult]) -> DiffResult:
+    def result(self, key: Hashable, make: Callable[[], T]) -> T:
         with self.lock:
             pending = self.pending.get(key)
             mine = pending is None
@@ -303,7 +304,10 @@ class Judging:
                 del self.pending[key]
 
 
-JUDGING = Judging()
+# The comparisons this process is making, by the database, both snapshots, the rules and
+# the waivers in force: when new snapshots land, the push's evaluation and the gate
+# requests that arrive meanwhile need the same comparison, made once.
+JUDGING: InFlight[DiffResult] = InFlight()
 
 
 def compared(
@@ -316,7 +320,7 @@ def compared(
     sides: SideCache | None = None,
 ) -> DiffResult:
     """The engine's result for two stored snapshots, made once in this process however many
-    ask for it at the same moment (Judging)."""
+    ask for it at the same moment (JUDGING)."""
     cross = left.environment_id != right.environment_id
     engine = repo.session.get_bind().engine
     key = (

@@ -1,5 +1,5 @@
 """A long-running process keeps the sides its evaluations loaded (kept_sides) and makes
-each comparison once however many ask for it at the same moment (Judging): the reports it
+each comparison once however many ask for it at the same moment (InFlight): the reports it
 stores must be exactly those a fresh process makes, also once a snapshot's sources were
 rewritten under the same id (`db rescrub`)."""
 
@@ -15,7 +15,7 @@ from sqlalchemy import text
 from app import runtime
 from app.alerts.evaluate import Evaluator
 from app.diff.model import DiffResult, Side
-from app.reports.service import Judging, SideCache, compare_refs, kept_sides, side_of
+from app.reports.service import InFlight, SideCache, compare_refs, kept_sides, side_of
 from app.snapshots import service
 from app.snapshots.repository import SnapshotRepository
 from app.states import SnapshotStatus
@@ -176,7 +176,7 @@ def result() -> DiffResult:
 
 
 def test_one_comparison_is_made_once_for_everyone_waiting_on_it() -> None:
-    judging = Judging()
+    judging: InFlight[DiffResult] = InFlight()
     started, release = threading.Event(), threading.Event()
     made: list[DiffResult] = []
 
@@ -204,7 +204,7 @@ def test_one_comparison_is_made_once_for_everyone_waiting_on_it() -> None:
 
 
 def test_a_failed_comparison_fails_for_everyone_waiting_on_it() -> None:
-    judging = Judging()
+    judging: InFlight[DiffResult] = InFlight()
     started, release = threading.Event(), threading.Event()
 
     def fails() -> DiffResult:
