@@ -112,6 +112,7 @@ def _holds_secret(value: Any) -> bool:
 # against others whose own drift did not change since the last push). Bounded by count.
 _PAIRS: dict[tuple[str, str], list[tuple[Path, Change, Any, Any, str | None]]] = {}
 _PAIRS_KEPT = 20_000
+_FINDINGS_KEPT = 50  # per pair
 
 
 def changed_items(pairs: list[tuple[Normalized, Normalized]]) -> list[DriftItem]:
@@ -134,8 +135,9 @@ def changed_items(pairs: list[tuple[Normalized, Normalized]]) -> list[DriftItem]
         while len(_PAIRS) + len(todo) > _PAIRS_KEPT and _PAIRS:
             del _PAIRS[next(iter(_PAIRS))]  # the oldest first
         for n in todo:
-            a, b = pairs[n]
-            _PAIRS[(a.hash, b.hash)] = found[n]
+            if len(found[n]) <= _FINDINGS_KEPT:  # not a pair of documents that share nothing
+                a, b = pairs[n]
+                _PAIRS[(a.hash, b.hash)] = found[n]
     items = [
         drift_item(pairs[n][0], parts, change, left, right, detail)
         for n, changes in found.items()

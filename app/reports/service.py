@@ -135,18 +135,28 @@ class SideCache:
             side = self.sides.get(key)
             if side is not None:
                 self.sides.move_to_end(key)
+                self._trim()  # what the engine normalized since counts too
             return side
 
     def put(self, key: Hashable, side: Side) -> None:
         with self.lock:
             self.sides[key] = side
             self.sides.move_to_end(key)
-            while len(self.sides) > self.size or (
-                len(self.sides) > 1
-                and self.max_resources is not None
-                and sum(len(s.resources) for s in self.sides.values()) > self.max_resources
-            ):
-                self.sides.popitem(last=False)
+            self._trim()
+
+    def _trim(self) -> None:
+        while len(self.sides) > self.size or (
+            len(self.sides) > 1
+            and self.max_resources is not None
+            and sum(_weight(s) for s in self.sides.values()) > self.max_resources
+        ):
+            self.sides.popitem(last=False)
+
+
+def _weight(side: Side) -> int:
+    """A side's size in resources: its rows, and each document the engine normalized and
+    kept with it counted as ten (a normalized document weighs about as much as ten rows)."""
+    return len(side.resources) + 10 * sum(len(m) for m in side.normalized.values())
 
 
 # How many loaded sides a long-running process keeps between evaluations, and how many

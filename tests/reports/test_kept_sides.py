@@ -169,6 +169,15 @@ def test_the_side_cache_is_bounded_by_count_and_by_resources() -> None:
     assert list(cache.sides) == [1, 4]
     cache.put(5, make_side("a", 500, 5))  # larger than the bound alone: kept, alone
     assert list(cache.sides) == [5]
+    # What the engine normalized and kept with a side counts, ten rows a document.
+    cache.put(6, make_side("a", 10, 6))
+    cache.put(7, make_side("a", 10, 7))
+    assert list(cache.sides) == [6, 7]
+    side = cache.get(6)
+    assert side is not None
+    side.normalized["vars"] = {("hash", str(n)): None for n in range(9)}  # 10 + 90 rows
+    assert cache.get(7) is not None
+    assert list(cache.sides) == [7]
 
 
 def result() -> DiffResult:
