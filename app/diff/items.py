@@ -16,6 +16,9 @@ from collectors.secrets import SECRET_PREFIX, SHOWN, is_secret_marker, show_mark
 Identity = tuple[str, str]  # resource_type, normalized key
 SECRET_SHOWN = SHOWN
 SECRET_ROTATED = "secret rotated"
+# One difference of a pair of documents: its path, the change, both values as shown, and a
+# detail (a rotated secret).
+Finding = tuple[Path, Change, Any, Any, "str | None"]
 
 
 @dataclass
@@ -110,7 +113,7 @@ def _holds_secret(value: Any) -> bool:
 # change, left, right, detail) per difference. A pure function of the two documents, so
 # kept for the next comparison of the same pair (a server judges a pushed environment
 # against others whose own drift did not change since the last push). Bounded by count.
-_PAIRS: dict[tuple[str, str], list[tuple[Path, Change, Any, Any, str | None]]] = {}
+_PAIRS: dict[tuple[str, str], list[Finding]] = {}
 _PAIRS_KEPT = 20_000
 _FINDINGS_KEPT = 50  # per pair
 
@@ -121,7 +124,7 @@ def changed_items(pairs: list[tuple[Normalized, Normalized]]) -> list[DriftItem]
     documents it compared before."""
     if not pairs:
         return []
-    found: dict[int, list[tuple[Path, Change, Any, Any, str | None]]] = {}
+    found: dict[int, list[Finding]] = {}
     todo = []
     for n, (a, b) in enumerate(pairs):
         known = _PAIRS.get((a.hash, b.hash))
@@ -150,16 +153,32 @@ def changed_items(pairs: list[tuple[Normalized, Normalized]]) -> list[DriftItem]
 def _diff_pairs(
     pairs: list[tuple[Normalized, Normalized]],
     todo: list[int],
-    found: dict[int, list[tuple[Path, Change, Any, Any, str | None]]],
+    found: dict[int, list[Finding]],
 ) -> None:
-    """DeepDiff over the pairs `todo` names, each pair's differences into `found`."""
-    from deepdiff import DeepDiff  # only when something differs: it is slow to import
-
-    t1: dict[str, Any] = {}
-    t2: dict[str, Any] = {}
+    """Each pair's differences into `found`: directly where they lie in mappings alone (the
+    usual case: a value changed, a key added or removed), and by one DeepDiff over the pairs
+    whose differences reach into lists (DeepDiff's own way of matching list items)."""
+    deep: dict[int, tuple[Any, Any]] = {}
     for n in todo:
         a, b = pairs[n]
-        t1[str(n)], t2[str(n)] = _prune(a.doc, b.doc)
+        pruned = _prune(a.doc, b.doc)
+        direct = _mapping_findings(*pruned)
+        if direct is None:
+            deep[n] = pruned
+        else:
+            found[n] = direct
+    if deep:
+        for n, findings in deepdiff_findings(deep).items():
+            found[n] = findings
+
+
+def deepdiff_findings(pruned: dict[int, tuple[Any, Any]]) -> dict[int, list[Finding]]:
+    """DeepDiff's findings for each pair of pruned documents (one call for all of them)."""
+    from deepdiff import DeepDiff  # only when something differs: it is slow to import
+
+    t1 = {str(n): a for n, (a, _) in pruned.items()}
+    t2 = {str(n): b for n, (_, b) in pruned.items()}
+    found: dict[int, list[Finding]] = {n: [] for n in pruned}
     diff = DeepDiff(t1, t2, view="tree", threshold_to_diff_deeper=0, verbose_level=2)
     for report, levels in diff.items():
         change = _REPORTS.get(report)
@@ -167,16 +186,52 @@ def _diff_pairs(
             continue
         for level in levels:
             index, *rest = _path_of(level)
-            parts = tuple(rest)
             left = None if change == Change.ADDED else shown(level.t1)
             right = None if change == Change.REMOVED else shown(level.t2)
-            detail = None
-            if change == Change.CHANGED and left == right and _holds_secret(level.t2):
-                # Only a secret changed (whole, or inside a URL): shown alike on both sides.
-                detail = SECRET_ROTATED
-                if right == SECRET_SHOWN:
-                    right = SECRET_SHOWN + " (changed)"
-            found[int(index)].append((parts, change, left, right, detail))
+            found[int(index)].append(_finding(tuple(rest), change, left, right, level.t2))
+    return found
+
+
+def _finding(parts: Path, change: Change, left: Any, right: Any, raw_right: Any) -> Finding:
+    detail = None
+    if change == Change.CHANGED and left == right and _holds_secret(raw_right):
+        # Only a secret changed (whole, or inside a URL): shown alike on both sides.
+        detail = SECRET_ROTATED
+        if right == SECRET_SHOWN:
+            right = SECRET_SHOWN + " (changed)"
+    return (parts, change, left, right, detail)
+
+
+def _mapping_findings(a: Any, b: Any) -> list[Finding] | None:
+    """What DeepDiff finds between two pruned documents whose differences lie in mappings
+    alone: a key only on the left is removed, only on the right added; a value of another
+    type, or another scalar, is changed. None when a difference reaches a list on both
+    sides, which DeepDiff matches item by item in its own way."""
+    if not (isinstance(a, dict) and isinstance(b, dict)):
+        return None
+    out: list[Finding] = []
+    return out if _walk_mappings(a, b, (), out) else None
+
+
+def _walk_mappings(a: dict[str, Any], b: dict[str, Any], parts: Path, out: list[Finding]) -> bool:
+    for key in a.keys() | b.keys():
+        here = (*parts, key)
+        if key not in b:
+            out.append(_finding(here, Change.REMOVED, shown(a[key]), None, None))
+        elif key not in a:
+            out.append(_finding(here, Change.ADDED, None, shown(b[key]), b[key]))
+        else:
+            x, y = a[key], b[key]
+            if type(x) is not type(y):
+                out.append(_finding(here, Change.CHANGED, shown(x), shown(y), y))
+            elif isinstance(x, dict):
+                if not _walk_mappings(x, y, here, out):
+                    return False
+            elif isinstance(x, list):
+                return False
+            else:
+                out.append(_finding(here, Change.CHANGED, shown(x), shown(y), y))
+    return True
 
 
 def leak_items(
