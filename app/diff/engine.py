@@ -268,7 +268,9 @@ class _SideNormalizer:
         if cached is None:
             volatile = self.side.volatile.get(self.source_types.get(resource.source, ""), ())
             doc, secrets, leaks = self.normalizer.document(self.document(resource), volatile)
-            cached = (doc, secrets, leaks, doc_hash(doc))
+            # A trusted form was made by this very normalization: its digest is the hash.
+            form = self.form(resource)
+            cached = (doc, secrets, leaks, form.digest if form is not None else doc_hash(doc))
             if memo_key:
                 self.memo[memo_key] = cached
         doc, secrets, leaks, digest = cached
