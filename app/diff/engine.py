@@ -1,4 +1,5 @@
-"""The diff engine: two sides in, drift items out. Hash first; deepdiff only where hashes differ."""
+"""The diff engine: two sides in, drift items out. Forms and hashes first; the documents of
+only the pairs they cannot prove equal are normalized and compared (app.diff.items)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """Drift items from normalized resources: the differences of the pairs whose hashes differ
-(one DeepDiff over all of them), leaks, secrets reused across environments, the changes a leak
+(found directly where they lie in mappings alone, by one DeepDiff over the pairs whose
+differences reach lists), leaks, secrets reused across environments, the changes a leak
 or a nested var explains; values as a report shows them. The engine (app.diff.engine) decides
 which resources are compared and classifies what these give."""
 
