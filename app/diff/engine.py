@@ -206,9 +206,12 @@ class _SideNormalizer:
 
     def load(self, resources: Iterable[SideResource]) -> None:
         """Reads, in one go, the bodies of the given resources that came without one."""
+        bodies = self.bodies  # (a set less a dict's keys copies the keys: not per call)
         missing = {
-            r.hash for r in resources if r.attributes is None and not r.body and r.hash
-        } - self.bodies.keys()
+            r.hash
+            for r in resources
+            if r.attributes is None and not r.body and r.hash and r.hash not in bodies
+        }
         if missing and self.side.fetch is not None:
             self.bodies.update(self.side.fetch(sorted(missing)))
 
@@ -216,8 +219,11 @@ class _SideNormalizer:
         if resource.body:
             return resource.body
         if resource.attributes is None:
-            self.load([resource])
-            return self.bodies[resource.hash]
+            body = self.bodies.get(resource.hash)
+            if body is None:
+                self.load([resource])
+                body = self.bodies[resource.hash]
+            return body
         return canonical(resource.attributes)
 
     def document(self, resource: SideResource) -> dict[str, Any]:

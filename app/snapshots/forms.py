@@ -7,6 +7,7 @@ from __future__ import annotations
 from app.config import Config
 from app.db.models import Snapshot
 from app.diff.forms import FormMaker, context_for
+from app.diff.heap import cycle_collection_paused
 from app.diff.model import SideResource
 from app.snapshots.repository import SourceRecord
 from app.snapshots.store import DocumentStore
@@ -59,7 +60,17 @@ def stored_resources(
 ) -> tuple[list[SideResource], dict[str, str]]:
     """A snapshot's resources as the engine takes them, without their attributes (the
     engine fetches what it must compare), with their normal forms when `forms` is given;
-    and, by source, the digest of the context those forms were made under."""
+    and, by source, the digest of the context those forms were made under. Made with the
+    cyclic collector paused: a side of a million resources is several million objects in
+    no cycle, and the collector's full passes over a heap growing by them took 14 s of a
+    45 s diff at a million per side."""
+    with cycle_collection_paused():
+        return _stored_resources(store, snapshot, forms)
+
+
+def _stored_resources(
+    store: DocumentStore, snapshot: Snapshot, forms: EnvironmentForms | None
+) -> tuple[list[SideResource], dict[str, str]]:
     sources = [(s.name, s.type, s.manifest) for s in snapshot.sources if s.manifest]
     by_manifest = store.chunk_rows(sorted({manifest for _, _, manifest in sources}))
     resources: list[SideResource] = []
