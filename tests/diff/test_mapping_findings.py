@@ -61,26 +61,29 @@ def as_set(findings: list[Any]) -> set[tuple[Any, ...]]:
     }
 
 
+def both_ways(data: st.DataObject, lists: bool) -> tuple[Any, set[tuple[Any, ...]]]:
+    """A random pair of documents, pruned: the engine's direct findings (None when it leaves
+    the pair to DeepDiff) and DeepDiff's."""
+    left = data.draw(documents(lists))
+    pruned = _prune(left, mutated(left, data, lists))
+    direct = _mapping_findings(*pruned)
+    return direct, as_set(deepdiff_findings({0: pruned})[0])
+
+
 @settings(max_examples=400, deadline=None)
 @given(st.data())
 def test_findings_in_mappings_are_deepdiffs(data: st.DataObject) -> None:
-    left = data.draw(documents(lists=False))
-    right = mutated(left, data, lists=False)
-    pruned = _prune(left, right)
-    direct = _mapping_findings(*pruned)
+    direct, deep = both_ways(data, lists=False)
     assert direct is not None  # no list anywhere: always found directly
-    assert as_set(direct) == as_set(deepdiff_findings({0: pruned})[0])
+    assert as_set(direct) == deep
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.data())
 def test_a_pair_whose_differences_reach_a_list_is_left_to_deepdiff(data: st.DataObject) -> None:
-    left = data.draw(documents(lists=True))
-    right = mutated(left, data, lists=True)
-    pruned = _prune(left, right)
-    direct = _mapping_findings(*pruned)
+    direct, deep = both_ways(data, lists=True)
     if direct is not None:  # no difference reaches a list on both sides: still DeepDiff's
-        assert as_set(direct) == as_set(deepdiff_findings({0: pruned})[0])
+        assert as_set(direct) == deep
 
 
 def test_a_list_changed_inside_is_left_to_deepdiff() -> None:

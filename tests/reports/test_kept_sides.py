@@ -105,19 +105,9 @@ def test_a_side_whose_sources_were_rewritten_is_loaded_again(project: Project) -
     project.write_config(CONFIG)
     rt = runtime.load(project.config)
     with rt.sessions.begin() as session:
-        old = service.push(
-            session,
-            rt.config,
-            "staging",
-            document("staging", 10, 2, "2026-12-04T10:00:00Z"),
-            rt.redactor,
-        )
-        new = service.push(
-            session,
-            rt.config,
-            "staging",
-            document("staging", 30, 4, "2026-12-04T10:05:00Z"),
-            rt.redactor,
+        old, new = (
+            service.push(session, rt.config, "staging", document("staging", *d), rt.redactor)
+            for d in ((10, 2, "2026-12-04T10:00:00Z"), (30, 4, "2026-12-04T10:05:00Z"))
         )
     cache = SideCache()
 
