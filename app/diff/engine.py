@@ -62,30 +62,31 @@ def _compare(left: Side, right: Side, rules: Rules, now: datetime) -> DiffResult
                 normalizer.load(r for r in normalizer.side.resources if normalizer.form(r) is None)
     lefts: dict[Identity, Normalized] = {}
     rights: dict[Identity, Normalized] = {}
-    compared: dict[Identity, str] = {}  # identity -> category
+    # Identities proven equal unread, in the left side's order: (category, type, key). The
+    # rest of what is compared goes to `compared` (identity -> category) as it is read.
+    equal: list[tuple[str, str, str]] = []
+    compared: dict[Identity, str] = {}
     todo: tuple[list[tuple[Identity, SideResource]], list[tuple[Identity, SideResource]]] = (
         [],
         [],
     )
-    # Every resource on both sides with a form this comparison trusts (the usual case across
-    # environments): the forms are compared inline, the loop's whole cost at a million.
-    by_form = normalizers[0].trusts_all and normalizers[1].trusts_all
-    for identity, raw_left in left_index.items():
-        raw_right = right_index.get(identity)
-        if raw_right is not None:
-            if by_form:
-                fa, fb = raw_left.form, raw_right.form
-                equal = fa is not None and fb is not None and fa[1] == fb[1] and fa[2] and fb[2]
-            else:
-                equal = _equal_unread(raw_left, raw_right, normalizers, unaffected)
-            if equal:
-                compared[identity] = raw_left.category
-                continue
-            todo[1].append((identity, raw_right))
-        todo[0].append((identity, raw_left))
-    only_right = right_index.keys() - left_index.keys()
-    if only_right:  # in the side's order, as the left's are
-        todo[1].extend((i, r) for i, r in right_index.items() if i in only_right)
+    if normalizers[0].trusts_all and normalizers[1].trusts_all:
+        # Every resource on both sides with a form this comparison trusts (the usual case
+        # across environments): the forms are compared inline, the loop's whole cost at a
+        # million, so it does no more than that.
+        _match_by_form(left_index, right_index, equal, todo)
+    else:
+        for identity, raw_left in left_index.items():
+            raw_right = right_index.get(identity)
+            if raw_right is not None:
+                if _equal_unread(raw_left, raw_right, normalizers, unaffected):
+                    equal.append((raw_left.category, *identity))
+                    continue
+                todo[1].append((identity, raw_right))
+            todo[0].append((identity, raw_left))
+        only_right = right_index.keys() - left_index.keys()
+        if only_right:  # in the side's order, as the left's are
+            todo[1].extend((i, r) for i, r in right_index.items() if i in only_right)
     # Only now are documents read: those no form or hash proved equal.
     for normalizer, pending, out in zip(normalizers, todo, (lefts, rights), strict=True):
         normalizer.load(r for _, r in pending)
@@ -148,10 +149,39 @@ def _compare(left: Side, right: Side, rules: Rules, now: datetime) -> DiffResult
         comparison=comparison,
         items=items,
         unknown=unknown,
-        compared=len(compared),
-        differing=len(differing & compared.keys()),
-        listed=[(category, i[0], i[1]) for i, category in compared.items()],
+        compared=len(equal) + len(compared),
+        differing=len(differing & compared.keys()),  # nothing proven equal differs
+        listed=equal + [(category, i[0], i[1]) for i, category in compared.items()],
     )
+
+
+def _match_by_form(
+    left_index: dict[Identity, SideResource],
+    right_index: dict[Identity, SideResource],
+    equal: list[tuple[str, str, str]],
+    todo: tuple[list[tuple[Identity, SideResource]], list[tuple[Identity, SideResource]]],
+) -> None:
+    """Sides whose every form is trusted: a pair is equal when both forms are plain with one
+    digest (a form is (key, digest, plain)); the others, and the resources of one side
+    only, go to `todo`."""
+    get = right_index.get
+    keep = equal.append
+    pending_left, pending_right = todo
+    for identity, raw_left in left_index.items():
+        raw_right = get(identity)
+        if raw_right is None:
+            pending_left.append((identity, raw_left))
+            continue
+        fa, fb = raw_left.form, raw_right.form
+        if fa[1] == fb[1] and fa[2] and fb[2]:  # type: ignore[index]
+            keep((raw_left.category, *identity))
+        else:
+            pending_left.append((identity, raw_left))
+            pending_right.append((identity, raw_right))
+    if len(right_index) > len(equal) + len(pending_right):  # `equal` came in empty
+        # Some right resources have no left counterpart: in the side's order, as the left's.
+        only_right = right_index.keys() - left_index.keys()
+        pending_right.extend((i, r) for i, r in right_index.items() if i in only_right)
 
 
 # ----------------------------------------------------------------------------- normalizing
@@ -205,15 +235,27 @@ class _SideNormalizer:
         return resource.form if resource.source in self.trusted else None
 
     def load(self, resources: Iterable[SideResource]) -> None:
-        """Reads, in one go, the bodies of the given resources that came without one."""
+        """Reads, in one go, what the given resources need to be normalized: the stored
+        normalized document of those with a plain trusted form, else the body of those that
+        came without one (and, in a second read, the body of any whose normalized document
+        is not stored: made by an earlier release, or written by none)."""
         bodies = self.bodies  # (a set less a dict's keys copies the keys: not per call)
-        missing = {
-            r.hash
-            for r in resources
-            if r.attributes is None and not r.body and r.hash and r.hash not in bodies
-        }
-        if missing and self.side.fetch is not None:
-            self.bodies.update(self.side.fetch(sorted(missing)))
+        normal: dict[str, SideResource] = {}
+        missing: set[str] = set()
+        for r in resources:
+            form = self.form(r)
+            if form is not None and form.plain:
+                if form.digest not in bodies:
+                    normal[form.digest] = r
+            elif r.attributes is None and not r.body and r.hash and r.hash not in bodies:
+                missing.add(r.hash)
+        if self.side.fetch is None or not (normal or missing):
+            return
+        bodies.update(self.side.fetch(sorted(normal.keys() | missing)))
+        raw = {r.hash for d, r in normal.items() if d not in bodies and r.hash not in bodies}
+        raw.discard("")
+        if raw:
+            bodies.update(self.side.fetch(sorted(raw)))
 
     def text(self, resource: SideResource) -> str:
         if resource.body:
@@ -273,11 +315,16 @@ class _SideNormalizer:
         memo_key = (resource.hash, resource.source) if resource.hash else None
         cached = self.memo.get(memo_key) if memo_key else None
         if cached is None:
-            volatile = self.side.volatile.get(self.source_types.get(resource.source, ""), ())
-            doc, secrets, leaks = self.normalizer.document(self.document(resource), volatile)
-            # A trusted form was made by this very normalization: its digest is the hash.
+            # A trusted form was made by this very normalization: its digest is the hash, and
+            # a plain one's normalized document, when stored, is the document itself.
             form = self.form(resource)
-            cached = (doc, secrets, leaks, form.digest if form is not None else doc_hash(doc))
+            stored = self.bodies.get(form.digest) if form is not None and form.plain else None
+            if form is not None and stored is not None:
+                cached = (json.loads(stored), {}, [], form.digest)
+            else:
+                volatile = self.side.volatile.get(self.source_types.get(resource.source, ""), ())
+                doc, secrets, leaks = self.normalizer.document(self.document(resource), volatile)
+                cached = (doc, secrets, leaks, form.digest if form is not None else doc_hash(doc))
             if memo_key:
                 self.memo[memo_key] = cached
         doc, secrets, leaks, digest = cached

@@ -92,12 +92,19 @@ def matching_key(normalizer: Normalizer, key: str, *, masked: bool) -> str:
 
 
 class FormMaker:
-    """Normal forms under one context; each distinct document is normalized once."""
+    """Normal forms under one context; each distinct document is normalized once.
+
+    The normalized document of a plain form is kept too, as canonical JSON by its digest
+    (`made`), until the store writes it beside the raw documents: a comparison then reads
+    the normalized documents of the resources whose forms differ instead of normalizing
+    them again. (A plain form's document depends on nothing but the context: environments
+    whose documents normalize alike share one stored copy.)"""
 
     def __init__(self, context: FormContext) -> None:
         self.context = context
         self.normalizer = Normalizer(vars=context.vars, foreign=context.foreign, mask_secrets=True)
         self._memo: dict[str, tuple[str, bool]] = {}
+        self.made: dict[str, str] = {}  # digest -> canonical normalized document, not written
 
     def key(self, key: str) -> str:
         return matching_key(self.normalizer, key, masked=True)
@@ -115,6 +122,16 @@ class FormMaker:
         document the maker `knows` need not be given)."""
         known = self._memo.get(content_hash)
         if known is None:
-            _, secrets, leaks, digest = self.document(doc)
-            known = self._memo[content_hash] = (digest, not secrets and not leaks)
+            normalized, secrets, leaks = self.normalizer.document(doc, self.context.volatile)
+            text = canonical(normalized)
+            digest = hashlib.sha256(text.encode()).hexdigest()
+            plain = not secrets and not leaks
+            known = self._memo[content_hash] = (digest, plain)
+            if plain:
+                self.made[digest] = text
         return Form(self.key(key), *known)
+
+    def take_made(self) -> dict[str, str]:
+        """The normalized documents made since the last call (the caller writes them)."""
+        made, self.made = self.made, {}
+        return made

@@ -19,4 +19,20 @@ def cycle_collection_paused() -> Iterator[None]:
         yield
     finally:
         if enabled:
+            _promote_all()
             gc.enable()
+
+
+def _promote_all() -> None:
+    """Moves every tracked object into the oldest generation without looking at it.
+
+    What the work made and keeps (a side of a million resources, its indexes, a report)
+    would otherwise be walked by the first young collection after it and again by the next
+    middle one, at once: 0.1-0.2 s for two sides of 100,000, more than comparing them. In the
+    oldest generation it is walked only by the next full collection, which the interpreter
+    runs when enough survivors of younger collections have piled up (objects promoted here
+    do not count towards that), so cyclic garbage made meanwhile is still freed, only
+    later. `freeze` then `unfreeze` is how the gc module does that move (both are O(1): each
+    splices one list of objects into another)."""
+    gc.freeze()
+    gc.unfreeze()

@@ -49,7 +49,8 @@ _IN_MEMORY = 1 << 20  # a source's documents stay in memory up to this many byte
 
 class Spool:
     """One source's pushed resources on their way to storage (an app.snapshots.store
-    Staged): the rows in memory, their canonical documents in a temporary file."""
+    Staged): the rows in memory, their canonical documents (and their normal forms') in a
+    temporary file."""
 
     def __init__(self) -> None:
         self.rows: list[Row] = []
@@ -61,6 +62,11 @@ class Spool:
         # document two resources share is written twice (and stored once): cheaper than a
         # set of every hash spooled.
         self._file.write(digest.encode() + body + b"\n")
+
+    def add_documents(self, documents: dict[str, str]) -> None:
+        """Documents no row names (normal forms' documents), given by `bodies` all the same."""
+        for digest, body in documents.items():
+            self._file.write(digest.encode() + body.encode() + b"\n")
 
     def bodies(self, hashes: set[str]) -> Iterator[tuple[str, str]]:
         self._file.seek(0)
@@ -258,8 +264,12 @@ class PushIngest:
             self._problem(path, SURROGATE)
             return
         digest = bytes_hash(encoded)
-        self.forms.maker(source_type).form(key, digest, attributes)
-        self.spools[r.source].add(r.category, r.resource_type, key, digest, encoded)
+        maker = self.forms.maker(source_type)
+        maker.form(key, digest, attributes)
+        spool = self.spools[r.source]
+        spool.add(r.category, r.resource_type, key, digest, encoded)
+        if maker.made:  # its normalized document, written with the raw ones
+            spool.add_documents(maker.take_made())
 
     # ------------------------------------------------------------------ the end
     def _finish(self) -> list[SourceRecord]:

@@ -157,11 +157,18 @@ class DocumentStore:
         missing = set(documents) - self.existing(documents)
         if not missing:
             return 0
-        statement = insert_or_ignore(self.session, Document)
-        rows = [{"hash": h, "body": documents[h]} for h in sorted(missing)]
+        connection = self.session.connection()
+        # Straight to the driver's executemany, as `_select` reads: a push writes a hundred
+        # thousand documents, and SQLAlchemy compiling a statement per row of them cost
+        # about as much as the database writing them. Another writer may store the same
+        # document at the same moment: same content, so the second insert is skipped.
+        if connection.dialect.name == "postgresql":
+            statement = "INSERT INTO documents (hash, body) VALUES (%s, %s) ON CONFLICT DO NOTHING"
+        else:
+            statement = "INSERT OR IGNORE INTO documents (hash, body) VALUES (?, ?)"
+        rows = [(h, documents[h]) for h in sorted(missing)]
         for batch in batched(rows):
-            # Another writer may store the same document at the same moment: same content.
-            self.session.execute(statement, batch)
+            connection.exec_driver_sql(statement, batch)
         return len(missing)
 
     def get(self, hashes: Iterable[str]) -> dict[str, str]:
@@ -193,7 +200,9 @@ class DocumentStore:
         manifest_body = canonical_json({"chunks": list(chunk_bodies), "count": len(rows)})
         manifest_hash = content_hash(manifest_body)
         if forms is not None:
-            self.ensure_forms(forms, chunk_rows, staged.documents, keep=False)
+            self.ensure_forms(
+                forms, chunk_rows, staged.documents, keep=False, written=staged.bodies
+            )
         if self.existing([manifest_hash]):
             return manifest_hash, len(rows)
         new_chunks = set(chunk_bodies) - self.existing(chunk_bodies)
@@ -225,11 +234,16 @@ class DocumentStore:
         chunk_rows: Mapping[str, Sequence[Row]],
         documents: Callable[[set[str]], Mapping[str, Any]],
         keep: bool = True,
+        written: Callable[[set[str]], Iterable[tuple[str, str]]] | None = None,
     ) -> dict[str, list[Form]]:
         """The normal forms of the given chunks under `maker`'s context: those stored, and
         the others worked out and stored (`documents` gives the attributes of the resources
         they list, by content hash); only those stored before unless `keep`. Another writer
-        storing the same forms at the same moment is harmless."""
+        storing the same forms at the same moment is harmless.
+
+        The normalized documents of the plain forms stored here are stored too, as
+        documents under their digests: those the maker holds (`made`), and those `written`
+        gives (a push spools them as it reads)."""
         context = maker.context.digest
         found = self.forms(context, list(chunk_rows))
         missing = {chunk: rows for chunk, rows in chunk_rows.items() if chunk not in found}
@@ -240,8 +254,9 @@ class DocumentStore:
         unknown = {row[3] for rows in missing.values() for row in rows if not maker.knows(row[3])}
         docs = documents(unknown) if unknown else {}
         statement = insert_or_ignore(self.session, NormalForms)
+        elsewhere: set[str] = set()  # normalized documents to store that the maker let go
         # Made and written a few hundred chunks at a time: a push of a million resources
-        # never holds all their forms at once.
+        # never holds all their forms (or normalized documents) at once.
         for names in batched(sorted(missing), _FORM_CHUNKS):
             new = {
                 chunk: [maker.form(row[2], row[3], docs.get(row[3])) for row in missing[chunk]]
@@ -256,8 +271,15 @@ class DocumentStore:
                 for chunk, forms in new.items()
             ]
             self.session.execute(statement, values)
+            wanted = {f.digest for forms in new.values() for f in forms if f.plain}
+            here = wanted & maker.made.keys()
+            self.put({digest: maker.made.pop(digest) for digest in here})
+            elsewhere |= wanted - here
             if keep:
                 found.update(new)
+        if written is not None and elsewhere:
+            for batch in _batches(written(elsewhere)):
+                self.put(batch)
         return found
 
     def chunk_rows(self, manifests: Sequence[str]) -> dict[str, list[tuple[str, list[Row]]]]:
@@ -318,8 +340,8 @@ def batched(items: list[T], size: int = _BATCH) -> Iterator[list[T]]:
 
 
 def collect_garbage(session: Session) -> int:
-    """Deletes every document no manifest, chunk or stored report refers to any more (a
-    removed snapshot's, or what a rescrub replaced)."""
+    """Deletes every document no manifest, chunk, normal form or stored report refers to any
+    more (a removed snapshot's, or what a rescrub replaced)."""
     store = DocumentStore(session)
     manifests = {m for m in session.scalars(select(SnapshotSource.manifest)) if m is not None}
     reachable = set(manifests)
@@ -330,6 +352,10 @@ def collect_garbage(session: Session) -> int:
         reachable.update(row[3] for row in json.loads(body))
     for report, resources in session.execute(select(Evaluation.report, Evaluation.resources)):
         reachable.update((report, resources))
+    # The normalized documents of the plain forms of chunks that stay.
+    for chunk, body in session.execute(select(NormalForms.chunk, NormalForms.body)):
+        if chunk in chunks:
+            reachable.update(digest for _, digest, plain in json.loads(body) if plain)
     every = set(session.scalars(select(Document.hash)))
     garbage = sorted(every - reachable)
     for batch in batched(garbage):

@@ -6,6 +6,7 @@ the environments' vars change (the stored forms no longer apply and are made afr
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,17 +14,18 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from app import runtime
 from app.config import load_config
-from app.db.models import NormalForms
+from app.db.models import Document, NormalForms
 from app.diff.engine import compare
 from app.diff.model import DiffResult, Rules, Side, SideResource, SourceState
 from app.diff.normalize import canonical
 from app.reports.service import rules_of, side_of
 from app.snapshots.repository import SnapshotRepository
-from app.snapshots.service import push
+from app.snapshots.service import push, remove_snapshot
+from app.snapshots.store import DocumentStore, collect_garbage
 from collectors.secrets import Census
 from collectors.secrets.census import redact_resource
 from tests.support import Project, make_redactor
@@ -175,4 +177,106 @@ def test_stored_forms_give_the_reports_of_the_in_memory_engine(project: Project)
         contexts = session.scalar(select(func.count(NormalForms.context.distinct())))
     assert contexts is not None
     assert contexts >= 2
+    rt.engine.dispose()
+
+
+def _normalized_documents(session: Any) -> dict[str, Any]:
+    """The stored normalized documents: those under the digests of plain forms."""
+    digests = {
+        digest
+        for body in session.scalars(select(NormalForms.body))
+        for _, digest, plain in json.loads(body)
+        if plain
+    }
+    return DocumentStore(session).attributes(digests)
+
+
+def test_a_comparison_reads_the_normalized_documents_stored_with_the_snapshot(
+    project: Project,
+) -> None:
+    write_config(project, VARS["first"])
+    rt = runtime.load(project.config)
+    redactor = make_redactor()
+    staging = {
+        "web-staging": {"host": "web.staging.internal", "size": 2, "ports": [443, 80]},
+        "db-staging": {"host": "db.staging.internal", "engine": "15.4"},
+        "cache-staging": {"host": "cache.staging.internal", "nodes": 1},
+    }
+    production = renamed(staging)
+    production["db-production"]["engine"] = "15.6"  # drift, in a plain document
+    production["cache-production"]["peer"] = "10.1.0.9"  # an address of staging's: a leak
+    with rt.sessions.begin() as session:
+        ids = [
+            push(session, rt.config, env, pushed(docs), redactor)[0]
+            for env, docs in (("staging", staging), ("production", production))
+        ]
+    with rt.sessions.begin() as session:
+        normalized = _normalized_documents(session)
+    # each environment's documents normalize alike where they do not differ: stored once
+    assert {"host": "web.{env}.internal", "size": 2, "ports": {"[443]": 443, "[80]": 80}} in (
+        normalized.values()
+    )
+    assert len(normalized) == 4  # web and cache of both, db of each (the leaky one is not plain)
+    assert not any("staging" in json.dumps(doc) for doc in normalized.values())
+
+    def diff() -> tuple[Any, list[str]]:
+        asked: list[str] = []
+        with rt.sessions.begin() as session:
+            repo = SnapshotRepository(session)
+            sides = [side_of(repo, rt.config, repo.snapshot(i)) for i in ids]
+
+            def fetch(hashes: Any) -> dict[str, str]:
+                asked.extend(hashes)
+                return repo.documents.get(hashes)
+
+            result = compare(
+                replace(sides[0], fetch=fetch),
+                replace(sides[1], fetch=fetch),
+                rules_of(rt.config, session, NOW),
+                NOW,
+            )
+        return seen(result), asked
+
+    report, asked = diff()
+    changes = {(i[0], i[1], i[2]) for i in report[0]}
+    assert ("db-{env}", "engine", "changed") in changes
+    assert any(i[2] == "leak" for i in report[0])
+    # the pairs that differ were read normalized, but for the one document with a leak
+    assert sum(h in normalized for h in asked) == 3
+    with rt.sessions.begin() as session:
+        raw = {
+            r.hash
+            for rs in SnapshotRepository(session)
+            .documents.read_manifests(
+                [s.manifest for i in ids for s in SnapshotRepository(session).snapshot(i).sources]
+            )
+            .values()
+            for r in rs
+        }
+    assert sum(h in raw for h in asked) == 1  # production's cache, which names staging
+    # Normalized documents missing (stored by an earlier release): the same report, read raw.
+    with rt.sessions.begin() as session:
+        session.execute(delete(Document).where(Document.hash.in_(list(normalized))))
+    again, asked = diff()
+    assert again == report
+    assert sum(h in raw for h in asked) == 4
+    rt.engine.dispose()
+
+
+def test_normalized_documents_go_with_the_last_snapshot_that_needs_them(project: Project) -> None:
+    write_config(project, VARS["first"])
+    rt = runtime.load(project.config)
+    redactor = make_redactor()
+    docs = {"web-staging": {"host": "web.staging.internal"}}
+    with rt.sessions.begin() as session:
+        first = push(session, rt.config, "staging", pushed(docs), redactor)[0]
+        second = push(session, rt.config, "production", pushed(renamed(docs)), redactor)[0]
+        kept = _normalized_documents(session)
+    assert len(kept) == 1  # both environments' one document, normalized alike
+    with rt.sessions.begin() as session:
+        remove_snapshot(session, first)
+        collect_garbage(session)  # a second pass removes nothing more
+        assert _normalized_documents(session) == kept  # production still needs it
+        remove_snapshot(session, second)
+        assert session.scalar(select(func.count()).select_from(Document)) == 0
     rt.engine.dispose()
