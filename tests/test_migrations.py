@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -10,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.db.base import Base
 from app.db.migrate import current_revision, head_revision, upgrade
+from app.db.models import EnvironmentRow, Scan
 
 
 def test_migrated_schema_matches_the_models(engine: Engine) -> None:
@@ -67,3 +70,18 @@ def test_documents_move_to_rowid_tables_on_sqlite_with_every_row(engine: Engine)
                 text("SELECT sql FROM sqlite_master WHERE name IN ('documents', 'normal_forms')")
             ).scalars()
             assert not any("WITHOUT ROWID" in sql.upper() for sql in tables)
+
+
+def test_one_running_scan_per_environment_and_any_number_finished(sessions: Any) -> None:
+    """The index the model names without its condition: unique over the running rows only."""
+
+    def scan(status: str) -> Scan:
+        return Scan(environment_id=env.id, status=status, trigger="manual", owner="test")
+
+    with sessions.begin() as session:
+        env = EnvironmentRow(name="staging")
+        session.add(env)
+        session.flush()
+        session.add_all([scan("finished"), scan("finished"), scan("failed"), scan("running")])
+    with pytest.raises(IntegrityError), sessions.begin() as session:
+        session.add(scan("running"))

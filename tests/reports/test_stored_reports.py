@@ -127,3 +127,5 @@ def test_a_scan_with_no_alert_to_send_loads_no_http_client(examples: Project) ->
     assert "app.db.models" in imported  # the scan did store its snapshot
     for heavy in ("httpx", "app.alerts.transport", "app.alerts.senders", "app.alerts.deliver"):
         assert heavy not in imported, heavy
+    if examples.database_url.startswith("sqlite"):  # nor, on SQLite, the PostgreSQL dialect
+        assert "sqlalchemy.dialects.postgresql" not in imported
