@@ -6,6 +6,10 @@ import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+# Objects a paused stretch must have left tracked for its keep to be promoted on resuming
+# (below that, the young collection owed is cheap, and garbage is freed as soon as usual).
+PROMOTE_AT = 10_000
+
 
 @contextmanager
 def cycle_collection_paused() -> Iterator[None]:
@@ -19,7 +23,8 @@ def cycle_collection_paused() -> Iterator[None]:
         yield
     finally:
         if enabled:
-            _promote_all()
+            if gc.get_count()[0] >= PROMOTE_AT:
+                _promote_all()
             gc.enable()
 
 
@@ -32,7 +37,8 @@ def _promote_all() -> None:
     oldest generation it is walked only by the next full collection, which the interpreter
     runs when enough survivors of younger collections have piled up (objects promoted here
     do not count towards that), so cyclic garbage made meanwhile is still freed, only
-    later. `freeze` then `unfreeze` is how the gc module does that move (both are O(1): each
-    splices one list of objects into another)."""
+    later; a stretch that made fewer than PROMOTE_AT objects is left to the young
+    collection, which then costs little. `freeze` then `unfreeze` is how the gc module does
+    that move (both are O(1): each splices one list of objects into another)."""
     gc.freeze()
     gc.unfreeze()

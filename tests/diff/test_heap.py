@@ -47,3 +47,9 @@ def test_the_collector_is_left_as_it_was() -> None:
         assert not gc.isenabled()  # disabled by its owner: not enabled behind its back
     finally:
         gc.enable()
+
+
+def test_a_small_stretch_is_left_to_the_young_collection() -> None:
+    with cycle_collection_paused():
+        kept = [Node() for _ in range(100)]
+    assert id(kept[0]) not in {id(o) for o in gc.get_objects(generation=2)}
