@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -24,7 +25,15 @@ from app.diff.items import (
     suppress_changes_explained_by_leaks,
     suppress_nested_var_artifacts,
 )
-from app.diff.model import DiffResult, DriftItem, Rules, Side, SideResource, Unknown
+from app.diff.model import (
+    DiffResult,
+    DriftItem,
+    ResourceColumns,
+    Rules,
+    Side,
+    SideResource,
+    Unknown,
+)
 from app.diff.normalize import (
     Normalizer,
     canonical,
@@ -37,6 +46,8 @@ from app.states import Change, SideName
 from collectors.secrets import SECRET_PREFIX
 
 _IPV4 = re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}")
+_POSITIONS = ("positions", frozenset[str]())  # Side.indexes: a columnar side's positions
+Positions = dict[str, dict[str, int]]  # a columnar side's positions, by type and normalized key
 
 
 def comparison_name(left: Side, right: Side) -> str:
@@ -53,13 +64,6 @@ def _compare(left: Side, right: Side, rules: Rules, now: datetime) -> DiffResult
     comparison = comparison_name(left, right)
     cross = left.environment != right.environment
     normalizers = (_SideNormalizer(left, rules, cross), _SideNormalizer(right, rules, cross))
-    indexes = [n.index() for n in normalizers]
-    left_index, right_index = indexes
-    unaffected = _Unaffected(rules, left, right) if cross else None
-    if unaffected is not None:  # it reads the text of resources that came with no form
-        for normalizer in normalizers:
-            if not normalizer.trusts_all:
-                normalizer.load(r for r in normalizer.side.resources if normalizer.form(r) is None)
     lefts: dict[Identity, Normalized] = {}
     rights: dict[Identity, Normalized] = {}
     # Identities proven equal unread, in the left side's order: (category, type, key). The
@@ -70,28 +74,27 @@ def _compare(left: Side, right: Side, rules: Rules, now: datetime) -> DiffResult
         [],
         [],
     )
-    if normalizers[0].trusts_all and normalizers[1].trusts_all:
-        # Every resource on both sides with a form this comparison trusts (the usual case
-        # across environments): the forms are compared inline, the loop's whole cost at a
-        # million, so it does no more than that.
-        _match_by_form(left_index, right_index, equal, todo)
-    else:
-        for identity, raw_left in left_index.items():
-            raw_right = right_index.get(identity)
-            if raw_right is not None:
-                if _equal_unread(raw_left, raw_right, normalizers, unaffected):
-                    equal.append((raw_left.category, *identity))
-                    continue
-                todo[1].append((identity, raw_right))
-            todo[0].append((identity, raw_left))
-        only_right = right_index.keys() - left_index.keys()
-        if only_right:  # in the side's order, as the left's are
-            todo[1].extend((i, r) for i, r in right_index.items() if i in only_right)
+    # Two stored sides whose every form this comparison trusts (the usual case across
+    # environments): their columns are compared directly, the loop's whole cost at a million,
+    # so it does no more than that. Else, or when two resources of the left side share one
+    # identity, resource by resource.
+    columns = normalizers[0].columns(), normalizers[1].columns()
+    if not (
+        columns[0] is not None
+        and columns[1] is not None
+        and _match_columns(columns[0], columns[1], normalizers[1].positions(), equal, todo)
+    ):
+        equal.clear()
+        todo[0].clear()
+        todo[1].clear()
+        _match(normalizers, rules, equal, todo)
     # Only now are documents read: those no form or hash proved equal.
     for normalizer, pending, out in zip(normalizers, todo, (lefts, rights), strict=True):
         normalizer.load(r for _, r in pending)
         for identity, resource in pending:
             out[identity] = normalizer.normalize(resource, identity[1])
+        normalizer.bodies.clear()  # each is a document now (a million per side: 10,000 texts)
+    del todo
     items: list[DriftItem] = []
     unknown_counts: dict[tuple[SideName, str], int] = {}
     changed: list[tuple[Normalized, Normalized]] = []
@@ -155,33 +158,90 @@ def _compare(left: Side, right: Side, rules: Rules, now: datetime) -> DiffResult
     )
 
 
-def _match_by_form(
-    left_index: dict[Identity, SideResource],
-    right_index: dict[Identity, SideResource],
+def _match(
+    normalizers: tuple[_SideNormalizer, _SideNormalizer],
+    rules: Rules,
     equal: list[tuple[str, str, str]],
     todo: tuple[list[tuple[Identity, SideResource]], list[tuple[Identity, SideResource]]],
 ) -> None:
-    """Sides whose every form is trusted: a pair is equal when both forms are plain with one
-    digest (a form is (key, digest, plain)); the others, and the resources of one side
-    only, go to `todo`."""
-    get = right_index.get
+    """Pairs resources by identity and puts those not proven equal unread in `todo`: by their
+    forms where both are trusted, else by their raw hashes where normalization could not
+    touch either document; the resources of one side only go to `todo` too."""
+    left_index, right_index = (n.index() for n in normalizers)
+    left, right = (n.side for n in normalizers)
+    unaffected = _Unaffected(rules, left, right) if left.environment != right.environment else None
+    if unaffected is not None:  # it reads the text of resources that came with no form
+        for normalizer in normalizers:
+            if not normalizer.trusts_all:
+                normalizer.load(r for r in normalizer.side.resources if normalizer.form(r) is None)
+    for identity, raw_left in left_index.items():
+        raw_right = right_index.get(identity)
+        if raw_right is not None:
+            if _equal_unread(raw_left, raw_right, normalizers, unaffected):
+                equal.append((raw_left.category, *identity))
+                continue
+            todo[1].append((identity, raw_right))
+        todo[0].append((identity, raw_left))
+    only_right = right_index.keys() - left_index.keys()
+    if only_right:  # in the side's order, as the left's are
+        todo[1].extend((i, r) for i, r in right_index.items() if i in only_right)
+
+
+def _match_columns(
+    left: ResourceColumns,
+    right: ResourceColumns,
+    positions: Positions,
+    equal: list[tuple[str, str, str]],
+    todo: tuple[list[tuple[Identity, SideResource]], list[tuple[Identity, SideResource]]],
+) -> bool:
+    """`_match` for two stored sides whose every form is trusted, on their columns: a pair is
+    equal when both forms are plain with one digest. `positions` is the right side's
+    resources by type and normalized key (`_SideNormalizer.positions`). False, with `equal`
+    and `todo` half filled, when two resources of the left side have one identity (the
+    object path then keeps the last, as ever)."""
+    width = 32  # a digest's bytes
+    left_digests, right_digests = left.digests, right.digests
+    left_plain, right_plain = left.plain, right.plain
+    left_types, categories = left.types, left.categories
+    assert left.form_keys is not None
+    assert right.form_keys is not None
     keep = equal.append
     pending_left, pending_right = todo
-    for identity, raw_left in left_index.items():
-        raw_right = get(identity)
-        if raw_right is None:
-            pending_left.append((identity, raw_left))
+    matched = bytearray(len(right))
+    nothing: dict[str, int] = {}
+    last_type, table = "", nothing
+    for i, key in enumerate(left.form_keys):
+        resource_type = left_types[i]
+        if resource_type is not last_type:  # types come in long runs (chunks are sorted)
+            last_type, table = resource_type, positions.get(resource_type, nothing)
+        j = table.get(key)
+        if j is None:
+            pending_left.append(((resource_type, key), left[i]))
             continue
-        fa, fb = raw_left.form, raw_right.form
-        if fa[1] == fb[1] and fa[2] and fb[2]:  # type: ignore[index]
-            keep((raw_left.category, *identity))
+        if matched[j]:
+            return False
+        matched[j] = 1
+        a, b = i * width, j * width
+        if (
+            left_plain[i]
+            and right_plain[j]
+            and left_digests[a : a + width] == right_digests[b : b + width]
+        ):
+            keep((categories[i], resource_type, key))
         else:
-            pending_left.append((identity, raw_left))
-            pending_right.append((identity, raw_right))
-    if len(right_index) > len(equal) + len(pending_right):  # `equal` came in empty
-        # Some right resources have no left counterpart: in the side's order, as the left's.
-        only_right = right_index.keys() - left_index.keys()
-        pending_right.extend((i, r) for i, r in right_index.items() if i in only_right)
+            identity = (resource_type, key)
+            pending_left.append((identity, left[i]))
+            pending_right.append((identity, right[j]))
+    if len(right) > len(equal) + len(pending_right):  # `equal` came in empty
+        # Some right resources have no left counterpart: in the side's order, as the left's
+        # (of two with one identity, the last, as the object path keeps).
+        types, keys = right.types, right.form_keys
+        pending_right.extend(
+            ((types[j], keys[j]), right[j])
+            for j in range(len(right))
+            if not matched[j] and positions[types[j]][keys[j]] == j
+        )
+    return True
 
 
 # ----------------------------------------------------------------------------- normalizing
@@ -274,6 +334,42 @@ class _SideNormalizer:
         value: dict[str, Any] = json.loads(self.text(resource))
         return value
 
+    def columns(self) -> ResourceColumns | None:
+        """The side's columns, when it is a stored side whose every resource has a form this
+        comparison trusts."""
+        resources = self.side.resources
+        if (
+            isinstance(resources, ResourceColumns)
+            and resources.form_keys is not None
+            and self.trusted
+            and resources.source_names <= self.trusted
+        ):
+            self.trusts_all = True
+            return resources
+        return None
+
+    def positions(self) -> Positions:
+        """A columnar side's resources as positions in its columns, by type and normalized
+        key (of two with one identity, the last), made once per side. By type, not by
+        (type, key) pairs: no tuple per resource, a tenth of a side's memory at a million
+        (resource types come in runs, as the store sorts each source's resources)."""
+        cached = self.side.indexes.get(_POSITIONS)
+        if cached is None:
+            resources = self.side.resources
+            assert isinstance(resources, ResourceColumns)
+            assert resources.form_keys is not None
+            keys = resources.form_keys
+            cached = {}
+            start = 0
+            for resource_type, run in itertools.groupby(resources.types):
+                end = start + sum(1 for _ in run)
+                table = cached.setdefault(resource_type, {})
+                table.update(zip(keys[start:end], range(start, end), strict=True))
+                start = end
+            self.side.indexes[_POSITIONS] = cached
+        positions: Positions = cached
+        return positions
+
     def index(self) -> dict[Identity, SideResource]:
         """The side's resources by identity (normalized key), made once per side for the
         comparisons that normalize it alike."""
@@ -301,7 +397,7 @@ class _SideNormalizer:
             return by_form, True
         return {**self._index(rest), **by_form}, False
 
-    def _index(self, resources: list[SideResource]) -> dict[Identity, SideResource]:
+    def _index(self, resources: Sequence[SideResource]) -> dict[Identity, SideResource]:
         keys = "\n".join(r.key for r in resources)
         masked = self.cross and SECRET_PREFIX in keys
         if not masked and not self.normalizer.mentions_vars(keys):

@@ -8,7 +8,7 @@ from app.config import Config
 from app.db.models import Snapshot
 from app.diff.forms import FormMaker, context_for
 from app.diff.heap import cycle_collection_paused
-from app.diff.model import SideResource
+from app.diff.model import ResourceColumns
 from app.snapshots.repository import SourceRecord
 from app.snapshots.store import DocumentStore
 from collectors import registry
@@ -57,7 +57,7 @@ def vars_of(config: Config, environment: str) -> dict[str, str]:
 
 def stored_resources(
     store: DocumentStore, snapshot: Snapshot, forms: EnvironmentForms | None
-) -> tuple[list[SideResource], dict[str, str]]:
+) -> tuple[ResourceColumns, dict[str, str]]:
     """A snapshot's resources as the engine takes them, without their attributes (the
     engine fetches what it must compare), with their normal forms when `forms` is given;
     and, by source, the digest of the context those forms were made under. Made with the
@@ -70,30 +70,30 @@ def stored_resources(
 
 def _stored_resources(
     store: DocumentStore, snapshot: Snapshot, forms: EnvironmentForms | None
-) -> tuple[list[SideResource], dict[str, str]]:
+) -> tuple[ResourceColumns, dict[str, str]]:
     sources = [(s.name, s.type, s.manifest) for s in snapshot.sources if s.manifest]
-    by_manifest = store.chunk_rows(sorted({manifest for _, _, manifest in sources}))
-    resources: list[SideResource] = []
+    chunk_lists = store.chunk_lists(sorted({manifest for _, _, manifest in sources}))
+    resources = ResourceColumns(with_forms=forms is not None)
     contexts: dict[str, str] = {}
     # A side's categories and resource types are a handful of strings, each decoded once per
     # row: one copy of each is kept (a million rows, two strings each, about 120 MB saved).
     names: dict[str, str] = {}
     one = names.setdefault
     for name, source_type, manifest in sources:
-        chunks = by_manifest[manifest]
+        chunks = chunk_lists[manifest]
+        resources.source_names.add(name)
         if forms is None:
-            resources += [
-                SideResource(name, one(r[0], r[0]), one(r[1], r[1]), r[2], None, r[3])
-                for _, rows in chunks
-                for r in rows
-            ]
+            for batch in store.chunk_batches(chunks):
+                for _, rows in batch:
+                    for r in rows:
+                        resources.add(name, one(r[0], r[0]), one(r[1], r[1]), r[2], r[3])
             continue
         maker = forms.maker(source_type)
-        by_chunk = store.ensure_forms(maker, dict(chunks), store.attributes)
-        contexts[name] = maker.context.digest
-        resources += [
-            SideResource(name, one(r[0], r[0]), one(r[1], r[1]), r[2], None, r[3], form=form)
-            for chunk, rows in chunks
-            for r, form in zip(rows, by_chunk[chunk], strict=True)
-        ]
+        context = contexts[name] = maker.context.digest
+        store.make_forms(maker, chunks)
+        for batch in store.chunk_batches(chunks):
+            by_chunk = store.forms(context, [chunk for chunk, _ in batch])
+            for chunk, rows in batch:
+                for r, form in zip(rows, by_chunk[chunk], strict=True):
+                    resources.add_formed(name, one(r[0], r[0]), one(r[1], r[1]), r[2], r[3], form)
     return resources, contexts

@@ -282,17 +282,37 @@ class DocumentStore:
                 self.put(batch)
         return found
 
-    def chunk_rows(self, manifests: Sequence[str]) -> dict[str, list[tuple[str, list[Row]]]]:
-        """Each manifest's chunks with their rows (no attributes read), in order."""
-        manifest_bodies = self.get(manifests)
-        chunk_lists = {h: json.loads(manifest_bodies[h])["chunks"] for h in manifests}
-        chunk_bodies = self.get(h for chunks in chunk_lists.values() for h in chunks)
-        # Each row stays the list JSON decoded it to (indexed as a Row, never compared).
-        rows_by_chunk = {h: json.loads(b) for h, b in chunk_bodies.items()}
-        return {
-            manifest: [(chunk, rows_by_chunk[chunk]) for chunk in chunks]
-            for manifest, chunks in chunk_lists.items()
-        }
+    def chunk_lists(self, manifests: Sequence[str]) -> dict[str, list[str]]:
+        """Each manifest's chunk hashes, in order."""
+        bodies = self.get(manifests)
+        return {h: json.loads(bodies[h])["chunks"] for h in manifests}
+
+    def chunk_batches(self, chunks: Sequence[str]) -> Iterator[list[tuple[str, list[Row]]]]:
+        """The rows of the given chunks (no attributes read), in order, a few hundred chunks
+        at a time: a side of a million resources is never all decoded rows at once. (Each
+        row stays the list JSON decoded it to: indexed as a Row, never compared.)"""
+        for batch in batched(list(chunks), _FORM_CHUNKS):
+            bodies = self.get(batch)
+            yield [(chunk, json.loads(bodies[chunk])) for chunk in batch]
+
+    def formed(self, context: str, chunks: Sequence[str]) -> set[str]:
+        """Those of the given chunks whose normal forms under `context` are stored."""
+        connection = self.session.connection()
+        marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+        out: set[str] = set()
+        for batch in batched(sorted(set(chunks))):
+            where, values = self._in("chunk", batch)
+            statement = f"SELECT chunk FROM normal_forms WHERE context = {marker} AND {where}"
+            out.update(row[0] for row in connection.exec_driver_sql(statement, (context, *values)))
+        return out
+
+    def make_forms(self, maker: FormMaker, chunks: Sequence[str]) -> None:
+        """Works out and stores, a few hundred chunks at a time, the normal forms under
+        `maker`'s context of the given chunks that have none (stored under other vars or
+        rules, or before forms were)."""
+        missing = sorted(set(chunks) - self.formed(maker.context.digest, chunks))
+        for batch in self.chunk_batches(missing):
+            self.ensure_forms(maker, dict(batch), self.attributes, keep=False)
 
     def attributes(self, hashes: Iterable[str]) -> dict[str, Any]:
         """Decoded attribute documents by content hash."""

@@ -5,6 +5,7 @@ the environments' vars change (the stored forms no longer apply and are made afr
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -20,7 +21,7 @@ from app import runtime
 from app.config import load_config
 from app.db.models import Document, NormalForms
 from app.diff.engine import compare
-from app.diff.model import DiffResult, Rules, Side, SideResource, SourceState
+from app.diff.model import DiffResult, ResourceColumns, Rules, Side, SideResource, SourceState
 from app.diff.normalize import canonical
 from app.reports.service import rules_of, side_of
 from app.snapshots.repository import SnapshotRepository
@@ -280,3 +281,118 @@ def test_normalized_documents_go_with_the_last_snapshot_that_needs_them(project:
         remove_snapshot(session, second)
         assert session.scalar(select(func.count()).select_from(Document)) == 0
     rt.engine.dispose()
+
+
+def _typed_push(resources: list[tuple[str, str, dict[str, Any]]]) -> dict[str, Any]:
+    return {
+        "taken_at": TAKEN,
+        "sources": [{"name": "main", "type": "push"}],
+        "resources": [
+            {"source": "main", "category": "config", "resource_type": t, "key": k, "attributes": d}
+            for t, k, d in resources
+        ],
+    }
+
+
+def _typed_in_memory(env: str, resources: list[tuple[str, str, dict[str, Any]]]) -> Side:
+    redactor = make_redactor()
+    census = Census(redactor.rules_id)
+    side = [
+        SideResource("main", "config", t, *redact_resource(redactor, census, t, k, d))
+        for t, k, d in resources
+    ]
+    sources = {"main": SourceState("main", "push", "ok")}
+    return Side(env, None, NOW, "complete", VARS["first"][env], sources, side)
+
+
+@pytest.mark.parametrize(
+    ("staging_extra", "production_extra"),
+    [
+        ([], []),
+        # one key under two types on both sides: each type its own resource
+        ([("sg", "web-staging", {"port": 443})], [("sg", "web-production", {"port": 8443})]),
+        # two staging resources with one identity (`db-staging` and `db-{env}` normalize alike)
+        ([("vm", "db-{env}", {"size": 9})], []),
+        # and two in production
+        ([], [("vm", "db-{env}", {"size": 7})]),
+    ],
+)
+def test_stored_sides_compared_by_their_columns_give_the_in_memory_report(
+    project: Project,
+    staging_extra: list[tuple[str, str, dict[str, Any]]],
+    production_extra: list[tuple[str, str, dict[str, Any]]],
+) -> None:
+    """A stored side is columns (app.diff.model.ResourceColumns) and is matched on them:
+    the same report as the engine gives on the same resources held as records, with keys
+    that two resource types share and identities that two resources of one side share."""
+    write_config(project, VARS["first"])
+    rt = runtime.load(project.config)
+    redactor = make_redactor()
+    common = [
+        ("vm", "web-{env}", {"size": 2, "host": "web.{env}.internal"}),
+        ("vm", "db-{env}", {"size": 4}),
+        ("vm", "cache-{env}", {"size": 1}),
+    ]
+    staging = [(t, k.replace("{env}", "staging"), renamed_back(d, "staging")) for t, k, d in common]
+    production = [
+        (t, k.replace("{env}", "production"), renamed_back(d, "production")) for t, k, d in common
+    ]
+    production[2] = ("vm", "cache-production", {"size": 3})  # drift
+    production.append(("vm", "queue-production", {"size": 1}))  # production only
+    staging, production = staging + staging_extra, production + production_extra
+    with rt.sessions.begin() as session:
+        ids = [
+            push(session, rt.config, env, _typed_push(resources), redactor)[0]
+            for env, resources in (("staging", staging), ("production", production))
+        ]
+    with rt.sessions.begin() as session:
+        repo = SnapshotRepository(session)
+        sides = [side_of(repo, rt.config, repo.snapshot(i)) for i in ids]
+        assert all(isinstance(side.resources, ResourceColumns) for side in sides)
+        stored = compare(*sides, rules_of(rt.config, session, NOW), NOW)
+    expected = compare(
+        _typed_in_memory("staging", staging),
+        _typed_in_memory("production", production),
+        Rules(environments=VARS["first"]),
+        NOW,
+    )
+    assert seen(stored) == seen(expected)
+    assert ("cache-{env}", "size", "changed") in {(i[0], i[1], i[2]) for i in seen(stored)[0]}
+    rt.engine.dispose()
+
+
+def renamed_back(doc: dict[str, Any], env: str) -> dict[str, Any]:
+    return {k: v.replace("{env}", env) if isinstance(v, str) else v for k, v in doc.items()}
+
+
+def test_columns_read_as_a_sequence_of_resources() -> None:
+    from app.diff.forms import Form
+
+    columns = ResourceColumns(with_forms=True)
+    digests = [hashlib.sha256(bytes([n])).hexdigest() for n in range(4)]
+    columns.add_formed(
+        "s", "config", "file", "web-staging", digests[0], Form("web-{env}", digests[1], True)
+    )
+    columns.add_formed(
+        "s", "packages", "pkg", "openssl", digests[2], Form("openssl", digests[3], False)
+    )
+    first, second = columns
+    assert first == SideResource(
+        "s",
+        "config",
+        "file",
+        "web-staging",
+        None,
+        digests[0],
+        form=Form("web-{env}", digests[1], True),
+    )
+    assert second.form == Form("openssl", digests[3], False)
+    assert columns.form_keys is not None
+    assert columns.form_keys[1] is columns.keys[1]
+    assert columns[-1] == second
+    assert columns[0:1] == [first]
+    assert len(columns) == 2
+    bare = ResourceColumns(with_forms=False)
+    bare.add("s", "config", "file", "a", digests[0])
+    assert bare[0].form is None
+    assert bare[0].hash == digests[0]
