@@ -51,6 +51,14 @@ class SideResource:
 _HASH = 32  # bytes of a SHA-256 digest
 
 
+def _packed(digests: list[str]) -> bytes:
+    """SHA-256 hex digests, 32 bytes each, one after the other."""
+    packed = bytes.fromhex("".join(digests))
+    if len(packed) != _HASH * len(digests):
+        raise ValueError("a stored hash is not a SHA-256 hex digest")
+    return packed
+
+
 @functools.cache
 def _form_type() -> type[Form]:
     from app.diff.forms import Form  # (not at the top: the stored-report path never needs it)
@@ -93,11 +101,7 @@ class ResourceColumns(Sequence[SideResource]):
 
     def add(self, source: str, category: str, resource_type: str, key: str, digest: str) -> None:
         """A resource without a form."""
-        self.sources.append(source)
-        self.categories.append(category)
-        self.types.append(resource_type)
-        self.keys.append(key)
-        self.hashes += bytes.fromhex(digest)
+        self.extend(source, [(category, resource_type, key, digest)])
 
     def add_formed(
         self,
@@ -109,11 +113,40 @@ class ResourceColumns(Sequence[SideResource]):
         form: Form,
     ) -> None:
         """A resource with its normal form."""
-        self.add(source, category, resource_type, key, digest)
+        self.extend_formed(source, [(category, resource_type, key, digest)], [form])
+
+    def extend(
+        self,
+        source: str,
+        rows: Sequence[Sequence[str]],
+        one: Callable[[str, str], str] = lambda name, _: name,
+    ) -> None:
+        """One source's resources as the store lists them (`[category, resource_type, key,
+        content hash]` rows), without forms; `one` keeps one copy of each repeated name
+        (`dict.setdefault` of a dict the caller keeps)."""
+        self.sources.extend([source] * len(rows))
+        self.categories.extend([one(r[0], r[0]) for r in rows])
+        self.types.extend([one(r[1], r[1]) for r in rows])
+        self.keys.extend([r[2] for r in rows])
+        self.hashes += _packed([r[3] for r in rows])
+
+    def extend_formed(
+        self,
+        source: str,
+        rows: Sequence[Sequence[str]],
+        forms: Sequence[Sequence[Any]],
+        one: Callable[[str, str], str] = lambda name, _: name,
+    ) -> None:
+        """`extend` with each row's normal form (`(normalized key, digest, plain)`)."""
+        if len(forms) != len(rows):
+            raise ValueError(f"{len(forms)} forms for {len(rows)} resources")
+        self.extend(source, rows, one)
         assert self.form_keys is not None
-        self.form_keys.append(key if form[0] == key else form[0])
-        self.digests += bytes.fromhex(form[1])
-        self.plain.append(1 if form[2] else 0)
+        self.form_keys.extend(
+            [r[2] if f[0] == r[2] else f[0] for r, f in zip(rows, forms, strict=True)]
+        )
+        self.digests += _packed([f[1] for f in forms])
+        self.plain += bytes([1 if f[2] else 0 for f in forms])
 
     def hash(self, i: int) -> str:
         return self.hashes[i * _HASH : (i + 1) * _HASH].hex()

@@ -85,15 +85,13 @@ def _stored_resources(
         if forms is None:
             for batch in store.chunk_batches(chunks):
                 for _, rows in batch:
-                    for r in rows:
-                        resources.add(name, one(r[0], r[0]), one(r[1], r[1]), r[2], r[3])
+                    resources.extend(name, rows, one)
             continue
         maker = forms.maker(source_type)
         context = contexts[name] = maker.context.digest
         store.make_forms(maker, chunks)
         for batch in store.chunk_batches(chunks):
-            by_chunk = store.forms(context, [chunk for chunk, _ in batch])
+            by_chunk = store.form_rows(context, [chunk for chunk, _ in batch])
             for chunk, rows in batch:
-                for r, form in zip(rows, by_chunk[chunk], strict=True):
-                    resources.add_formed(name, one(r[0], r[0]), one(r[1], r[1]), r[2], r[3], form)
+                resources.extend_formed(name, rows, by_chunk[chunk], one)
     return resources, contexts

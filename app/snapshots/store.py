@@ -218,14 +218,21 @@ class DocumentStore:
     # ------------------------------------------------------------------ normal forms
     def forms(self, context: str, chunks: Sequence[str]) -> dict[str, list[Form]]:
         """The stored normal forms of the given chunks under one context, by chunk."""
+        return {
+            chunk: [Form(k, d, p == 1) for k, d, p in rows]
+            for chunk, rows in self.form_rows(context, chunks).items()
+        }
+
+    def form_rows(self, context: str, chunks: Sequence[str]) -> dict[str, list[list[Any]]]:
+        """`forms` as stored: each chunk's `[normalized key, digest, 0 or 1]` lists."""
         connection = self.session.connection()
         marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
-        out: dict[str, list[Form]] = {}
+        out: dict[str, list[list[Any]]] = {}
         for batch in batched(sorted(set(chunks))):
             where, values = self._in("chunk", batch)
             statement = f"SELECT chunk, body FROM normal_forms WHERE context = {marker} AND {where}"
             for chunk, body in connection.exec_driver_sql(statement, (context, *values)):
-                out[chunk] = [Form(k, d, p == 1) for k, d, p in json.loads(body)]
+                out[chunk] = json.loads(body)
         return out
 
     def ensure_forms(
