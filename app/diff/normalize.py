@@ -42,6 +42,10 @@ _ARN_ACCOUNT = re.compile(r"(arn:aws[a-z-]*:[^:\s]*:[^:\s]*:)(\d{12})(?=:)")
 _IPV4 = re.compile(r"(?<![0-9.])(\d{1,3}(?:\.\d{1,3}){3})(?![0-9])")
 _LABEL_FIELDS = ("name", "key", "label", "id")
 SHORT_VALUE = 4  # var values shorter than this must stand between separators to count as leaks
+# Distinct strings a normalizer remembers, for each of its three memos. The strings that
+# repeat across resources (versions, flags, shared hosts) are far fewer; past this, memos
+# only hold names of single resources. A server keeps up to 64 normalizers.
+MEMO = 16_384
 
 Path = tuple[str, ...]
 
@@ -97,9 +101,9 @@ class Normalizer:
         self._networks = foreign_networks
         self._own_networks = networks(self.vars.values())
         # Documents repeat their strings (versions, flags, hosts): each is worked out once.
-        self.substitute = lru_cache(maxsize=65536)(self._substitute)
-        self.value = lru_cache(maxsize=65536)(self._value)
-        self.leaks_in = lru_cache(maxsize=65536)(self._leaks_in)
+        self.substitute = lru_cache(maxsize=MEMO)(self._substitute)
+        self.value = lru_cache(maxsize=MEMO)(self._value)
+        self.leaks_in = lru_cache(maxsize=MEMO)(self._leaks_in)
 
     # ------------------------------------------------------------------ strings
     def mentions_vars(self, text: str) -> bool:
