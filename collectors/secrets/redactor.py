@@ -304,7 +304,7 @@ _PLAIN = Verdict()
 _JSON_STRING_LIMITS = Limits()  # a JSON document inside a string: as deep as any other
 _PAIRS = (("value", ("name", "key")), ("Value", ("Name", "Key")))
 _FLAG = re.compile(r"--?[A-Za-z][\w\-]{0,127}")
-VALUE_MEMO = 16_384  # distinct strings remembered (then forgotten all at once)
+VALUE_MEMO = 65_536  # distinct strings remembered (then forgotten all at once)
 Link = tuple[Any, str | int] | None  # (parent link, key): a path, built only when needed
 
 

@@ -95,18 +95,17 @@ def expanded(docs: dict[str, Any], env: str) -> dict[str, Any]:
 
 
 def pushed(docs: dict[str, Any]) -> dict[str, Any]:
+    return typed_push([("file", key, doc) for key, doc in docs.items()])
+
+
+def typed_push(resources: list[tuple[str, str, dict[str, Any]]]) -> dict[str, Any]:
+    """A push of (resource type, key, document) triples, all from one source."""
     return {
         "taken_at": TAKEN,
         "sources": [{"name": "main", "type": "push"}],
         "resources": [
-            {
-                "source": "main",
-                "category": "config",
-                "resource_type": "file",
-                "key": key,
-                "attributes": doc,
-            }
-            for key, doc in docs.items()
+            {"source": "main", "category": "config", "resource_type": t, "key": k, "attributes": d}
+            for t, k, d in resources
         ],
     }
 
@@ -114,14 +113,21 @@ def pushed(docs: dict[str, Any]) -> dict[str, Any]:
 def in_memory(env: str, docs: dict[str, Any], envs: dict[str, dict[str, str]]) -> Side:
     """The side as the engine took it before forms: documents redacted as a push redacts
     them, held in memory, no hashes."""
+    return typed_in_memory(env, [("file", k, d) for k, d in docs.items()], envs)
+
+
+def typed_in_memory(
+    env: str, resources: list[tuple[str, str, dict[str, Any]]], envs: dict[str, dict[str, str]]
+) -> Side:
+    """`in_memory` of (resource type, key, document) triples."""
     redactor = make_redactor()
     census = Census(redactor.rules_id)
-    resources = [
-        SideResource("main", "config", "file", *redact_resource(redactor, census, "file", k, d))
-        for k, d in docs.items()
+    side = [
+        SideResource("main", "config", t, *redact_resource(redactor, census, t, k, d))
+        for t, k, d in resources
     ]
     sources = {"main": SourceState("main", "push", "ok")}
-    return Side(env, None, NOW, "complete", envs[env], sources, resources)
+    return Side(env, None, NOW, "complete", envs[env], sources, side)
 
 
 def seen(result: DiffResult) -> Any:
@@ -283,28 +289,6 @@ def test_normalized_documents_go_with_the_last_snapshot_that_needs_them(project:
     rt.engine.dispose()
 
 
-def _typed_push(resources: list[tuple[str, str, dict[str, Any]]]) -> dict[str, Any]:
-    return {
-        "taken_at": TAKEN,
-        "sources": [{"name": "main", "type": "push"}],
-        "resources": [
-            {"source": "main", "category": "config", "resource_type": t, "key": k, "attributes": d}
-            for t, k, d in resources
-        ],
-    }
-
-
-def _typed_in_memory(env: str, resources: list[tuple[str, str, dict[str, Any]]]) -> Side:
-    redactor = make_redactor()
-    census = Census(redactor.rules_id)
-    side = [
-        SideResource("main", "config", t, *redact_resource(redactor, census, t, k, d))
-        for t, k, d in resources
-    ]
-    sources = {"main": SourceState("main", "push", "ok")}
-    return Side(env, None, NOW, "complete", VARS["first"][env], sources, side)
-
-
 @pytest.mark.parametrize(
     ("staging_extra", "production_extra"),
     [
@@ -342,7 +326,7 @@ def test_stored_sides_compared_by_their_columns_give_the_in_memory_report(
     staging, production = staging + staging_extra, production + production_extra
     with rt.sessions.begin() as session:
         ids = [
-            push(session, rt.config, env, _typed_push(resources), redactor)[0]
+            push(session, rt.config, env, typed_push(resources), redactor)[0]
             for env, resources in (("staging", staging), ("production", production))
         ]
     with rt.sessions.begin() as session:
@@ -351,8 +335,8 @@ def test_stored_sides_compared_by_their_columns_give_the_in_memory_report(
         assert all(isinstance(side.resources, ResourceColumns) for side in sides)
         stored = compare(*sides, rules_of(rt.config, session, NOW), NOW)
     expected = compare(
-        _typed_in_memory("staging", staging),
-        _typed_in_memory("production", production),
+        typed_in_memory("staging", staging, VARS["first"]),
+        typed_in_memory("production", production, VARS["first"]),
         Rules(environments=VARS["first"]),
         NOW,
     )
