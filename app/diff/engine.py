@@ -94,7 +94,6 @@ def _compare(left: Side, right: Side, rules: Rules, now: datetime) -> DiffResult
         for identity, resource in pending:
             out[identity] = normalizer.normalize(resource, identity[1])
         normalizer.bodies.clear()  # each is a document now (a million per side: 10,000 texts)
-    del todo
     items: list[DriftItem] = []
     unknown_counts: dict[tuple[SideName, str], int] = {}
     changed: list[tuple[Normalized, Normalized]] = []

@@ -25,12 +25,9 @@ from typing import Any, NamedTuple
 
 from app.diff.normalize import (
     SECRET_PLACEHOLDER,
-    Leak,
     Normalizer,
-    Path,
     canonical,
     distinctive_vars,
-    doc_hash,
 )
 from collectors.secrets import SECRET_PREFIX, show_markers
 
@@ -108,11 +105,6 @@ class FormMaker:
 
     def key(self, key: str) -> str:
         return matching_key(self.normalizer, key, masked=True)
-
-    def document(self, doc: Any) -> tuple[Any, dict[Path, str], list[Leak], str]:
-        """The normalized document, its secrets, its leaks and its hash."""
-        normalized, secrets, leaks = self.normalizer.document(doc, self.context.volatile)
-        return normalized, secrets, leaks, doc_hash(normalized)
 
     def knows(self, content_hash: str) -> bool:
         return content_hash in self._memo

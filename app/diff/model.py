@@ -97,23 +97,7 @@ class ResourceColumns(Sequence[SideResource]):
         self.form_keys: list[str] | None = [] if with_forms else None
         self.digests = bytearray()
         self.plain = bytearray()
-        self.source_names: set[str] = set()
-
-    def add(self, source: str, category: str, resource_type: str, key: str, digest: str) -> None:
-        """A resource without a form."""
-        self.extend(source, [(category, resource_type, key, digest)])
-
-    def add_formed(
-        self,
-        source: str,
-        category: str,
-        resource_type: str,
-        key: str,
-        digest: str,
-        form: Form,
-    ) -> None:
-        """A resource with its normal form."""
-        self.extend_formed(source, [(category, resource_type, key, digest)], [form])
+        self.source_names: set[str] = set()  # the sources of the resources it holds
 
     def extend(
         self,
@@ -124,6 +108,7 @@ class ResourceColumns(Sequence[SideResource]):
         """One source's resources as the store lists them (`[category, resource_type, key,
         content hash]` rows), without forms; `one` keeps one copy of each repeated name
         (`dict.setdefault` of a dict the caller keeps)."""
+        self.source_names.add(source)
         self.sources.extend([source] * len(rows))
         self.categories.extend([one(r[0], r[0]) for r in rows])
         self.types.extend([one(r[1], r[1]) for r in rows])

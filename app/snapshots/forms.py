@@ -81,7 +81,6 @@ def _stored_resources(
     one = names.setdefault
     for name, source_type, manifest in sources:
         chunks = chunk_lists[manifest]
-        resources.source_names.add(name)
         if forms is None:
             for batch in store.chunk_batches(chunks):
                 for _, rows in batch:

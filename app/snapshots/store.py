@@ -225,15 +225,19 @@ class DocumentStore:
 
     def form_rows(self, context: str, chunks: Sequence[str]) -> dict[str, list[list[Any]]]:
         """`forms` as stored: each chunk's `[normalized key, digest, 0 or 1]` lists."""
+        return {
+            chunk: json.loads(body) for chunk, body in self._forms("chunk, body", context, chunks)
+        }
+
+    def _forms(self, columns: str, context: str, chunks: Sequence[str]) -> Iterator[Sequence[Any]]:
+        """`SELECT columns FROM normal_forms` of the given chunks under one context, in
+        batches, straight to the driver (as `_select`)."""
         connection = self.session.connection()
         marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
-        out: dict[str, list[list[Any]]] = {}
         for batch in batched(sorted(set(chunks))):
             where, values = self._in("chunk", batch)
-            statement = f"SELECT chunk, body FROM normal_forms WHERE context = {marker} AND {where}"
-            for chunk, body in connection.exec_driver_sql(statement, (context, *values)):
-                out[chunk] = json.loads(body)
-        return out
+            statement = f"SELECT {columns} FROM normal_forms WHERE context = {marker} AND {where}"
+            yield from connection.exec_driver_sql(statement, (context, *values))
 
     def ensure_forms(
         self,
@@ -304,14 +308,7 @@ class DocumentStore:
 
     def formed(self, context: str, chunks: Sequence[str]) -> set[str]:
         """Those of the given chunks whose normal forms under `context` are stored."""
-        connection = self.session.connection()
-        marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
-        out: set[str] = set()
-        for batch in batched(sorted(set(chunks))):
-            where, values = self._in("chunk", batch)
-            statement = f"SELECT chunk FROM normal_forms WHERE context = {marker} AND {where}"
-            out.update(row[0] for row in connection.exec_driver_sql(statement, (context, *values)))
-        return out
+        return {row[0] for row in self._forms("chunk", context, chunks)}
 
     def make_forms(self, maker: FormMaker, chunks: Sequence[str]) -> None:
         """Works out and stores, a few hundred chunks at a time, the normal forms under

@@ -16,9 +16,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
 
 from app import runtime
-from app.config import load_config
+from app.config import Config, load_config
 from app.db.models import Document, NormalForms
 from app.diff.engine import compare
 from app.diff.model import DiffResult, ResourceColumns, Rules, Side, SideResource, SourceState
@@ -27,7 +28,7 @@ from app.reports.service import rules_of, side_of
 from app.snapshots.repository import SnapshotRepository
 from app.snapshots.service import push, remove_snapshot
 from app.snapshots.store import DocumentStore, collect_garbage
-from collectors.secrets import Census
+from collectors.secrets import Census, Redactor
 from collectors.secrets.census import redact_resource
 from tests.support import Project, make_redactor
 
@@ -110,6 +111,20 @@ def typed_push(resources: list[tuple[str, str, dict[str, Any]]]) -> dict[str, An
     }
 
 
+def push_both(
+    session: Session,
+    config: Config,
+    redactor: Redactor,
+    staging: dict[str, Any],
+    production: dict[str, Any],
+) -> list[int]:
+    """Stores staging's push, then production's; their snapshot ids."""
+    return [
+        push(session, config, env, document, redactor)[0]
+        for env, document in (("staging", staging), ("production", production))
+    ]
+
+
 def in_memory(env: str, docs: dict[str, Any], envs: dict[str, dict[str, str]]) -> Side:
     """The side as the engine took it before forms: documents redacted as a push redacts
     them, held in memory, no hashes."""
@@ -155,10 +170,7 @@ def test_stored_forms_give_the_reports_of_the_in_memory_engine(project: Project)
             **expanded(b, "production"),
         }
         with rt.sessions.begin() as session:
-            ids = [
-                push(session, rt.config, env, pushed(docs), redactor)[0]
-                for env, docs in (("staging", left), ("production", right))
-            ]
+            ids = push_both(session, rt.config, redactor, pushed(left), pushed(right))
         for name in ("first", "changed"):
             config = load_config(write_config(project, VARS[name]))
             envs = VARS[name]
@@ -213,10 +225,7 @@ def test_a_comparison_reads_the_normalized_documents_stored_with_the_snapshot(
     production["db-production"]["engine"] = "15.6"  # drift, in a plain document
     production["cache-production"]["peer"] = "10.1.0.9"  # an address of staging's: a leak
     with rt.sessions.begin() as session:
-        ids = [
-            push(session, rt.config, env, pushed(docs), redactor)[0]
-            for env, docs in (("staging", staging), ("production", production))
-        ]
+        ids = push_both(session, rt.config, redactor, pushed(staging), pushed(production))
     with rt.sessions.begin() as session:
         normalized = _normalized_documents(session)
     # each environment's documents normalize alike where they do not differ: stored once
@@ -325,10 +334,7 @@ def test_stored_sides_compared_by_their_columns_give_the_in_memory_report(
     production.append(("vm", "queue-production", {"size": 1}))  # production only
     staging, production = staging + staging_extra, production + production_extra
     with rt.sessions.begin() as session:
-        ids = [
-            push(session, rt.config, env, typed_push(resources), redactor)[0]
-            for env, resources in (("staging", staging), ("production", production))
-        ]
+        ids = push_both(session, rt.config, redactor, typed_push(staging), typed_push(production))
     with rt.sessions.begin() as session:
         repo = SnapshotRepository(session)
         sides = [side_of(repo, rt.config, repo.snapshot(i)) for i in ids]
@@ -354,11 +360,10 @@ def test_columns_read_as_a_sequence_of_resources() -> None:
 
     columns = ResourceColumns(with_forms=True)
     digests = [hashlib.sha256(bytes([n])).hexdigest() for n in range(4)]
-    columns.add_formed(
-        "s", "config", "file", "web-staging", digests[0], Form("web-{env}", digests[1], True)
-    )
-    columns.add_formed(
-        "s", "packages", "pkg", "openssl", digests[2], Form("openssl", digests[3], False)
+    columns.extend_formed(
+        "s",
+        [("config", "file", "web-staging", digests[0]), ("packages", "pkg", "openssl", digests[2])],
+        [Form("web-{env}", digests[1], True), Form("openssl", digests[3], False)],
     )
     first, second = columns
     assert first == SideResource(
@@ -376,7 +381,8 @@ def test_columns_read_as_a_sequence_of_resources() -> None:
     assert columns[-1] == second
     assert columns[0:1] == [first]
     assert len(columns) == 2
+    assert columns.source_names == {"s"}
     bare = ResourceColumns(with_forms=False)
-    bare.add("s", "config", "file", "a", digests[0])
+    bare.extend("s", [("config", "file", "a", digests[0])])
     assert bare[0].form is None
     assert bare[0].hash == digests[0]
